@@ -1,0 +1,98 @@
+package resource
+
+import "strings"
+
+// Resource types pglink serves, spelled as Azure spells them.
+const (
+	TypeSubscription       = "Microsoft.Resources/subscriptions"
+	TypeResourceGroup      = "Microsoft.Resources/resourceGroups"
+	TypeServer             = "Microsoft.DBforPostgreSQL/flexibleServers"
+	TypeFirewallRule       = "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules"
+	TypeConnection         = "Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnections"
+	TypePrivateLink        = "Microsoft.DBforPostgreSQL/flexibleServers/privateLinkResources"
+	TypeVirtualNetwork     = "Microsoft.Network/virtualNetworks"
+	TypeSubnet             = "Microsoft.Network/virtualNetworks/subnets"
+	TypePrivateEndpoint    = "Microsoft.Network/privateEndpoints"
+	TypeNetworkInterface   = "Microsoft.Network/networkInterfaces"
+	PostgresGroupID        = "postgresqlServer"
+	PostgresPrivateDNSZone = "privatelink.postgres.database.azure.com"
+)
+
+// ServerState is a flexible server's lifecycle state (properties.state).
+type ServerState string
+
+// Server states, as in api-version 2025-08-01 (older versions know the first seven).
+const (
+	ServerReady        ServerState = "Ready"
+	ServerDropping     ServerState = "Dropping"
+	ServerDisabled     ServerState = "Disabled"
+	ServerStarting     ServerState = "Starting"
+	ServerStopping     ServerState = "Stopping"
+	ServerStopped      ServerState = "Stopped"
+	ServerUpdating     ServerState = "Updating"
+	ServerProvisioning ServerState = "Provisioning"
+	ServerRestarting   ServerState = "Restarting"
+)
+
+// RequireReady returns ServerIsNotReady (409) unless state is Ready: networking and
+// configuration changes are accepted only on a Ready server.
+func RequireReady(server string, state ServerState, what string) error {
+	if state == ServerReady {
+		return nil
+	}
+	hint := "Wait until the server is Ready and try again."
+	if state == ServerStopped {
+		hint = "Start the server and try again."
+	}
+	return Errorf(Conflict, "ServerIsNotReady",
+		"Cannot %s: server '%s' is not Ready (current state: %s). %s", what, server, state, hint)
+}
+
+// ConnectionStatus is the status of a private endpoint connection
+// (privateLinkServiceConnectionState.status).
+type ConnectionStatus string
+
+// Connection statuses. Disconnected appears only on the private endpoint's side, after the
+// server's owner deleted the connection.
+const (
+	Pending      ConnectionStatus = "Pending"
+	Approved     ConnectionStatus = "Approved"
+	Rejected     ConnectionStatus = "Rejected"
+	Disconnected ConnectionStatus = "Disconnected"
+)
+
+// ParseConnectionStatus maps any casing of a settable status to its canonical value.
+func ParseConnectionStatus(s string) (ConnectionStatus, bool) {
+	for _, c := range []ConnectionStatus{Pending, Approved, Rejected} {
+		if strings.EqualFold(s, string(c)) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// CheckTransition returns nil if a connection may move from one status to another, and an
+// *Error saying why not otherwise. Staying in the same status is always allowed (idempotent PUT).
+//
+//	Pending  -> Approved | Rejected
+//	Approved -> Rejected
+//	Rejected -> (nothing: recreate the private endpoint)
+func CheckTransition(from, to ConnectionStatus) error {
+	if from == to {
+		return nil
+	}
+	switch {
+	case to == Pending:
+		return Errorf(Invalid, "InvalidPrivateEndpointConnectionStatus",
+			"A private endpoint connection cannot be set back to Pending; set its status to Approved or Rejected.")
+	case from == Pending && (to == Approved || to == Rejected):
+		return nil
+	case from == Approved && to == Rejected:
+		return nil
+	case from == Rejected && to == Approved:
+		return Errorf(Invalid, "PrivateEndpointConnectionRejected",
+			"Approving a rejected private endpoint connection is not supported. Delete the private endpoint and create it again to request a new connection.")
+	}
+	return Errorf(Invalid, "InvalidPrivateEndpointConnectionStatus",
+		"Cannot change a private endpoint connection from %s to %s.", from, to)
+}

@@ -1,0 +1,156 @@
+// Package store is the one contract between pglink and its persistent state: ARM resources as
+// JSON documents, long-running operations, the activity log and principals. Backends live in
+// sub-packages (sqlite, postgres) and all pass the conformance suite in storetest.
+//
+// Every transaction that writes takes the next global revision; every resource or operation it
+// writes carries that revision and appears on the change feed (Changes) in revision order.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them; callers test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict reports a failed compare-and-swap: an ETag or lease that no longer matches,
+	// or a create of something that exists.
+	ErrConflict = errors.New("conflict")
+)
+
+// Resource is one stored ARM resource.
+type Resource struct {
+	Key      string // lower-cased ARM ID; the primary key
+	ID       string // the ARM ID with the casing last written
+	Type     string // full ARM type as Azure spells it, e.g. "Microsoft.Network/privateEndpoints"
+	Parent   string // Key of the containing scope: parent resource, resource group or subscription
+	Body     []byte // the JSON document
+	ETag     string // set by the store on every write
+	Revision int64  // set by the store: the revision of the last write
+}
+
+// Operation statuses, as Azure spells them.
+const (
+	OpInProgress = "InProgress"
+	OpSucceeded  = "Succeeded"
+	OpFailed     = "Failed"
+	OpCanceled   = "Canceled"
+)
+
+// Operation is a long-running operation: a row that workers lease, run and finish.
+type Operation struct {
+	ID          string // opaque, unique
+	ResourceKey string // Key of the resource it acts on; at most one InProgress per key
+	ResourceID  string // the resource's ARM ID as the caller spelled it
+	Kind        string // what to run, e.g. "postgresql.server.create"
+	Goal        string // digest of the request; an identical retry joins the operation
+	Status      string // OpInProgress, OpSucceeded, OpFailed or OpCanceled
+	Input       []byte // what the worker needs (JSON)
+	Error       []byte // ARM error JSON {"code","message"} when Failed or Canceled
+	Method      string // the HTTP method that started it, for the polling endpoints
+	Location    string // ARM location of the resource, for polling URLs
+	LeaseOwner  string // the worker holding it, "" if none
+	LeaseUntil  time.Time
+	Attempts    int // how many times it has been leased
+	Created     time.Time
+	Updated     time.Time
+	Revision    int64 // set by the store
+}
+
+// Done reports whether the operation reached a terminal status.
+func (o Operation) Done() bool { return o.Status != OpInProgress }
+
+// Event is one activity log entry.
+type Event struct {
+	Seq          int64     // set by the store, increasing
+	Time         time.Time // when it happened
+	Subscription string    // lower-cased subscription ID it belongs to
+	Body         []byte    // the Azure activity log event JSON
+}
+
+// Principal is a user or service principal known to the identity provider.
+type Principal struct {
+	ObjectID string // the principal's object id (oid claim); primary key
+	Login    string // unique, case-insensitive: a user's UPN or a service principal's client id
+	Body     []byte // identity-owned JSON (display name, kind, secret hash, ...)
+}
+
+// Change is one entry of the change feed.
+type Change struct {
+	Revision int64
+	Key      string // a resource Key, or "op:" + operation ID
+	Deleted  bool
+}
+
+// ListOptions selects resources for Tx.List. Results are ordered by Key.
+type ListOptions struct {
+	Parent string // only direct children of this scope Key ("" for any)
+	Prefix string // only Keys with this prefix followed by "/" or equal to it (subtree); "" for any
+	Type   string // only this type, case-insensitive ("" for any)
+	After  string // only Keys greater than this (paging)
+	Limit  int    // at most this many (0 for no limit)
+}
+
+// Tx is a transaction. Reads see a consistent snapshot that includes the transaction's own
+// writes. A Tx is not safe for concurrent use and must not be used after its function returns.
+type Tx interface {
+	// Get returns the resource with key, or ErrNotFound.
+	Get(ctx context.Context, key string) (Resource, error)
+	// List returns the resources opts selects.
+	List(ctx context.Context, opts ListOptions) ([]Resource, error)
+	// Put creates or replaces r (by r.Key). If ifETag is non-empty the write succeeds only if
+	// the stored resource has that ETag ("*" means it must exist); otherwise ErrConflict, or
+	// ErrNotFound if it does not exist. It returns r with its new ETag and Revision.
+	Put(ctx context.Context, r Resource, ifETag string) (Resource, error)
+	// Delete removes the resource with key; ErrNotFound if there is none.
+	Delete(ctx context.Context, key string) error
+
+	// Operation returns the operation with id, or ErrNotFound.
+	Operation(ctx context.Context, id string) (Operation, error)
+	// ActiveOperation returns the InProgress operation on resourceKey, or ErrNotFound.
+	ActiveOperation(ctx context.Context, resourceKey string) (Operation, error)
+	// PutOperation creates or replaces op (by op.ID). Creating an InProgress operation on a
+	// resource that already has another one fails with ErrConflict.
+	PutOperation(ctx context.Context, op Operation) (Operation, error)
+
+	// AppendEvent adds e to the activity log.
+	AppendEvent(ctx context.Context, e Event) error
+
+	// Principal returns the principal with object id or login (case-insensitive), or ErrNotFound.
+	Principal(ctx context.Context, idOrLogin string) (Principal, error)
+	// PutPrincipal creates or replaces p.
+	PutPrincipal(ctx context.Context, p Principal) error
+}
+
+// Store is pglink's persistent state. Implementations are safe for concurrent use.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a serializable read-write transaction and commits if fn returns nil.
+	// Concurrent Updates behave as if run one after another; a backend may run fn more than
+	// once when it must retry a serialization failure, so fn must not have side effects
+	// outside the Tx. Writes that Update commits are durable when it returns.
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// LeaseOperation hands an InProgress operation whose lease is free or expired at now to
+	// owner until now+d, incrementing Attempts. It returns ErrNotFound if there is none.
+	LeaseOperation(ctx context.Context, owner string, now time.Time, d time.Duration) (Operation, error)
+
+	// Events returns activity log events of subscription (lower-cased) at or after since,
+	// oldest first, at most limit (0 for all).
+	Events(ctx context.Context, subscription string, since time.Time, limit int) ([]Event, error)
+
+	// Revision returns the latest committed revision.
+	Revision(ctx context.Context) (int64, error)
+	// Changes returns changes with revision > since, in order, at most limit (0 for all).
+	Changes(ctx context.Context, since int64, limit int) ([]Change, error)
+	// Notify returns a channel that receives a value (without blocking the writer; values may
+	// coalesce) after each commit that changed something, in this process or, for shared
+	// backends, in any process. The channel is closed when ctx is done.
+	Notify(ctx context.Context) <-chan struct{}
+
+	// Close releases the store. Pending transactions fail.
+	Close() error
+}
