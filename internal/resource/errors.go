@@ -23,11 +23,12 @@ const (
 
 // Error is an error meant for the user: a stable Azure-style code and a message that says what
 // went wrong and what to do next.
+// It marshals to JSON so that a failed long-running operation can keep it.
 type Error struct {
-	Kind    Kind
-	Code    string // Azure error code, e.g. "ResourceNotFound"
-	Message string
-	Target  string // optional: the offending parameter
+	Kind    Kind   `json:"kind"`
+	Code    string `json:"code"` // Azure error code, e.g. "ResourceNotFound"
+	Message string `json:"message"`
+	Target  string `json:"target,omitempty"` // optional: the offending parameter
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }

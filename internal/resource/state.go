@@ -96,3 +96,28 @@ func CheckTransition(from, to ConnectionStatus) error {
 	return Errorf(Invalid, "InvalidPrivateEndpointConnectionStatus",
 		"Cannot change a private endpoint connection from %s to %s.", from, to)
 }
+
+// ConnectionState is privateLinkServiceConnectionState, on both sides of a private link.
+type ConnectionState struct {
+	Status          ConnectionStatus `json:"status"`
+	Description     string           `json:"description"`
+	ActionsRequired string           `json:"actionsRequired"`
+}
+
+// LinkRequest is a private endpoint's request to connect to a private link resource, as the
+// network provider hands it to the target's provider.
+type LinkRequest struct {
+	Target         ID       // the private link resource, e.g. a flexible server
+	GroupIDs       []string // requested sub-resources, e.g. ["postgresqlServer"]
+	Endpoint       ID       // the private endpoint
+	EndpointGUID   string   // the private endpoint's resourceGuid: names the connection
+	Manual         bool     // manualPrivateLinkServiceConnections: always starts Pending
+	RequestMessage string
+}
+
+// LinkResult is the target side's answer to a LinkRequest.
+type LinkResult struct {
+	ConnectionID ID              // the private endpoint connection on the target
+	State        ConnectionState // its initial state
+	FQDN         string          // the name clients resolve, e.g. "srv.postgres.database.azure.com"
+}

@@ -1,0 +1,384 @@
+// Package arm is pglink's front door: an HTTP handler that is wire-compatible with Azure
+// Resource Manager. It authenticates the caller, parses the resource path, checks the
+// api-version, makes sure the subscription and resource group exist, dispatches to the resource
+// type's handler, turns long-running operations into 200/201 or 202 with polling headers, maps
+// errors to ARM error bodies (in one table) and records writes in the activity log.
+package arm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pglink/pglink/internal/activity"
+	"github.com/pglink/pglink/internal/identity"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Request is a parsed ARM request as a type's Handler sees it.
+type Request struct {
+	Method        string
+	Target        Target
+	Action        string // the RBAC action, e.g. "Microsoft.DBforPostgreSQL/flexibleServers/write"
+	APIVersion    string
+	Body          []byte
+	Query         url.Values
+	Header        http.Header
+	Caller        identity.Principal
+	RequestID     string
+	CorrelationID string
+
+	endpoint    string // absolute base URL, for nextLink
+	path        string // the request path, for nextLink
+	pageSize    int
+	description string           // from the Response, for the activity log
+	op          *store.Operation // from the Response, for the activity log
+}
+
+// Response is what a Handler returns.
+type Response struct {
+	Status int // 0 means 200
+	Body   any // marshalled as JSON; nil for no body
+	// Op, if set, is the long-running operation the request started or joined. The front door
+	// waits for it briefly and answers with the final result, or 202 and polling URLs.
+	Op *store.Operation
+	// Description is recorded in the activity log (e.g. the reason given for an approval).
+	Description string
+
+	pollAgain *store.Operation // an operation result that is not ready: 202 with polling headers
+}
+
+// Handler serves the requests of one resource type.
+type Handler func(ctx context.Context, req *Request) (*Response, error)
+
+// Type registers a resource type with the front door.
+type Type struct {
+	Name        string   // full ARM type, e.g. "Microsoft.DBforPostgreSQL/flexibleServers"
+	APIVersions []string // supported api-versions
+	Handler     Handler
+	// NoGroupCheck skips the check that the resource group exists (for the resource group
+	// type itself).
+	NoGroupCheck bool
+}
+
+// Authenticator verifies the caller of a request.
+type Authenticator interface {
+	Authenticate(r *http.Request) (identity.Principal, error)
+}
+
+// Waiter waits for long-running operations.
+type Waiter interface {
+	// Wait returns the operation once it is done or d has passed, whichever is first.
+	Wait(ctx context.Context, id string, d time.Duration) (store.Operation, error)
+}
+
+// Config configures the front door.
+type Config struct {
+	Endpoint   string        // absolute base URL clients use, e.g. "https://127.0.0.1:8443"
+	TenantID   string        // for 401 challenges and the activity log
+	InlineWait time.Duration // how long a request waits for its operation before answering 202
+	PageSize   int           // items per list page (default 100)
+}
+
+// Server is the ARM front door. Register all types before serving.
+type Server struct {
+	cfg   Config
+	st    store.Store
+	auth  Authenticator
+	ops   Waiter
+	log   *slog.Logger
+	types map[string]*Type // by lower-cased type name
+}
+
+// New returns a front door over st.
+func New(cfg Config, st store.Store, auth Authenticator, ops Waiter, log *slog.Logger) *Server {
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = 100
+	}
+	return &Server{cfg: cfg, st: st, auth: auth, ops: ops, log: log.With("component", "arm"), types: map[string]*Type{}}
+}
+
+// Register adds resource types. It panics on a duplicate: registration is wiring, not input.
+func (s *Server) Register(types ...Type) {
+	for _, t := range types {
+		k := strings.ToLower(t.Name)
+		if _, dup := s.types[k]; dup {
+			panic("arm: type registered twice: " + t.Name)
+		}
+		s.types[k] = &t
+	}
+}
+
+// Endpoint returns the absolute base URL of the API.
+func (s *Server) Endpoint() string { return s.cfg.Endpoint }
+
+// ServeHTTP serves one ARM request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	req := &Request{
+		Method:        r.Method,
+		Query:         r.URL.Query(),
+		Header:        r.Header,
+		RequestID:     newID(),
+		endpoint:      s.cfg.Endpoint,
+		path:          r.URL.EscapedPath(),
+		pageSize:      s.cfg.PageSize,
+		CorrelationID: r.Header.Get("x-ms-correlation-request-id"),
+	}
+	if req.CorrelationID == "" {
+		req.CorrelationID = newID()
+	}
+	h := w.Header()
+	h.Set("x-ms-request-id", req.RequestID)
+	h.Set("x-ms-correlation-request-id", req.CorrelationID)
+	if strings.EqualFold(r.Header.Get("x-ms-return-client-request-id"), "true") {
+		h.Set("x-ms-client-request-id", r.Header.Get("x-ms-client-request-id"))
+	}
+	status, err := s.serve(w, r, req)
+	if err != nil {
+		status = writeError(w, s.log, req.RequestID, err)
+	}
+	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status,
+		"ms", time.Since(start).Milliseconds(), "request_id", req.RequestID)
+	if isWrite(r.Method) && req.Action != "" {
+		s.record(r.Context(), req, status, err)
+	}
+}
+
+func isWrite(m string) bool {
+	return m == http.MethodPut || m == http.MethodPatch || m == http.MethodDelete || m == http.MethodPost
+}
+
+// serve handles a request and writes the success response; an error is written by the caller.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (int, error) {
+	p, err := s.auth.Authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", identity.Challenge(s.cfg.Endpoint, s.cfg.TenantID))
+		msg := "Authentication failed. The 'Authorization' header is missing or invalid."
+		if r.Header.Get("Authorization") != "" {
+			msg = "The access token is invalid or has expired."
+		}
+		return 0, resource.Errorf(resource.Unauthenticated, "AuthenticationFailed", "%s", msg)
+	}
+	req.Caller = p
+
+	t, ok := ParseTarget(r.URL.Path)
+	if !ok {
+		return 0, resource.Errorf(resource.NotFound, "InvalidRequestUri",
+			"The request URI '%s' is not a valid Azure Resource Manager path.", r.URL.Path)
+	}
+	req.Target = t
+	typeName := t.Type
+	if t.Collection && r.Method == http.MethodPost {
+		typeName = t.ID.Type() // an action on the resource t.ID
+	}
+	typ := s.types[strings.ToLower(typeName)]
+	req.APIVersion = req.Query.Get("api-version")
+	if req.APIVersion == "" {
+		return 0, resource.Errorf(resource.Invalid, "MissingApiVersionParameter",
+			"The api-version query parameter (?api-version=) is required for all requests.")
+	}
+	if typ == nil {
+		ns, _, _ := strings.Cut(typeName, "/")
+		return 0, resource.Errorf(resource.Invalid, "InvalidResourceType",
+			"The resource type '%s' could not be found in the namespace '%s' for api version '%s'.",
+			strings.TrimPrefix(typeName, ns+"/"), ns, req.APIVersion)
+	}
+	if !slices.Contains(typ.APIVersions, req.APIVersion) {
+		return 0, apiVersionError(typ, req.APIVersion)
+	}
+	req.Action = actionOf(r.Method, t, typ.Name)
+	if isWrite(r.Method) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		if err != nil {
+			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
+		}
+		req.Body = body
+	}
+	if err := s.checkScope(r.Context(), t, typ); err != nil {
+		return 0, err
+	}
+	resp, err := typ.Handler(r.Context(), req)
+	if err != nil {
+		return 0, err
+	}
+	return s.respond(w, r, req, typ, resp)
+}
+
+// actionOf names the RBAC action of a request.
+func actionOf(method string, t Target, typeName string) string {
+	switch {
+	case method == http.MethodPost && t.Collection:
+		return typeName + "/" + t.Last + "/action"
+	case method == http.MethodGet:
+		return typeName + "/read"
+	case method == http.MethodDelete:
+		return typeName + "/delete"
+	}
+	return typeName + "/write"
+}
+
+func apiVersionError(t *Type, v string) error {
+	list := strings.Join(t.APIVersions, ", ")
+	if strings.HasPrefix(strings.ToLower(t.Name), "microsoft.resources/") {
+		return resource.Errorf(resource.Invalid, "InvalidApiVersionParameter",
+			"The api-version '%s' is invalid. The supported versions are '%s'.", v, list)
+	}
+	return resource.Errorf(resource.Invalid, "NoRegisteredProviderFound",
+		"No registered resource provider found for location 'global' and API version '%s' for type '%s'. The supported api-versions are '%s'.",
+		v, t.Name, list)
+}
+
+// checkScope answers SubscriptionNotFound / ResourceGroupNotFound before any handler runs, as
+// ARM does.
+func (s *Server) checkScope(ctx context.Context, t Target, typ *Type) error {
+	id := t.ID
+	if id.Subscription == "" {
+		return nil
+	}
+	return s.st.View(ctx, func(tx store.Tx) error {
+		sub := resource.ID{Subscription: id.Subscription}
+		if _, err := tx.Get(ctx, sub.Key()); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return resource.NotFoundError(sub)
+			}
+			return err
+		}
+		if id.ResourceGroup == "" || typ.NoGroupCheck {
+			return nil
+		}
+		rg := id.ResourceGroupID()
+		if _, err := tx.Get(ctx, rg.Key()); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return resource.NotFoundError(rg)
+			}
+			return err
+		}
+		return nil
+	})
+}
+
+// respond writes a handler's response, resolving long-running operations.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, typ *Type, resp *Response) (int, error) {
+	req.description, req.op = resp.Description, resp.Op
+	status := resp.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if resp.pollAgain != nil {
+		s.setPollingHeaders(w.Header(), *resp.pollAgain, req.APIVersion)
+		w.WriteHeader(http.StatusAccepted)
+		return http.StatusAccepted, nil
+	}
+	if resp.Op == nil {
+		if resp.Body == nil {
+			w.WriteHeader(status)
+			return status, nil
+		}
+		writeJSON(w, status, resp.Body)
+		return status, nil
+	}
+	op, err := s.ops.Wait(r.Context(), resp.Op.ID, s.cfg.InlineWait)
+	if err != nil {
+		return 0, fmt.Errorf("wait for operation %s: %w", resp.Op.ID, err)
+	}
+	if !op.Done() {
+		s.setPollingHeaders(w.Header(), op, req.APIVersion)
+		if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && resp.Body != nil {
+			writeJSON(w, http.StatusAccepted, resp.Body)
+		} else {
+			w.WriteHeader(http.StatusAccepted)
+		}
+		return http.StatusAccepted, nil
+	}
+	if op.Status != store.OpSucceeded {
+		return 0, DecodeError(op.Error)
+	}
+	switch r.Method {
+	case http.MethodPut, http.MethodPatch:
+		body, err := s.current(r.Context(), req, typ)
+		if err != nil {
+			return 0, err
+		}
+		writeJSON(w, status, body)
+		return status, nil
+	}
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK, nil
+}
+
+// current re-reads the resource a request addressed, through its type's GET.
+func (s *Server) current(ctx context.Context, req *Request, typ *Type) (any, error) {
+	get := *req
+	get.Method = http.MethodGet
+	get.Body = nil
+	resp, err := typ.Handler(ctx, &get)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// newID returns a random UUID-shaped identifier.
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// NewOperationID returns an identifier for a new long-running operation.
+func NewOperationID() string { return newID() }
+
+func (s *Server) record(ctx context.Context, req *Request, status int, err error) {
+	e := activity.Entry{
+		Time:           time.Now(),
+		TenantID:       s.cfg.TenantID,
+		Caller:         callerName(req.Caller),
+		CallerObjectID: req.Caller.ObjectID,
+		Operation:      req.Action,
+		Scope:          req.Target.ID.String(),
+		StatusCode:     strings.ReplaceAll(http.StatusText(status), " ", ""),
+		CorrelationID:  req.CorrelationID,
+	}
+	switch {
+	case err != nil:
+		ue := ToUserError(err, req.RequestID)
+		e.Status, e.ErrorCode, e.ErrorMessage = "Failed", ue.Code, ue.Message
+	case req.op != nil:
+		e.Status = "Started" // the operation's worker records how it ended
+	case status == http.StatusAccepted:
+		e.Status = "Accepted"
+	default:
+		e.Status = "Succeeded"
+	}
+	e.Description = req.description
+	if req.op != nil {
+		e.OperationID = req.op.ID
+	}
+	if rerr := activity.Record(ctx, s.st, e); rerr != nil {
+		s.log.Error("record activity", "err", rerr)
+	}
+}
+
+func callerName(p identity.Principal) string {
+	if p.Kind == "User" {
+		return p.Name
+	}
+	if p.AppID != "" {
+		return p.AppID
+	}
+	return p.ObjectID
+}

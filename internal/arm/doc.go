@@ -1,0 +1,130 @@
+package arm
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Decode unmarshals the request body into v, answering 400 InvalidRequestContent for a body
+// that is not the JSON the type expects. An empty body decodes as {}.
+func (r *Request) Decode(v any) error {
+	body := bytes.TrimSpace(r.Body)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return resource.Errorf(resource.Invalid, "InvalidRequestContent",
+			"The request content was invalid and could not be deserialized: %s", err.Error())
+	}
+	return nil
+}
+
+// Load reads the resource id from tx and unmarshals its body into v. A missing resource is
+// Azure's 404 ResourceNotFound for id.
+func Load(ctx context.Context, tx store.Tx, id resource.ID, v any) (store.Resource, error) {
+	r, err := tx.Get(ctx, id.Key())
+	if errors.Is(err, store.ErrNotFound) {
+		return r, resource.NotFoundError(id)
+	}
+	if err != nil {
+		return r, fmt.Errorf("read %s: %w", id, err)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.Body, v); err != nil {
+			return r, fmt.Errorf("decode %s: %w", id, err)
+		}
+	}
+	return r, nil
+}
+
+// Save writes v as the body of resource id, whose parent scope is id.Parent().
+func Save(ctx context.Context, tx store.Tx, id resource.ID, v any) (store.Resource, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return store.Resource{}, fmt.Errorf("encode %s: %w", id, err)
+	}
+	r, err := tx.Put(ctx, store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: body}, "")
+	if err != nil {
+		return r, fmt.Errorf("write %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// Delete removes resource id and everything below it.
+func Delete(ctx context.Context, tx store.Tx, id resource.ID) error {
+	below, err := tx.List(ctx, store.ListOptions{Prefix: id.Key()})
+	if err != nil {
+		return fmt.Errorf("list below %s: %w", id, err)
+	}
+	for _, r := range below {
+		if err := tx.Delete(ctx, r.Key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete %s: %w", r.ID, err)
+		}
+	}
+	return nil
+}
+
+// CheckPreconditions applies If-Match and If-None-Match to the current resource (nil if it
+// does not exist): 412 PreconditionFailed when they do not hold.
+func (r *Request) CheckPreconditions(cur *store.Resource) error {
+	fail := func(why string) error {
+		return resource.Errorf(resource.PreconditionFailed, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met: %s.", why)
+	}
+	if m := r.Header.Get("If-Match"); m != "" {
+		switch {
+		case cur == nil:
+			return fail("If-Match was given but the resource does not exist")
+		case m != "*" && !etagIn(m, cur.ETag):
+			return fail("If-Match does not match the current ETag")
+		}
+	}
+	if m := r.Header.Get("If-None-Match"); m != "" && cur != nil {
+		if m == "*" || etagIn(m, cur.ETag) {
+			return fail("If-None-Match matched an existing resource")
+		}
+	}
+	return nil
+}
+
+func etagIn(list, etag string) bool {
+	for _, e := range strings.Split(list, ",") {
+		e = strings.TrimPrefix(strings.TrimSpace(e), "W/")
+		if e == etag || strings.Trim(e, `"`) == strings.Trim(etag, `"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// Body returns the stored JSON of r, with its ETag set as "etag" when etag is true (network
+// and DNS resources carry one; PostgreSQL resources do not).
+func Body(r store.Resource, etag bool) json.RawMessage {
+	if !etag {
+		return r.Body
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		return r.Body
+	}
+	m["etag"], _ = json.Marshal(r.ETag)
+	b, _ := json.Marshal(m)
+	return b
+}
+
+// OpMeta returns the activity metadata a long-running operation started by req carries.
+func OpMeta(req *Request, description string) operation.Meta {
+	name := req.Caller.AppID
+	if req.Caller.Kind == "User" || name == "" {
+		name = req.Caller.Name
+	}
+	return operation.Meta{TenantID: req.Caller.TenantID, Caller: name, CallerObjectID: req.Caller.ObjectID,
+		Action: req.Action, CorrelationID: req.CorrelationID, Description: description}
+}

@@ -1,0 +1,404 @@
+// Package operation runs long-running operations. An operation is a row in the store, written
+// in the same transaction as the change that started it. Workers lease operations, run their
+// side effects (which must be idempotent: a crash may run them again), and finish them in one
+// transaction that checks the lease is still theirs, so an operation's outcome is recorded
+// exactly once even if several workers or processes race.
+package operation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pglink/pglink/internal/activity"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Meta is who started an operation and why, for the activity log.
+type Meta struct {
+	TenantID       string `json:"tenantId,omitempty"`
+	Caller         string `json:"caller,omitempty"`
+	CallerObjectID string `json:"callerObjectId,omitempty"`
+	Action         string `json:"action,omitempty"` // RBAC action
+	CorrelationID  string `json:"correlationId,omitempty"`
+	Description    string `json:"description,omitempty"`
+}
+
+type envelope struct {
+	Meta Meta            `json:"meta"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// Op is a leased operation as a Func sees it.
+type Op struct {
+	store.Operation
+	Meta Meta
+	Data json.RawMessage // what the starter passed to New
+}
+
+// Commit records an operation's outcome inside the finishing transaction.
+type Commit func(ctx context.Context, tx store.Tx) error
+
+// Func runs the side effects of one kind of operation and returns the commit that records the
+// outcome. It returns a *resource.Error (with an optional commit that rolls state back) when
+// the operation failed for a reason the user should see; any other error is retried.
+type Func func(ctx context.Context, op Op) (Commit, error)
+
+// New builds an InProgress operation of kind on the resource id, started by an HTTP method.
+// goal identifies the request: an identical retry joins the operation (see Start).
+func New(kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("encode %s input: %w", kind, err)
+	}
+	env, err := json.Marshal(envelope{Meta: meta, Data: raw})
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("encode %s input: %w", kind, err)
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	now := time.Now().UTC()
+	return store.Operation{
+		ID:          hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:]),
+		ResourceKey: id.Key(),
+		ResourceID:  id.String(),
+		Kind:        kind,
+		Goal:        goal,
+		Status:      store.OpInProgress,
+		Input:       env,
+		Method:      method,
+		Location:    location,
+		Created:     now,
+		Updated:     now,
+	}, nil
+}
+
+// Digest returns a short stable digest of parts, for operation goals.
+func Digest(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Start stores op inside tx unless its resource already has an operation in flight: an
+// operation with the same goal is returned instead (an identical retry joins it); a different
+// one is a 409 AnotherOperationInProgress.
+func Start(ctx context.Context, tx store.Tx, op store.Operation) (store.Operation, error) {
+	cur, err := tx.ActiveOperation(ctx, op.ResourceKey)
+	switch {
+	case err == nil && cur.Goal == op.Goal:
+		return cur, nil
+	case err == nil:
+		return op, resource.Errorf(resource.Conflict, "AnotherOperationInProgress",
+			"Another operation is in progress on the resource '%s'. Wait for it to finish and try again.", op.ResourceID)
+	case !errors.Is(err, store.ErrNotFound):
+		return op, fmt.Errorf("find active operation on %s: %w", op.ResourceKey, err)
+	}
+	op, err = tx.PutOperation(ctx, op)
+	if err != nil {
+		return op, fmt.Errorf("store operation %s: %w", op.ID, err)
+	}
+	return op, nil
+}
+
+// Workers lease and run operations. It is safe for concurrent use.
+type Workers struct {
+	st       store.Store
+	log      *slog.Logger
+	owner    string
+	lease    time.Duration
+	parallel int
+	now      func() time.Time
+	funcs    map[string]Func
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{} // guarded by mu: operation id -> waiting requests
+}
+
+// Options tune the workers. Zero values pick defaults.
+type Options struct {
+	Owner    string        // lease owner name; default a random id
+	Lease    time.Duration // default 30s; renewed while an operation runs
+	Parallel int           // operations run at once; default 4
+}
+
+// NewWorkers returns workers over st. Register every kind before Run.
+func NewWorkers(st store.Store, log *slog.Logger, o Options) *Workers {
+	if o.Owner == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		o.Owner = "worker-" + hex.EncodeToString(b[:])
+	}
+	if o.Lease <= 0 {
+		o.Lease = 30 * time.Second
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	return &Workers{st: st, log: log.With("component", "operation"), owner: o.Owner, lease: o.Lease,
+		parallel: o.Parallel, now: time.Now, funcs: map[string]Func{}, waiters: map[string][]chan struct{}{}}
+}
+
+// Register sets the Func for kind.
+func (w *Workers) Register(kind string, f Func) { w.funcs[kind] = f }
+
+// Run leases and runs operations until ctx is done, then waits for running ones to stop.
+func (w *Workers) Run(ctx context.Context) error {
+	notify := w.st.Notify(ctx)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	sem := make(chan struct{}, w.parallel)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		for {
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+			op, err := w.st.LeaseOperation(ctx, w.owner, w.now(), w.lease)
+			if err != nil {
+				<-sem
+				if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+					w.log.Error("lease operation", "err", err)
+				}
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				w.run(ctx, op)
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-notify:
+		case <-tick.C:
+		}
+	}
+}
+
+const maxAttempts = 5
+
+// run runs one leased operation to its end or to a retry.
+func (w *Workers) run(ctx context.Context, op store.Operation) {
+	log := w.log.With("op", op.ID, "kind", op.Kind, "resource", op.ResourceID)
+	var env envelope
+	if err := json.Unmarshal(op.Input, &env); err != nil {
+		w.finish(ctx, op, Meta{}, nil, fmt.Errorf("decode operation input: %w", err), log)
+		return
+	}
+	f := w.funcs[op.Kind]
+	if f == nil {
+		w.finish(ctx, op, env.Meta, nil, fmt.Errorf("no worker for operation kind %q", op.Kind), log)
+		return
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	go w.renew(runCtx, op.ID)
+	commit, err := f(runCtx, Op{Operation: op, Meta: env.Meta, Data: env.Data})
+	stop()
+	if err != nil && resource.KindOf(err) == resource.Internal && op.Attempts < maxAttempts && ctx.Err() == nil {
+		log.Warn("operation failed, will retry", "attempt", op.Attempts, "err", err)
+		w.release(ctx, op.ID, time.Duration(op.Attempts)*time.Second)
+		return
+	}
+	w.finish(ctx, op, env.Meta, commit, err, log)
+}
+
+// renew extends the lease of a running operation until ctx is done.
+func (w *Workers) renew(ctx context.Context, id string) {
+	t := time.NewTicker(w.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.release(ctx, id, w.lease)
+		}
+	}
+}
+
+// release sets the lease of an operation this worker holds to end after d.
+func (w *Workers) release(ctx context.Context, id string, d time.Duration) {
+	err := w.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Operation(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur.LeaseOwner != w.owner || cur.Done() {
+			return nil
+		}
+		cur.LeaseUntil = w.now().Add(d)
+		_, err = tx.PutOperation(ctx, cur)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("extend lease", "op", id, "err", err)
+	}
+}
+
+var errLeaseLost = errors.New("lease lost")
+
+// finish records the outcome of op: commit and status in one transaction, if the lease is
+// still ours.
+func (w *Workers) finish(ctx context.Context, op store.Operation, meta Meta, commit Commit, runErr error, log *slog.Logger) {
+	write := func(commit Commit, runErr error) error {
+		return w.st.Update(ctx, func(tx store.Tx) error {
+			cur, err := tx.Operation(ctx, op.ID)
+			if err != nil {
+				return err
+			}
+			if cur.LeaseOwner != w.owner || cur.Done() {
+				return errLeaseLost
+			}
+			if commit != nil {
+				if err := commit(ctx, tx); err != nil {
+					return err
+				}
+			}
+			cur.Status = store.OpSucceeded
+			cur.LeaseOwner = ""
+			cur.Updated = w.now().UTC()
+			entry := activity.Entry{Time: cur.Updated, TenantID: meta.TenantID, Caller: meta.Caller,
+				CallerObjectID: meta.CallerObjectID, Operation: meta.Action, Scope: op.ResourceID,
+				Status: "Succeeded", StatusCode: "OK", CorrelationID: meta.CorrelationID,
+				OperationID: op.ID, Description: meta.Description}
+			if runErr != nil {
+				e, ok := resource.AsError(runErr)
+				if !ok {
+					e = resource.Errorf(resource.Internal, "InternalServerError",
+						"An unexpected error occurred while processing the operation. Tracking ID: '%s'", op.ID)
+				}
+				cur.Status = store.OpFailed
+				cur.Error, _ = json.Marshal(e)
+				entry.Status, entry.StatusCode = "Failed", strings.ReplaceAll(http.StatusText(statusText(e.Kind)), " ", "")
+				entry.ErrorCode, entry.ErrorMessage = e.Code, e.Message
+			}
+			if _, err := tx.PutOperation(ctx, cur); err != nil {
+				return err
+			}
+			ev, err := activity.Build(entry)
+			if err != nil {
+				return err
+			}
+			return tx.AppendEvent(ctx, ev)
+		})
+	}
+	err := write(commit, runErr)
+	if err != nil && !errors.Is(err, errLeaseLost) && ctx.Err() == nil && runErr == nil {
+		// The commit itself failed: record the operation as failed, with nothing applied.
+		log.Error("commit operation", "err", err)
+		err = write(nil, fmt.Errorf("commit: %w", err))
+	}
+	switch {
+	case errors.Is(err, errLeaseLost):
+		log.Warn("operation lease lost; another worker owns it")
+		return
+	case err != nil:
+		if ctx.Err() == nil {
+			log.Error("finish operation", "err", err)
+		}
+		return
+	case runErr != nil:
+		if resource.KindOf(runErr) == resource.Internal {
+			log.Error("operation failed", "err", runErr)
+		} else {
+			log.Info("operation failed", "err", runErr)
+		}
+	default:
+		log.Debug("operation succeeded")
+	}
+	w.wake(op.ID)
+}
+
+func statusText(k resource.Kind) int {
+	switch k {
+	case resource.Invalid:
+		return http.StatusBadRequest
+	case resource.NotFound:
+		return http.StatusNotFound
+	case resource.Conflict:
+		return http.StatusConflict
+	case resource.Forbidden:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+func (w *Workers) wake(id string) {
+	w.mu.Lock()
+	chs := w.waiters[id]
+	delete(w.waiters, id)
+	w.mu.Unlock()
+	for _, ch := range chs {
+		close(ch)
+	}
+}
+
+// Wait returns the operation once it is done or d has passed, whichever comes first. Done
+// operations finished by this process are seen at once; others at the end of d.
+func (w *Workers) Wait(ctx context.Context, id string, d time.Duration) (store.Operation, error) {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	w.waiters[id] = append(w.waiters[id], ch)
+	w.mu.Unlock()
+	defer w.forget(id, ch)
+	op, err := w.get(ctx, id)
+	if err != nil || op.Done() || d <= 0 {
+		return op, err
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return op, ctx.Err()
+	}
+	return w.get(ctx, id)
+}
+
+func (w *Workers) forget(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	list := w.waiters[id]
+	for i, c := range list {
+		if c == ch {
+			w.waiters[id] = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(w.waiters[id]) == 0 {
+		delete(w.waiters, id)
+	}
+}
+
+func (w *Workers) get(ctx context.Context, id string) (store.Operation, error) {
+	var op store.Operation
+	err := w.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		op, err = tx.Operation(ctx, id)
+		return err
+	})
+	if err != nil {
+		return op, fmt.Errorf("read operation %s: %w", id, err)
+	}
+	return op, nil
+}

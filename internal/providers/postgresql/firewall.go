@@ -1,0 +1,240 @@
+package postgresql
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/netip"
+	"regexp"
+
+	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+const (
+	kindFirewallPut    = "postgresql.firewall.put"
+	kindFirewallDelete = "postgresql.firewall.delete"
+)
+
+// FirewallRule admits public clients whose address is in [start, end].
+type FirewallRule struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Properties struct {
+		StartIPAddress string `json:"startIpAddress"`
+		EndIPAddress   string `json:"endIpAddress"`
+	} `json:"properties"`
+}
+
+// Contains reports whether addr falls in the rule's range. 0.0.0.0-0.0.0.0 ("allow Azure
+// services") contains nothing here: pglink has no Azure services.
+func (f *FirewallRule) Contains(addr netip.Addr) bool {
+	start, err1 := netip.ParseAddr(f.Properties.StartIPAddress)
+	end, err2 := netip.ParseAddr(f.Properties.EndIPAddress)
+	if err1 != nil || err2 != nil || (start.IsUnspecified() && end.IsUnspecified()) {
+		return false
+	}
+	addr = addr.Unmap()
+	return start.Compare(addr) <= 0 && addr.Compare(end) <= 0
+}
+
+var (
+	ruleNameRE    = regexp.MustCompile(`^[a-zA-Z0-9][-_a-zA-Z0-9]{0,79}$`)
+	ruleNameOldRE = regexp.MustCompile(`^[-\w._]{1,128}$`)
+	ipv4RE        = regexp.MustCompile(`^(([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])\.){3}([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5])$`)
+)
+
+func validateRule(apiVersion, name string, r *FirewallRule) error {
+	ok := ruleNameOldRE.MatchString(name)
+	if apiVersion >= "2025-08-01" {
+		ok = ruleNameRE.MatchString(name) && name[len(name)-1] != '-'
+	}
+	if !ok {
+		return resource.InvalidParameter("firewallRuleName",
+			"Invalid firewall rule name '%s'. Use letters, digits, '-' and '_' (at most 80 characters, starting with a letter or digit).", name)
+	}
+	for _, f := range []struct{ name, v string }{{"startIpAddress", r.Properties.StartIPAddress}, {"endIpAddress", r.Properties.EndIPAddress}} {
+		if !ipv4RE.MatchString(f.v) {
+			return resource.InvalidParameter(f.name, "Invalid value given for parameter %s '%s'. Specify a valid IPv4 address.", f.name, f.v)
+		}
+	}
+	start, _ := netip.ParseAddr(r.Properties.StartIPAddress)
+	end, _ := netip.ParseAddr(r.Properties.EndIPAddress)
+	if end.Less(start) {
+		return resource.InvalidParameter("endIpAddress", "The end IP address is smaller than the start IP address.")
+	}
+	return nil
+}
+
+func (p *Provider) serveFirewallRule(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	t := req.Target
+	if t.Collection {
+		if req.Method != http.MethodGet {
+			return nil, arm.MethodNotAllowed(req)
+		}
+		if err := p.view(ctx, func(tx store.Tx) error { _, err := arm.Load(ctx, tx, t.ID, nil); return err }); err != nil {
+			return nil, err
+		}
+		return req.Page(ctx, p.st, store.ListOptions{Parent: t.ID.Key(), Type: resource.TypeFirewallRule},
+			func(r store.Resource) (any, error) { return arm.Body(r, false), nil })
+	}
+	switch req.Method {
+	case http.MethodGet:
+		var r store.Resource
+		err := p.view(ctx, func(tx store.Tx) error {
+			if _, err := arm.Load(ctx, tx, t.ID.Parent(), nil); err != nil {
+				return err
+			}
+			var err error
+			r, err = arm.Load(ctx, tx, t.ID, nil)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &arm.Response{Body: arm.Body(r, false)}, nil
+	case http.MethodPut:
+		return p.putFirewallRule(ctx, req)
+	case http.MethodDelete:
+		return p.deleteFirewallRule(ctx, req)
+	}
+	return nil, arm.MethodNotAllowed(req)
+}
+
+// firewallChange starts a firewall rule operation: the server must be Ready and goes to
+// Updating until the operation ends.
+func (p *Provider) firewallChange(ctx context.Context, tx store.Tx, req *arm.Request, kind, goal, what string, data any) (store.Operation, error) {
+	id := req.Target.ID
+	s, _, err := loadServer(ctx, tx, id.Parent())
+	if err != nil {
+		return store.Operation{}, err
+	}
+	if s.vnetIntegrated() {
+		return store.Operation{}, resource.Errorf(resource.Invalid, "FirewallRuleNotSupported",
+			"Firewall rule operations cannot be requested for a private access enabled server.")
+	}
+	if a, err := tx.ActiveOperation(ctx, id.Key()); err == nil && a.Goal == goal {
+		return a, nil // an identical retry joins the operation in flight
+	}
+	if err := resource.RequireReady(s.Name, s.Properties.State, what); err != nil {
+		return store.Operation{}, err
+	}
+	o, err := operation.New(kind, id, s.Location, req.Method, goal, arm.OpMeta(req, ""), data)
+	if err != nil {
+		return o, err
+	}
+	if o, err = operation.Start(ctx, tx, o); err != nil {
+		return o, err
+	}
+	s.Properties.State = resource.ServerUpdating
+	_, err = arm.Save(ctx, tx, id.Parent(), s)
+	return o, err
+}
+
+func (p *Provider) putFirewallRule(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var in FirewallRule
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	if err := validateRule(req.APIVersion, id.Name(), &in); err != nil {
+		return nil, err
+	}
+	out := FirewallRule{ID: id.String(), Name: id.Name(), Type: resource.TypeFirewallRule}
+	out.Properties = in.Properties
+	status := http.StatusOK
+	var op store.Operation
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Get(ctx, id.Key())
+		var curp *store.Resource
+		if err == nil {
+			curp = &cur
+		} else {
+			status = http.StatusCreated
+		}
+		if err := req.CheckPreconditions(curp); err != nil {
+			return err
+		}
+		if curp != nil {
+			var c FirewallRule
+			if err := jsonUnmarshal(cur.Body, &c); err == nil && c.Properties == out.Properties && c.ID == out.ID {
+				return nil // unchanged
+			}
+		}
+		op, err = p.firewallChange(ctx, tx, req, kindFirewallPut,
+			operation.Digest("put", out.Properties.StartIPAddress, out.Properties.EndIPAddress), "change firewall rules", out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &arm.Response{Status: status, Body: out}
+	if op.ID != "" {
+		resp.Op = &op
+	}
+	return resp, nil
+}
+
+func (p *Provider) runFirewallPut(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	var rule FirewallRule
+	if err := jsonUnmarshal(op.Data, &rule); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.Get(ctx, id.Parent().Key()); err != nil {
+			return nil // the server is gone, and its rules with it
+		}
+		if _, err := arm.Save(ctx, tx, id, rule); err != nil {
+			return err
+		}
+		return setState(id.Parent(), resource.ServerReady, nil)(ctx, tx)
+	}, nil
+}
+
+func (p *Provider) deleteFirewallRule(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var op store.Operation
+	gone := false
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		if _, err := arm.Load(ctx, tx, id.Parent(), nil); err != nil {
+			return err
+		}
+		if _, err := tx.Get(ctx, id.Key()); err != nil {
+			gone = true
+			return nil
+		}
+		var err error
+		op, err = p.firewallChange(ctx, tx, req, kindFirewallDelete, operation.Digest("delete"), "change firewall rules", nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		return &arm.Response{Status: http.StatusNoContent}, nil
+	}
+	return &arm.Response{Op: &op}, nil
+}
+
+func (p *Provider) runFirewallDelete(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	return func(ctx context.Context, tx store.Tx) error {
+		if _, err := tx.Get(ctx, id.Parent().Key()); err != nil {
+			return nil
+		}
+		if _, err := tx.Get(ctx, id.Key()); err == nil {
+			if err := tx.Delete(ctx, id.Key()); err != nil {
+				return err
+			}
+		}
+		return setState(id.Parent(), resource.ServerReady, nil)(ctx, tx)
+	}, nil
+}
+
+func jsonUnmarshal(b []byte, v any) error {
+	return jsonDecode(bytes.NewReader(b), v)
+}

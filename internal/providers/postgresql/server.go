@@ -1,0 +1,754 @@
+package postgresql
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/engine"
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Operation kinds of this provider.
+const (
+	kindCreate = "postgresql.server.create"
+	kindUpdate = "postgresql.server.update"
+	kindDelete = "postgresql.server.delete"
+	kindAction = "postgresql.server.action"
+)
+
+// SupportedVersions are the PostgreSQL major versions a server may be created with.
+var SupportedVersions = []string{"11", "12", "13", "14", "15", "16", "17"}
+
+// Server is a flexible server as stored and served.
+type Server struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	SKU        *SKU              `json:"sku,omitempty"`
+	SystemData *SystemData       `json:"systemData,omitempty"`
+	Properties ServerProperties  `json:"properties"`
+}
+
+// SKU is a server's compute tier.
+type SKU struct {
+	Name string `json:"name"`
+	Tier string `json:"tier"`
+}
+
+// SystemData records who created and last modified a resource.
+type SystemData struct {
+	CreatedBy          string    `json:"createdBy,omitempty"`
+	CreatedByType      string    `json:"createdByType,omitempty"`
+	CreatedAt          time.Time `json:"createdAt"`
+	LastModifiedBy     string    `json:"lastModifiedBy,omitempty"`
+	LastModifiedByType string    `json:"lastModifiedByType,omitempty"`
+	LastModifiedAt     time.Time `json:"lastModifiedAt"`
+}
+
+// ServerProperties are a server's properties.
+type ServerProperties struct {
+	AdministratorLogin         string               `json:"administratorLogin,omitempty"`
+	AdministratorLoginPassword string               `json:"administratorLoginPassword,omitempty"` // input only; never stored
+	Version                    string               `json:"version,omitempty"`
+	MinorVersion               string               `json:"minorVersion,omitempty"`
+	FullyQualifiedDomainName   string               `json:"fullyQualifiedDomainName,omitempty"`
+	State                      resource.ServerState `json:"state,omitempty"`
+	Storage                    *Storage             `json:"storage,omitempty"`
+	Backup                     *Backup              `json:"backup,omitempty"`
+	Network                    *Network             `json:"network,omitempty"`
+	HighAvailability           *HighAvailability    `json:"highAvailability,omitempty"`
+	MaintenanceWindow          *MaintenanceWindow   `json:"maintenanceWindow,omitempty"`
+	AuthConfig                 *AuthConfig          `json:"authConfig,omitempty"`
+	AvailabilityZone           string               `json:"availabilityZone,omitempty"`
+	ReplicationRole            string               `json:"replicationRole,omitempty"`
+	ReplicaCapacity            *int                 `json:"replicaCapacity,omitempty"`
+	CreateMode                 string               `json:"createMode,omitempty"` // input only
+	PrivateEndpointConnections []json.RawMessage    `json:"privateEndpointConnections,omitempty"`
+}
+
+// Storage is a server's storage settings.
+type Storage struct {
+	StorageSizeGB int    `json:"storageSizeGB,omitempty"`
+	AutoGrow      string `json:"autoGrow,omitempty"`
+	Tier          string `json:"tier,omitempty"`
+	Iops          int    `json:"iops,omitempty"`
+}
+
+// Backup is a server's backup settings.
+type Backup struct {
+	BackupRetentionDays int        `json:"backupRetentionDays,omitempty"`
+	GeoRedundantBackup  string     `json:"geoRedundantBackup,omitempty"`
+	EarliestRestoreDate *time.Time `json:"earliestRestoreDate,omitempty"`
+}
+
+// Network is a server's network settings.
+type Network struct {
+	PublicNetworkAccess         string `json:"publicNetworkAccess,omitempty"`
+	DelegatedSubnetResourceID   string `json:"delegatedSubnetResourceId,omitempty"`
+	PrivateDNSZoneArmResourceID string `json:"privateDnsZoneArmResourceId,omitempty"`
+}
+
+// HighAvailability is a server's high availability settings (always disabled here).
+type HighAvailability struct {
+	Mode  string `json:"mode,omitempty"`
+	State string `json:"state,omitempty"`
+}
+
+// MaintenanceWindow is a server's maintenance window.
+type MaintenanceWindow struct {
+	CustomWindow string `json:"customWindow,omitempty"`
+	DayOfWeek    int    `json:"dayOfWeek"`
+	StartHour    int    `json:"startHour"`
+	StartMinute  int    `json:"startMinute"`
+}
+
+// AuthConfig is a server's authentication settings.
+type AuthConfig struct {
+	ActiveDirectoryAuth string `json:"activeDirectoryAuth,omitempty"`
+	PasswordAuth        string `json:"passwordAuth,omitempty"`
+	TenantID            string `json:"tenantId,omitempty"`
+}
+
+// vnetIntegrated reports whether the server was created with private access (VNet injection).
+func (s *Server) vnetIntegrated() bool {
+	return s.Properties.Network != nil && s.Properties.Network.DelegatedSubnetResourceID != ""
+}
+
+// publicAccess returns properties.network.publicNetworkAccess.
+func (s *Server) publicAccess() string {
+	if s.Properties.Network == nil {
+		return ""
+	}
+	return s.Properties.Network.PublicNetworkAccess
+}
+
+var serverNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+var loginRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
+
+// reservedLogins may not be used as administratorLogin (as Azure).
+var reservedLogins = []string{"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public", "postgres", "azuresu", "sa", "dbmanager", "loginmanager", "dbo"}
+
+func validateServerName(name string) error {
+	if len(name) < 3 || len(name) > 63 || !serverNameRE.MatchString(name) {
+		return resource.InvalidParameter("serverName",
+			"Invalid value given for parameter serverName. Specify a valid parameter value: 3-63 characters of lowercase letters, digits and hyphens, not starting or ending with a hyphen.")
+	}
+	return nil
+}
+
+func validateLogin(login string) error {
+	if login == "" {
+		return resource.InvalidParameter("administratorLogin",
+			"The parameter administratorLogin is required to create a server with password authentication.")
+	}
+	if !loginRE.MatchString(login) || strings.HasPrefix(strings.ToLower(login), "pg_") || slices.Contains(reservedLogins, strings.ToLower(login)) {
+		return resource.InvalidParameter("administratorLogin",
+			"Invalid value given for parameter administratorLogin '%s'. It must be 1-63 letters, digits or underscores, start with a letter, not start with 'pg_', and not be a reserved name such as admin, administrator, root, guest, public or azure_superuser.", login)
+	}
+	return nil
+}
+
+// validatePassword applies Azure's rule: 8-128 characters from at least three of uppercase
+// letters, lowercase letters, digits and non-alphanumeric characters.
+func validatePassword(pw string) error {
+	if pw == "" {
+		return resource.InvalidParameter("administratorLoginPassword",
+			"The parameter administratorLoginPassword is required to create a server with password authentication.")
+	}
+	var up, low, dig, other int
+	for _, r := range pw {
+		switch {
+		case unicode.IsUpper(r):
+			up = 1
+		case unicode.IsLower(r):
+			low = 1
+		case unicode.IsDigit(r):
+			dig = 1
+		default:
+			other = 1
+		}
+	}
+	if n := len([]rune(pw)); n < 8 || n > 128 || up+low+dig+other < 3 {
+		return resource.InvalidParameter("administratorLoginPassword",
+			"The password does not meet complexity requirements: use 8-128 characters from at least three of these categories: uppercase letters, lowercase letters, digits and non-alphanumeric characters.")
+	}
+	return nil
+}
+
+func validateSKU(s *SKU) error {
+	if s == nil {
+		return nil
+	}
+	if s.Name == "" || s.Tier == "" {
+		return resource.InvalidParameter("sku", "Both sku.name and sku.tier are required when sku is given.")
+	}
+	for _, t := range []string{"Burstable", "GeneralPurpose", "MemoryOptimized"} {
+		if strings.EqualFold(s.Tier, t) {
+			s.Tier = t
+			return nil
+		}
+	}
+	return resource.InvalidParameter("sku.tier", "Invalid value given for parameter sku.tier '%s'. Use Burstable, GeneralPurpose or MemoryOptimized.", s.Tier)
+}
+
+func normPublicAccess(v string) (string, error) {
+	switch {
+	case v == "":
+		return "", nil
+	case strings.EqualFold(v, "Enabled"):
+		return "Enabled", nil
+	case strings.EqualFold(v, "Disabled"):
+		return "Disabled", nil
+	}
+	return "", resource.InvalidParameter("network.publicNetworkAccess",
+		"Invalid value given for parameter publicNetworkAccess '%s'. Use Enabled or Disabled.", v)
+}
+
+// publicAccessWritable reports whether api-version v lets clients set publicNetworkAccess
+// (it is read-only before 2024-08-01, as in Azure).
+func publicAccessWritable(v string) bool { return v >= "2023-06-01" }
+
+func (p *Provider) serveServer(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	t := req.Target
+	if t.Collection && req.Method == http.MethodPost {
+		return p.serverAction(ctx, req)
+	}
+	if t.Collection {
+		if req.Method != http.MethodGet {
+			return nil, arm.MethodNotAllowed(req)
+		}
+		opts := store.ListOptions{Type: resource.TypeServer, Parent: t.ID.Key()}
+		if t.ID.ResourceGroup == "" {
+			opts = store.ListOptions{Type: resource.TypeServer, Prefix: t.ID.Key()}
+		}
+		var resp *arm.Response
+		err := p.view(ctx, func(tx store.Tx) error {
+			var err error
+			resp, err = req.Page(ctx, p.st, opts, func(r store.Resource) (any, error) { return p.render(ctx, tx, r) })
+			return err
+		})
+		return resp, err
+	}
+	switch req.Method {
+	case http.MethodGet:
+		var body any
+		err := p.view(ctx, func(tx store.Tx) error {
+			r, err := arm.Load(ctx, tx, t.ID, nil)
+			if err != nil {
+				return err
+			}
+			body, err = p.render(ctx, tx, r)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &arm.Response{Body: body}, nil
+	case http.MethodPut, http.MethodPatch:
+		return p.putServer(ctx, req)
+	case http.MethodDelete:
+		return p.deleteServer(ctx, req)
+	}
+	return nil, arm.MethodNotAllowed(req)
+}
+
+// render returns a stored server as served: with its private endpoint connections.
+func (p *Provider) render(ctx context.Context, tx store.Tx, r store.Resource) (any, error) {
+	var s Server
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", r.ID, err)
+	}
+	conns, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeConnection})
+	if err != nil {
+		return nil, fmt.Errorf("list connections of %s: %w", r.ID, err)
+	}
+	for _, c := range conns {
+		s.Properties.PrivateEndpointConnections = append(s.Properties.PrivateEndpointConnections, c.Body)
+	}
+	return s, nil
+}
+
+func loadServer(ctx context.Context, tx store.Tx, id resource.ID) (Server, store.Resource, error) {
+	var s Server
+	r, err := arm.Load(ctx, tx, id, &s)
+	return s, r, err
+}
+
+// serverInput is what a create or update keeps for its operation (the password never touches
+// the resource document).
+type serverInput struct {
+	Password string  `json:"password,omitempty"`
+	Restore  *Server `json:"restore,omitempty"` // a failed create removes the record
+}
+
+func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var in Server
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	var (
+		op      store.Operation
+		created bool
+		out     Server
+	)
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		cur, curRes, err := loadServer(ctx, tx, id)
+		exists := err == nil
+		if err != nil && resource.KindOf(err) != resource.NotFound {
+			return err
+		}
+		var curp *store.Resource
+		if exists {
+			curp = &curRes
+		}
+		if err := req.CheckPreconditions(curp); err != nil {
+			return err
+		}
+		if !exists {
+			if req.Method == http.MethodPatch {
+				return resource.NotFoundError(id)
+			}
+			out, err = p.newServer(ctx, tx, req, id, in)
+			if err != nil {
+				return err
+			}
+			created = true
+			_, err = arm.Save(ctx, tx, id, out)
+			if err != nil {
+				return err
+			}
+			o, err := operation.New(kindCreate, id, out.Location, req.Method, operation.Digest("create", string(req.Body)),
+				arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
+			if err != nil {
+				return err
+			}
+			op, err = operation.Start(ctx, tx, o)
+			return err
+		}
+		out, err = p.updateServer(req, cur, in)
+		if err != nil {
+			return err
+		}
+		if reflectEqual(out, cur) && in.Properties.AdministratorLoginPassword == "" {
+			return nil // nothing to change: 200 with the resource as it is
+		}
+		goal := operation.Digest("update", string(req.Body))
+		if a, err := tx.ActiveOperation(ctx, id.Key()); err == nil && a.Goal == goal {
+			op = a // an identical retry joins the operation in flight
+			return nil
+		}
+		if err := resource.RequireReady(id.Name(), cur.Properties.State, "update the server"); err != nil {
+			return err
+		}
+		o, err := operation.New(kindUpdate, id, out.Location, req.Method, goal,
+			arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
+		if err != nil {
+			return err
+		}
+		if op, err = operation.Start(ctx, tx, o); err != nil {
+			return err
+		}
+		out.Properties.State = resource.ServerUpdating
+		_, err = arm.Save(ctx, tx, id, out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &arm.Response{Body: out}
+	if created {
+		resp.Status = http.StatusCreated
+	}
+	if op.ID != "" {
+		resp.Op = &op
+	}
+	return resp, nil
+}
+
+func reflectEqual(a, b Server) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return string(x) == string(y)
+}
+
+// newServer validates a create request and returns the server record, in state Provisioning.
+func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request, id resource.ID, in Server) (Server, error) {
+	if err := validateServerName(id.Name()); err != nil {
+		return Server{}, err
+	}
+	if strings.TrimSpace(in.Location) == "" {
+		return Server{}, resource.Errorf(resource.Invalid, "LocationRequired", "The location property is required for this definition.")
+	}
+	pr := in.Properties
+	switch strings.ToLower(pr.CreateMode) {
+	case "", "default", "create":
+	default:
+		return Server{}, resource.InvalidParameter("createMode",
+			"createMode '%s' is not supported by pglink; create the server with createMode Default.", pr.CreateMode)
+	}
+	if err := validateLogin(pr.AdministratorLogin); err != nil {
+		return Server{}, err
+	}
+	if err := validatePassword(pr.AdministratorLoginPassword); err != nil {
+		return Server{}, err
+	}
+	if pr.Version == "" {
+		pr.Version = "16"
+	}
+	if !slices.Contains(SupportedVersions, pr.Version) {
+		return Server{}, resource.InvalidParameter("version",
+			"Invalid value given for parameter version '%s'. Supported versions: %s.", pr.Version, strings.Join(SupportedVersions, ", "))
+	}
+	if err := validateSKU(in.SKU); err != nil {
+		return Server{}, err
+	}
+	if err := p.checkNameFree(ctx, tx, id); err != nil {
+		return Server{}, err
+	}
+	s := Server{ID: id.String(), Name: id.Name(), Type: resource.TypeServer, Location: normLocation(in.Location), Tags: in.Tags, SKU: in.SKU}
+	if s.SKU == nil {
+		s.SKU = &SKU{Name: "Standard_D2s_v3", Tier: "GeneralPurpose"}
+	}
+	net := Network{PublicNetworkAccess: "Enabled"}
+	if pr.Network != nil {
+		net.DelegatedSubnetResourceID = pr.Network.DelegatedSubnetResourceID
+		net.PrivateDNSZoneArmResourceID = pr.Network.PrivateDNSZoneArmResourceID
+		v, err := normPublicAccess(pr.Network.PublicNetworkAccess)
+		if err != nil {
+			return Server{}, err
+		}
+		if v != "" && publicAccessWritable(req.APIVersion) {
+			net.PublicNetworkAccess = v
+		}
+	}
+	if net.DelegatedSubnetResourceID != "" {
+		if _, err := resource.Parse(net.DelegatedSubnetResourceID); err != nil {
+			return Server{}, resource.InvalidParameter("network.delegatedSubnetResourceId", "Invalid subnet resource id '%s'.", net.DelegatedSubnetResourceID)
+		}
+		net.PublicNetworkAccess = "Disabled"
+	}
+	storage := Storage{StorageSizeGB: 128, AutoGrow: "Disabled", Tier: "P10", Iops: 500}
+	if pr.Storage != nil && pr.Storage.StorageSizeGB > 0 {
+		storage.StorageSizeGB = pr.Storage.StorageSizeGB
+	}
+	backup := Backup{BackupRetentionDays: 7, GeoRedundantBackup: "Disabled"}
+	if pr.Backup != nil && pr.Backup.BackupRetentionDays > 0 {
+		backup.BackupRetentionDays = pr.Backup.BackupRetentionDays
+	}
+	zero := 5
+	now := time.Now().UTC()
+	s.SystemData = &SystemData{CreatedBy: callerName(req), CreatedByType: callerType(req), CreatedAt: now,
+		LastModifiedBy: callerName(req), LastModifiedByType: callerType(req), LastModifiedAt: now}
+	s.Properties = ServerProperties{
+		AdministratorLogin:       pr.AdministratorLogin,
+		Version:                  pr.Version,
+		FullyQualifiedDomainName: id.Name() + ".postgres.database.azure.com",
+		State:                    resource.ServerProvisioning,
+		Storage:                  &storage,
+		Backup:                   &backup,
+		Network:                  &net,
+		HighAvailability:         &HighAvailability{Mode: "Disabled", State: "NotEnabled"},
+		MaintenanceWindow:        &MaintenanceWindow{CustomWindow: "Disabled"},
+		AuthConfig:               &AuthConfig{ActiveDirectoryAuth: "Disabled", PasswordAuth: "Enabled"},
+		AvailabilityZone:         "1",
+		ReplicationRole:          "Primary",
+		ReplicaCapacity:          &zero,
+	}
+	return s, nil
+}
+
+// checkNameFree enforces that server names are unique across the installation, as their DNS
+// names are.
+func (p *Provider) checkNameFree(ctx context.Context, tx store.Tx, id resource.ID) error {
+	all, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+	if err != nil {
+		return fmt.Errorf("list servers: %w", err)
+	}
+	for _, r := range all {
+		rid, err := resource.Parse(r.ID)
+		if err == nil && strings.EqualFold(rid.Name(), id.Name()) && r.Key != id.Key() {
+			return resource.Errorf(resource.Conflict, "ServerNameAlreadyExists",
+				"The server name '%s' is already in use. Server names must be unique; choose another name.", id.Name())
+		}
+	}
+	return nil
+}
+
+// updateServer applies a PUT or PATCH to an existing server and returns the result.
+func (p *Provider) updateServer(req *arm.Request, cur, in Server) (Server, error) {
+	out := cur
+	out.ID, out.Name = req.Target.ID.String(), req.Target.ID.Name()
+	pr := in.Properties
+	if in.Location != "" && normLocation(in.Location) != cur.Location {
+		return out, resource.Errorf(resource.Invalid, "LocationNotAvailableForResourceUpdate",
+			"The location of server '%s' cannot be changed from '%s' to '%s'.", cur.Name, cur.Location, in.Location)
+	}
+	if pr.AdministratorLogin != "" && pr.AdministratorLogin != cur.Properties.AdministratorLogin {
+		return out, resource.InvalidParameter("administratorLogin", "The administratorLogin of an existing server cannot be changed.")
+	}
+	if pr.Version != "" && pr.Version != cur.Properties.Version {
+		return out, resource.InvalidParameter("version",
+			"Changing the major version of server '%s' from %s to %s is not supported.", cur.Name, cur.Properties.Version, pr.Version)
+	}
+	if pr.AdministratorLoginPassword != "" {
+		if err := validatePassword(pr.AdministratorLoginPassword); err != nil {
+			return out, err
+		}
+	}
+	if in.Tags != nil || req.Method == http.MethodPut {
+		out.Tags = in.Tags
+	}
+	if in.SKU != nil {
+		if err := validateSKU(in.SKU); err != nil {
+			return out, err
+		}
+		out.SKU = in.SKU
+	}
+	if pr.Storage != nil && pr.Storage.StorageSizeGB != 0 {
+		if pr.Storage.StorageSizeGB < cur.Properties.Storage.StorageSizeGB {
+			return out, resource.InvalidParameter("storage.storageSizeGB", "Storage size cannot be reduced (from %d GB to %d GB).",
+				cur.Properties.Storage.StorageSizeGB, pr.Storage.StorageSizeGB)
+		}
+		st := *cur.Properties.Storage
+		st.StorageSizeGB = pr.Storage.StorageSizeGB
+		out.Properties.Storage = &st
+	}
+	if pr.Network != nil && publicAccessWritable(req.APIVersion) {
+		v, err := normPublicAccess(pr.Network.PublicNetworkAccess)
+		if err != nil {
+			return out, err
+		}
+		if v != "" && v != cur.publicAccess() {
+			if cur.vnetIntegrated() {
+				return out, resource.InvalidParameter("network.publicNetworkAccess",
+					"Public network access cannot be changed on a server with private access (VNet integration).")
+			}
+			n := *cur.Properties.Network
+			n.PublicNetworkAccess = v
+			out.Properties.Network = &n
+		}
+	}
+	out.Properties.PrivateEndpointConnections = nil
+	return out, nil
+}
+
+func callerName(req *arm.Request) string {
+	if req.Caller.Kind == "User" {
+		return req.Caller.Name
+	}
+	return req.Caller.AppID
+}
+
+func callerType(req *arm.Request) string {
+	if req.Caller.Kind == "User" {
+		return "User"
+	}
+	return "Application"
+}
+
+func normLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+func (p *Provider) deleteServer(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var op store.Operation
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		s, _, err := loadServer(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		o, err := operation.New(kindDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
+		if err != nil {
+			return err
+		}
+		if op, err = operation.Start(ctx, tx, o); err != nil {
+			return err
+		}
+		s.Properties.State = resource.ServerDropping
+		_, err = arm.Save(ctx, tx, id, s)
+		return err
+	})
+	if resource.KindOf(err) == resource.NotFound {
+		return &arm.Response{Status: http.StatusNoContent}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Op: &op}, nil
+}
+
+// serverAction serves POST start, stop and restart.
+func (p *Provider) serverAction(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	action := strings.ToLower(req.Target.Last)
+	var from, during resource.ServerState
+	switch action {
+	case "start":
+		from, during = resource.ServerStopped, resource.ServerStarting
+	case "stop":
+		from, during = resource.ServerReady, resource.ServerStopping
+	case "restart":
+		from, during = resource.ServerReady, resource.ServerRestarting
+	default:
+		return nil, resource.Errorf(resource.NotFound, "InvalidRequestUri", "The action '%s' is not supported on flexible servers.", req.Target.Last)
+	}
+	var op store.Operation
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		s, _, err := loadServer(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if s.Properties.State != from {
+			if active, err := tx.ActiveOperation(ctx, id.Key()); err == nil && active.Kind == kindAction && active.Goal == operation.Digest(action) {
+				op = active // an identical retry joins the running action
+				return nil
+			}
+			verb := map[string]string{"start": "Start", "stop": "Stop", "restart": "Restart"}[action]
+			return resource.Errorf(resource.Conflict, "ServerIsNotReady",
+				"%s Server can only be performed on servers in state %s. Server Name = %s, Current Server State = %s",
+				verb, from, id.Name(), s.Properties.State)
+		}
+		o, err := operation.New(kindAction, id, s.Location, http.MethodPost, operation.Digest(action), arm.OpMeta(req, ""), action)
+		if err != nil {
+			return err
+		}
+		if op, err = operation.Start(ctx, tx, o); err != nil {
+			return err
+		}
+		s.Properties.State = during
+		_, err = arm.Save(ctx, tx, id, s)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Op: &op}, nil
+}
+
+// setState returns a commit that sets the server's state (and applies mutate, if any).
+func setState(id resource.ID, state resource.ServerState, mutate func(*Server)) operation.Commit {
+	return func(ctx context.Context, tx store.Tx) error {
+		s, _, err := loadServer(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		s.Properties.State = state
+		if mutate != nil {
+			mutate(&s)
+		}
+		_, err = arm.Save(ctx, tx, id, s)
+		return err
+	}
+}
+
+func (p *Provider) runCreate(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	var in serverInput
+	if err := json.Unmarshal(op.Data, &in); err != nil {
+		return nil, fmt.Errorf("decode input: %w", err)
+	}
+	var s Server
+	if err := p.view(ctx, func(tx store.Tx) error {
+		var err error
+		s, _, err = loadServer(ctx, tx, id)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	spec := engine.Spec{ID: id, Version: s.Properties.Version, AdminLogin: s.Properties.AdministratorLogin, AdminPassword: in.Password}
+	if err := p.eng.Create(ctx, spec); err != nil {
+		if _, ok := resource.AsError(err); ok {
+			// The engine refused (e.g. a version that is not installed): the server never existed.
+			return func(ctx context.Context, tx store.Tx) error { return arm.Delete(ctx, tx, id) }, err
+		}
+		return nil, err
+	}
+	minor := p.eng.MinorVersion(s.Properties.Version)
+	return setState(id, resource.ServerReady, func(s *Server) { s.Properties.MinorVersion = minor }), nil
+}
+
+func (p *Provider) runUpdate(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	var in serverInput
+	if err := json.Unmarshal(op.Data, &in); err != nil {
+		return nil, fmt.Errorf("decode input: %w", err)
+	}
+	if in.Password != "" {
+		var s Server
+		if err := p.view(ctx, func(tx store.Tx) error {
+			var err error
+			s, _, err = loadServer(ctx, tx, id)
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		if err := p.eng.SetPassword(ctx, id, s.Properties.AdministratorLogin, in.Password); err != nil {
+			if _, ok := resource.AsError(err); ok {
+				return setState(id, resource.ServerReady, nil), err
+			}
+			return nil, err
+		}
+	}
+	return setState(id, resource.ServerReady, nil), nil
+}
+
+func (p *Provider) runDelete(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	if err := p.eng.Delete(ctx, id); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, tx store.Tx) error {
+		// Every private endpoint that pointed here is now Disconnected.
+		conns, err := tx.List(ctx, store.ListOptions{Parent: id.Key(), Type: resource.TypeConnection})
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			var pec Connection
+			if err := json.Unmarshal(c.Body, &pec); err != nil {
+				return err
+			}
+			if err := p.disconnect(ctx, tx, id, pec, "The private link resource was deleted."); err != nil {
+				return err
+			}
+		}
+		return arm.Delete(ctx, tx, id)
+	}, nil
+}
+
+func (p *Provider) runAction(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id := resource.MustParse(op.ResourceID)
+	var action string
+	if err := json.Unmarshal(op.Data, &action); err != nil {
+		return nil, fmt.Errorf("decode input: %w", err)
+	}
+	var err error
+	final := resource.ServerReady
+	switch action {
+	case "start":
+		err = p.eng.Start(ctx, id)
+	case "stop":
+		err, final = p.eng.Stop(ctx, id), resource.ServerStopped
+	case "restart":
+		err = p.eng.Restart(ctx, id)
+	default:
+		err = errors.New("unknown action " + action)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return setState(id, final, nil), nil
+}

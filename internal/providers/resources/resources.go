@@ -1,0 +1,290 @@
+// Package resources is the Microsoft.Resources provider: subscriptions and resource groups.
+package resources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// APIVersions are the Microsoft.Resources api-versions served: those armresources and az send.
+var APIVersions = []string{
+	"2016-06-01", "2018-05-01", "2019-05-10", "2019-06-01", "2019-10-01", "2019-11-01", "2020-01-01",
+	"2020-06-01", "2020-10-01", "2021-01-01", "2021-04-01", "2022-01-01", "2022-09-01", "2022-12-01",
+	"2023-07-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-03-01", "2025-04-01",
+}
+
+// Subscription is a subscription as Azure serves it.
+type Subscription struct {
+	ID                   string            `json:"id"`
+	SubscriptionID       string            `json:"subscriptionId"`
+	TenantID             string            `json:"tenantId"`
+	DisplayName          string            `json:"displayName"`
+	State                string            `json:"state"`
+	AuthorizationSource  string            `json:"authorizationSource"`
+	SubscriptionPolicies map[string]string `json:"subscriptionPolicies"`
+}
+
+// Group is a resource group.
+type Group struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Type       string            `json:"type"`
+	Location   string            `json:"location"`
+	Tags       map[string]string `json:"tags,omitempty"`
+	ManagedBy  string            `json:"managedBy,omitempty"`
+	Properties struct {
+		ProvisioningState string `json:"provisioningState"`
+	} `json:"properties"`
+}
+
+// Cleanup undoes the side effects of a resource that a resource group delete removes (e.g.
+// stops and removes a database server). It must be idempotent.
+type Cleanup func(ctx context.Context, r store.Resource) error
+
+// Provider serves Microsoft.Resources.
+type Provider struct {
+	st       store.Store
+	log      *slog.Logger
+	cleanups map[string]Cleanup // by lower-cased type
+}
+
+// New returns the provider. cleanups run, per type, for resources a group delete removes.
+func New(st store.Store, log *slog.Logger, cleanups map[string]Cleanup) *Provider {
+	m := map[string]Cleanup{}
+	for k, v := range cleanups {
+		m[strings.ToLower(k)] = v
+	}
+	return &Provider{st: st, log: log.With("component", "resources"), cleanups: m}
+}
+
+// EnsureSubscription creates the subscription if it does not exist (used at first start).
+func EnsureSubscription(ctx context.Context, st store.Store, subscriptionID, tenantID, name string) error {
+	id := resource.ID{Subscription: subscriptionID}
+	return st.Update(ctx, func(tx store.Tx) error {
+		if _, err := tx.Get(ctx, id.Key()); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		_, err := arm.Save(ctx, tx, id, Subscription{
+			ID: id.String(), SubscriptionID: subscriptionID, TenantID: tenantID, DisplayName: name,
+			State: "Enabled", AuthorizationSource: "RoleBased",
+			SubscriptionPolicies: map[string]string{"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+		})
+		return err
+	})
+}
+
+// Types returns the resource types the provider serves.
+func (p *Provider) Types() []arm.Type {
+	return []arm.Type{
+		{Name: resource.TypeSubscription, APIVersions: APIVersions, Handler: p.serveSubscription},
+		{Name: resource.TypeResourceGroup, APIVersions: APIVersions, Handler: p.serveGroup, NoGroupCheck: true},
+	}
+}
+
+// Register adds the provider's operations to w.
+func (p *Provider) Register(w *operation.Workers) {
+	w.Register("resources.group.delete", p.runDelete)
+}
+
+func (p *Provider) serveSubscription(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	if req.Method != http.MethodGet {
+		return nil, arm.MethodNotAllowed(req)
+	}
+	if req.Target.Collection {
+		return req.Page(ctx, p.st, store.ListOptions{Parent: "/", Type: resource.TypeSubscription},
+			func(r store.Resource) (any, error) { return arm.Body(r, false), nil })
+	}
+	var r store.Resource
+	err := p.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		r, err = arm.Load(ctx, tx, req.Target.ID, nil)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Body: arm.Body(r, false)}, nil
+}
+
+func (p *Provider) serveGroup(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	if req.Target.Collection {
+		if req.Method != http.MethodGet {
+			return nil, arm.MethodNotAllowed(req)
+		}
+		return req.Page(ctx, p.st, store.ListOptions{Parent: id.Key(), Type: resource.TypeResourceGroup},
+			func(r store.Resource) (any, error) { return arm.Body(r, false), nil })
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		var r store.Resource
+		err := p.st.View(ctx, func(tx store.Tx) error {
+			var err error
+			r, err = arm.Load(ctx, tx, id, nil)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &arm.Response{Body: arm.Body(r, false)}, nil
+	case http.MethodPut, http.MethodPatch:
+		return p.putGroup(ctx, req)
+	case http.MethodDelete:
+		return p.deleteGroup(ctx, req)
+	}
+	return nil, arm.MethodNotAllowed(req)
+}
+
+// validGroupName follows ARM's rule: 1-90 of letters, digits, '-', '_', '(', ')', '.', not
+// ending in '.'.
+func validGroupName(n string) bool {
+	if len(n) == 0 || len(n) > 90 || strings.HasSuffix(n, ".") {
+		return false
+	}
+	for _, c := range n {
+		if !(c == '-' || c == '_' || c == '(' || c == ')' || c == '.' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Provider) putGroup(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	if !validGroupName(id.ResourceGroup) {
+		return nil, resource.Errorf(resource.Invalid, "InvalidResourceGroup",
+			"The provided resource group name '%s' has these invalid characters or length. Use 1-90 letters, digits, '-', '_', '(', ')' and '.', not ending in '.'.", id.ResourceGroup)
+	}
+	var in Group
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	status := http.StatusOK
+	var out Group
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Get(ctx, id.Key())
+		exists := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var curp *store.Resource
+		if exists {
+			curp = &cur
+		}
+		if err := req.CheckPreconditions(curp); err != nil {
+			return err
+		}
+		if !exists {
+			if req.Method == http.MethodPatch {
+				return resource.NotFoundError(id)
+			}
+			if strings.TrimSpace(in.Location) == "" {
+				return resource.Errorf(resource.Invalid, "LocationRequired", "The location property is required for this definition.")
+			}
+			status = http.StatusCreated
+			out = Group{ID: id.String(), Name: id.ResourceGroup, Type: resource.TypeResourceGroup, Location: normLocation(in.Location), Tags: in.Tags}
+			out.Properties.ProvisioningState = "Succeeded"
+		} else {
+			if err := jsonUnmarshal(cur.Body, &out); err != nil {
+				return err
+			}
+			if out.Properties.ProvisioningState == "Deleting" {
+				return resource.Errorf(resource.Conflict, "ResourceGroupBeingDeleted",
+					"The resource group '%s' is in deprovisioning state and cannot perform this operation.", id.ResourceGroup)
+			}
+			if in.Location != "" && normLocation(in.Location) != out.Location {
+				return resource.Errorf(resource.Conflict, "InvalidResourceGroupLocation",
+					"Invalid resource group location '%s'. The Resource group already exists in location '%s'.", in.Location, out.Location)
+			}
+			if in.Tags != nil || req.Method == http.MethodPut {
+				out.Tags = in.Tags
+			}
+			out.ID, out.Name = id.String(), id.ResourceGroup // casing as last written
+		}
+		_, err = arm.Save(ctx, tx, id, out)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Status: status, Body: out}, nil
+}
+
+// normLocation lower-cases a location and removes spaces ("East US" -> "eastus"), as ARM
+// matches locations.
+func normLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
+
+func (p *Provider) deleteGroup(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var op store.Operation
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		var g Group
+		if _, err := arm.Load(ctx, tx, id, &g); err != nil {
+			return err
+		}
+		o, err := operation.New("resources.group.delete", id, g.Location, http.MethodDelete,
+			operation.Digest("delete"), opMeta(req), nil)
+		if err != nil {
+			return err
+		}
+		if op, err = operation.Start(ctx, tx, o); err != nil {
+			return err
+		}
+		g.Properties.ProvisioningState = "Deleting"
+		_, err = arm.Save(ctx, tx, id, g)
+		return err
+	})
+	if resource.KindOf(err) == resource.NotFound {
+		return &arm.Response{Status: http.StatusNoContent}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Op: &op}, nil
+}
+
+// runDelete removes everything in a resource group, deepest first, running each type's
+// cleanup, then the group.
+func (p *Provider) runDelete(ctx context.Context, op operation.Op) (operation.Commit, error) {
+	id, err := resource.Parse(op.ResourceID)
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", op.ResourceID, err)
+	}
+	var inside []store.Resource
+	if err := p.st.View(ctx, func(tx store.Tx) error {
+		inside, err = tx.List(ctx, store.ListOptions{Prefix: id.Key()})
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	for _, r := range inside {
+		if c := p.cleanups[strings.ToLower(r.Type)]; c != nil {
+			if err := c(ctx, r); err != nil {
+				return nil, fmt.Errorf("clean up %s: %w", r.ID, err)
+			}
+		}
+	}
+	return func(ctx context.Context, tx store.Tx) error { return arm.Delete(ctx, tx, id) }, nil
+}
+
+// OpMeta returns the operation metadata of a request.
+func opMeta(req *arm.Request) operation.Meta { return arm.OpMeta(req, "") }
+
+func jsonUnmarshal(b []byte, v any) error {
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode stored resource: %w", err)
+	}
+	return nil
+}
