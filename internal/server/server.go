@@ -1,0 +1,304 @@
+// Package server wires pglink's components together from a Config. It is imported only by
+// cmd/pglink and end-to-end tests.
+package server
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/engine"
+	"github.com/pglink/pglink/internal/identity"
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/providers/insights"
+	"github.com/pglink/pglink/internal/providers/network"
+	"github.com/pglink/pglink/internal/providers/postgresql"
+	"github.com/pglink/pglink/internal/providers/resources"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlite"
+)
+
+// Config is pglink serve's configuration. Zero values pick the defaults in DefaultConfig.
+type Config struct {
+	DataDir         string        // where everything is kept
+	Listen          string        // HTTPS listen address for the API, identity and portal
+	Store           string        // "" for SQLite in DataDir, or a store URL
+	EndpointNetwork string        // address block for data-plane endpoints
+	DNSListen       string        // address of the private DNS server
+	TLSCert, TLSKey string        // bring-your-own certificate; "" for the local CA
+	InlineWait      time.Duration // how long an API request waits for its operation before 202
+	PageSize        int           // list page size
+	Logger          *slog.Logger
+}
+
+// DefaultConfig returns the configuration `pglink serve` uses without flags.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "data",
+		Listen:          "127.0.0.1:8443",
+		EndpointNetwork: "127.77.0.0/16",
+		DNSListen:       "127.0.0.1:8053",
+		InlineWait:      2 * time.Second,
+		PageSize:        100,
+	}
+}
+
+// Server is a running pglink.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	st        store.Store
+	bootstrap Bootstrap
+	ln        net.Listener
+	http      *http.Server
+	workers   *operation.Workers
+	ready     chan struct{}
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	errOnce   sync.Once
+	err       error
+}
+
+// Start opens the store, makes first-start state, and starts serving. It returns once the
+// listener is bound; /healthz answers 200 when every component is up. Stop it with Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	def := DefaultConfig()
+	if cfg.Listen == "" {
+		cfg.Listen = def.Listen
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = def.DataDir
+	}
+	if cfg.PageSize == 0 {
+		cfg.PageSize = def.PageSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	log := cfg.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, st: st, ready: make(chan struct{})}
+	if err := s.start(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
+	switch {
+	case cfg.Store == "" || strings.HasPrefix(cfg.Store, "sqlite:"):
+		path := strings.TrimPrefix(cfg.Store, "sqlite:")
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "pglink.db")
+		}
+		db, err := sqlite.Open(ctx, path, log)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return db, nil
+	}
+	return nil, fmt.Errorf("unsupported store %q: use sqlite:PATH (PostgreSQL stores come later)", cfg.Store)
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg := s.cfg
+	b, err := firstStart(ctx, s.st, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+	}
+	cert, caFile, err := ensureTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.ln = ln
+	endpoint := "https://" + ln.Addr().String()
+	if caFile, err = filepath.Abs(caFile); err != nil {
+		return err
+	}
+	b.ARMEndpoint, b.AuthorityHost, b.CACertFile = endpoint, endpoint, caFile
+	if err := writeBootstrap(cfg.DataDir, b); err != nil {
+		return err
+	}
+	s.bootstrap = b
+
+	key, err := loadSigningKey(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	issuer, err := identity.New(identity.Config{TenantID: b.TenantID, Authority: endpoint, Key: key,
+		Audiences: identity.DefaultAudiences(endpoint)}, directory{st: s.st, tenantID: b.TenantID}, s.log)
+	if err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+
+	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{})
+	front := arm.New(arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize},
+		s.st, issuer, s.workers, s.log)
+
+	eng := engine.Records{}
+	net := network.New(s.st, s.log)
+	pg := postgresql.New(s.st, eng, net, s.log)
+	net.AddTarget(resource.TypeServer, pg)
+	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
+	front.Register(rs.Types()...)
+	front.Register(pg.Types()...)
+	front.Register(net.Types()...)
+	front.Register(insights.Type(s.st))
+	front.RegisterOperationStatus(postgresql.Namespace, postgresql.APIVersions)
+	front.RegisterOperationStatus("Microsoft.Network", network.APIVersions)
+	front.RegisterOperationStatus("Microsoft.Resources", resources.APIVersions)
+	rs.Register(s.workers)
+	pg.Register(s.workers)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /metadata/endpoints", s.metadata)
+	mux.Handle("/subscriptions", front)
+	mux.Handle("/subscriptions/", front)
+	mux.Handle("/", issuer.Handler())
+	s.http = &http.Server{
+		Handler:           mux,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.workers.Run(rctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.fail(fmt.Errorf("serve: %w", err))
+		}
+	}()
+	close(s.ready)
+	s.log.Info("pglink serving", "endpoint", endpoint, "data_dir", cfg.DataDir)
+	return nil
+}
+
+func (s *Server) fail(err error) {
+	s.errOnce.Do(func() { s.err = err; s.cancel() })
+}
+
+func loadSigningKey(dir string) (*rsa.PrivateKey, error) {
+	path := filepath.Join(dir, "identity-key.pem")
+	data, err := os.ReadFile(path)
+	if err == nil {
+		return identity.ParseKey(data)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	key, err := identity.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	pemData, err := identity.MarshalKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pemData, 0o600); err != nil {
+		return nil, fmt.Errorf("write signing key: %w", err)
+	}
+	return key, nil
+}
+
+// Bootstrap returns the first-start facts, with the endpoint this process serves.
+func (s *Server) Bootstrap() Bootstrap { return s.bootstrap }
+
+// Store returns the server's store (for tests).
+func (s *Server) Store() store.Store { return s.st }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.ready:
+	default:
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	if _, err := s.st.Revision(r.Context()); err != nil {
+		http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// metadata serves the cloud metadata az reads when registering a cloud.
+func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
+	e := s.bootstrap.ARMEndpoint
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"galleryEndpoint":"%[1]s/","graphEndpoint":"%[1]s/","portalEndpoint":"%[1]s/","authentication":{"loginEndpoint":"%[1]s/","audiences":["%[1]s/"]},"name":"pglink","resourceManager":"%[1]s/"}`, e)
+}
+
+// Wait blocks until the server stops and returns why.
+func (s *Server) Wait() error {
+	s.wg.Wait()
+	return s.err
+}
+
+// Close stops serving gracefully and closes the store.
+func (s *Server) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := s.http.Shutdown(ctx)
+	s.cancel()
+	s.wg.Wait()
+	if cerr := s.st.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Run serves until ctx is done, then shuts down.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-waitChan(s):
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	return s.err
+}
+
+func waitChan(s *Server) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { s.wg.Wait(); close(ch) }()
+	return ch
+}
