@@ -1,0 +1,178 @@
+package identity_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+)
+
+// clientOptions points the Azure SDK at ts: its TLS client, and ts as the authority host.
+func (ts *testServer) clientOptions() azcore.ClientOptions {
+	return azcore.ClientOptions{
+		Cloud: cloud.Configuration{
+			ActiveDirectoryAuthorityHost: ts.URL + "/",
+			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+				cloud.ResourceManager: {Endpoint: ts.URL, Audience: ts.URL},
+			},
+		},
+		Transport: ts.Client(),
+		Retry:     policy.RetryOptions{MaxRetries: -1},
+	}
+}
+
+func TestClientSecretCredential(t *testing.T) {
+	ts := newTestServer(t)
+	newCred := func(t *testing.T, tenant, clientID, secret string) *azidentity.ClientSecretCredential {
+		t.Helper()
+		cred, err := azidentity.NewClientSecretCredential(tenant, clientID, secret, &azidentity.ClientSecretCredentialOptions{
+			ClientOptions:            ts.clientOptions(),
+			DisableInstanceDiscovery: true,
+		})
+		if err != nil {
+			t.Fatalf("NewClientSecretCredential: %v", err)
+		}
+		return cred
+	}
+	ctx := context.Background()
+
+	t.Run("good", func(t *testing.T) {
+		cred := newCred(t, testTenant, testClientID, testSecret)
+		for _, scope := range []string{
+			"https://management.azure.com/.default",
+			"https://management.core.windows.net//.default", // az's classic ARM scope
+			ts.URL + "/.default",
+		} {
+			tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{scope}})
+			if err != nil {
+				t.Fatalf("GetToken(%s): %v", scope, err)
+			}
+			if d := time.Until(tok.ExpiresOn); d < 59*time.Minute || d > time.Hour+time.Minute {
+				t.Errorf("GetToken(%s) expires in %v; want about an hour", scope, d)
+			}
+			p, err := ts.iss.Verify(tok.Token)
+			if err != nil {
+				t.Fatalf("Verify(GetToken(%s)): %v", scope, err)
+			}
+			if p != servicePrincipal {
+				t.Errorf("Verify(GetToken(%s)) = %+v; want %+v", scope, p, servicePrincipal)
+			}
+		}
+		// The SDK caches the token: asking again costs no request.
+		n := ts.tokenRequests.Load()
+		if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}}); err != nil {
+			t.Fatal(err)
+		}
+		if got := ts.tokenRequests.Load(); got != n {
+			t.Errorf("cached GetToken made %d token requests; want 0", got-n)
+		}
+	})
+
+	t.Run("organizations tenant", func(t *testing.T) {
+		cred := newCred(t, "organizations", testClientID, testSecret)
+		tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"https://management.azure.com/.default"}})
+		if err != nil {
+			t.Fatalf("GetToken: %v", err)
+		}
+		if _, err := ts.iss.Verify(tok.Token); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
+	})
+
+	tests := []struct {
+		name, tenant, clientID, secret, scope string
+		status                                int
+	}{
+		{"wrong secret", testTenant, testClientID, testSecret + "x", "https://management.azure.com/.default", http.StatusUnauthorized},
+		{"unknown client", testTenant, "00000000-0000-0000-0000-000000000000", testSecret, "https://management.azure.com/.default", http.StatusUnauthorized},
+		{"unknown scope", testTenant, testClientID, testSecret, "https://graph.microsoft.com/.default", http.StatusBadRequest},
+		{"unknown tenant", "00000000-0000-0000-0000-000000000000", testClientID, testSecret, "https://management.azure.com/.default", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cred := newCred(t, tt.tenant, tt.clientID, tt.secret)
+			tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{tt.scope}})
+			if err == nil {
+				t.Fatalf("GetToken = %.20s…; want an error", tok.Token)
+			}
+			var afe *azidentity.AuthenticationFailedError
+			if !errors.As(err, &afe) || afe.RawResponse == nil {
+				t.Fatalf("GetToken error = %v; want an AuthenticationFailedError with a response", err)
+			}
+			if afe.RawResponse.StatusCode != tt.status {
+				t.Errorf("GetToken status = %d; want %d (%v)", afe.RawResponse.StatusCode, tt.status, err)
+			}
+		})
+	}
+}
+
+func TestUsernamePasswordCredential(t *testing.T) {
+	ts := newTestServer(t)
+	const azCLIClientID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+	newCred := func(t *testing.T, username, password string) *azidentity.UsernamePasswordCredential {
+		t.Helper()
+		// Deprecated (no MFA), but it is the SDK's password grant, which the portal's users take.
+		cred, err := azidentity.NewUsernamePasswordCredential(testTenant, azCLIClientID, username, password,
+			&azidentity.UsernamePasswordCredentialOptions{ClientOptions: ts.clientOptions(), DisableInstanceDiscovery: true})
+		if err != nil {
+			t.Fatalf("NewUsernamePasswordCredential: %v", err)
+		}
+		return cred
+	}
+	ctx := context.Background()
+	scopes := []string{"https://management.azure.com/.default"}
+
+	// Authenticate describes the account from the id_token and client_info of the answer.
+	cred := newCred(t, testUser, testPassword)
+	rec, err := cred.Authenticate(ctx, &policy.TokenRequestOptions{Scopes: scopes})
+	if err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	wantRec := azidentity.AuthenticationRecord{Authority: ts.URL, ClientID: azCLIClientID,
+		HomeAccountID: testUserOID + "." + testTenant, TenantID: testTenant, Username: testUser, Version: "1.0"}
+	if rec != wantRec {
+		t.Errorf("Authenticate = %+v; want %+v", rec, wantRec)
+	}
+
+	// GetToken finds the token in MSAL's cache under that account.
+	n := ts.tokenRequests.Load()
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: scopes})
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	if got := ts.tokenRequests.Load(); got != n {
+		t.Errorf("GetToken after Authenticate made %d token requests; want 0 (served from the cache)", got-n)
+	}
+	p, err := ts.iss.Verify(tok.Token)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if p != user {
+		t.Errorf("Verify = %+v; want %+v", p, user)
+	}
+
+	// A fresh credential asks the token endpoint.
+	tok, err = newCred(t, testUser, testPassword).GetToken(ctx, policy.TokenRequestOptions{Scopes: scopes})
+	if err != nil {
+		t.Fatalf("GetToken of a fresh credential: %v", err)
+	}
+	if got := ts.tokenRequests.Load(); got != n+1 {
+		t.Errorf("GetToken of a fresh credential made %d token requests; want 1", got-n)
+	}
+	if _, err := ts.iss.Verify(tok.Token); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+
+	bad := newCred(t, testUser, "wrong")
+	_, err = bad.GetToken(ctx, policy.TokenRequestOptions{Scopes: scopes})
+	var afe *azidentity.AuthenticationFailedError
+	if !errors.As(err, &afe) || afe.RawResponse == nil || afe.RawResponse.StatusCode != http.StatusBadRequest {
+		t.Errorf("GetToken with a wrong password = %v; want a 400 AuthenticationFailedError", err)
+	}
+}

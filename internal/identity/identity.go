@@ -1,0 +1,319 @@
+// Package identity is pglink's token issuer: a small Microsoft identity platform v2–compatible
+// authority (OpenID configuration, token endpoint, JWKS) that the Azure SDK for Go
+// (azidentity/MSAL) and the az CLI obtain tokens from, an App Service–style managed identity
+// endpoint for `az login --identity`, and the verification of those tokens for the API.
+//
+// The package is a leaf: it imports no other pglink package. Credentials are checked by a
+// Directory that the caller implements over its store.
+package identity
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Kinds of principal, the values of Principal.Kind.
+const (
+	KindUser             = "User"
+	KindServicePrincipal = "ServicePrincipal"
+)
+
+// Principal is an authenticated caller.
+type Principal struct {
+	ObjectID string // oid claim
+	AppID    string // appid claim: the client id of a service principal; "" for users
+	Name     string // UPN of a user, display name of a service principal
+	Kind     string // KindUser or KindServicePrincipal
+	TenantID string // tid claim
+}
+
+// Directory checks credentials. The caller implements it over its store; its methods may be
+// called concurrently.
+type Directory interface {
+	// ServicePrincipal returns the service principal whose client id is clientID if secret is
+	// one of its secrets. It returns ErrInvalidCredentials for an unknown client id or a wrong
+	// secret, and any other error for a failure to check.
+	ServicePrincipal(ctx context.Context, clientID, secret string) (Principal, error)
+	// User returns the user whose name (UPN) is username if password is theirs. It returns
+	// ErrInvalidCredentials for an unknown user or a wrong password, and any other error for a
+	// failure to check.
+	User(ctx context.Context, username, password string) (Principal, error)
+}
+
+// ErrInvalidCredentials is returned by a Directory for an unknown principal or a wrong secret.
+var ErrInvalidCredentials = errors.New("invalid credentials")
+
+// ErrInvalidToken is wrapped by every error of Verify and Authenticate.
+var ErrInvalidToken = errors.New("invalid token")
+
+// Config configures an Issuer.
+type Config struct {
+	// TenantID is the one tenant this issuer serves.
+	TenantID string
+	// Authority is the absolute base URL of the issuer, e.g. "https://127.0.0.1:8443", with no
+	// path: Handler serves at the root. A trailing slash is ignored.
+	Authority string
+	// Key signs tokens (RS256). Persist it (MarshalKey) so tokens survive a restart.
+	Key *rsa.PrivateKey
+	// Audiences are the accepted token audiences; see DefaultAudiences.
+	Audiences []string
+	// Lifetime is the lifetime of an access token; zero means one hour.
+	Lifetime time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// clockSkew is how far the clocks of the issuer and a verifier may disagree.
+const clockSkew = time.Minute
+
+// DefaultAudiences returns the audiences a pglink ARM endpoint accepts: armEndpoint (e.g.
+// "https://127.0.0.1:8443") and Azure's public ARM and classic management audiences, each with
+// and without a trailing slash.
+func DefaultAudiences(armEndpoint string) []string {
+	var auds []string
+	for _, a := range []string{armEndpoint, "https://management.azure.com", "https://management.core.windows.net"} {
+		a = strings.TrimSuffix(a, "/")
+		if a == "" {
+			continue
+		}
+		auds = append(auds, a+"/", a)
+	}
+	return auds
+}
+
+// Issuer issues and verifies access tokens. It is safe for concurrent use.
+type Issuer struct {
+	tenantID  string
+	authority string // no trailing slash
+	host      string // host name of the authority
+	issuer    string // authority/tenant/v2.0
+	key       *rsa.PrivateKey
+	kid       string
+	audiences []string
+	lifetime  time.Duration
+	now       func() time.Time
+	dir       Directory
+	logger    *slog.Logger
+}
+
+// New returns an Issuer for cfg that checks credentials with dir. A nil logger discards logs.
+func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
+	if cfg.TenantID == "" {
+		return nil, errors.New("new issuer: no tenant id")
+	}
+	if strings.ContainsAny(cfg.TenantID, "/?#") {
+		return nil, fmt.Errorf("new issuer: tenant id %q is not a path segment", cfg.TenantID)
+	}
+	authority := strings.TrimSuffix(cfg.Authority, "/")
+	u, err := url.Parse(authority)
+	if err != nil || u.Scheme == "" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("new issuer: authority %q is not an absolute URL", cfg.Authority)
+	}
+	if u.Path != "" {
+		// MSAL takes the first path segment of an authority for the tenant.
+		return nil, fmt.Errorf("new issuer: authority %q has a path; serve the issuer at the root of a host", cfg.Authority)
+	}
+	if cfg.Key == nil {
+		return nil, errors.New("new issuer: no signing key")
+	}
+	if cfg.Key.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("new issuer: %d-bit RSA key is too small", cfg.Key.N.BitLen())
+	}
+	if len(cfg.Audiences) == 0 {
+		return nil, errors.New("new issuer: no audiences")
+	}
+	if dir == nil {
+		return nil, errors.New("new issuer: no directory")
+	}
+	if cfg.Lifetime == 0 {
+		cfg.Lifetime = time.Hour
+	}
+	if cfg.Lifetime < 0 {
+		return nil, fmt.Errorf("new issuer: negative lifetime %v", cfg.Lifetime)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Issuer{
+		tenantID:  cfg.TenantID,
+		authority: authority,
+		host:      u.Hostname(),
+		issuer:    authority + "/" + cfg.TenantID + "/v2.0",
+		key:       cfg.Key,
+		kid:       keyID(&cfg.Key.PublicKey),
+		audiences: slices.Clone(cfg.Audiences),
+		lifetime:  cfg.Lifetime,
+		now:       cfg.Now,
+		dir:       dir,
+		logger:    logger.With("component", "identity"),
+	}, nil
+}
+
+// accessClaims are the claims of an access token. aud is a single string, as Azure writes it
+// (jwt.RegisteredClaims would write an array).
+type accessClaims struct {
+	Audience  string           `json:"aud"`
+	Issuer    string           `json:"iss"`
+	IssuedAt  *jwt.NumericDate `json:"iat,omitempty"`
+	NotBefore *jwt.NumericDate `json:"nbf,omitempty"`
+	ExpiresAt *jwt.NumericDate `json:"exp,omitempty"`
+
+	TenantID       string `json:"tid"`
+	ObjectID       string `json:"oid"`
+	Subject        string `json:"sub"`
+	AppID          string `json:"appid,omitempty"`
+	AuthorizedApp  string `json:"azp,omitempty"`
+	AppDisplayName string `json:"app_displayname,omitempty"`
+	UPN            string `json:"upn,omitempty"`
+	UniqueName     string `json:"unique_name,omitempty"`
+	Name           string `json:"name,omitempty"`
+	IdentityType   string `json:"idtyp"` // "app" or "user"
+	Version        string `json:"ver"`
+}
+
+var _ jwt.Claims = (*accessClaims)(nil)
+
+func (c *accessClaims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
+func (c *accessClaims) GetIssuedAt() (*jwt.NumericDate, error)       { return c.IssuedAt, nil }
+func (c *accessClaims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
+func (c *accessClaims) GetIssuer() (string, error)                   { return c.Issuer, nil }
+func (c *accessClaims) GetSubject() (string, error)                  { return c.Subject, nil }
+func (c *accessClaims) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings{c.Audience}, nil
+}
+
+// Issue returns an access token for p with the given audience, which must be one of the
+// configured audiences, and the time it expires.
+func (i *Issuer) Issue(p Principal, audience string) (token string, expires time.Time, err error) {
+	if !slices.Contains(i.audiences, audience) {
+		return "", time.Time{}, fmt.Errorf("issue token: audience %q is not accepted", audience)
+	}
+	if p.ObjectID == "" {
+		return "", time.Time{}, errors.New("issue token: principal has no object id")
+	}
+	if p.TenantID != "" && !strings.EqualFold(p.TenantID, i.tenantID) {
+		return "", time.Time{}, fmt.Errorf("issue token: principal %s is in tenant %s, not %s", p.ObjectID, p.TenantID, i.tenantID)
+	}
+	now := i.now().Truncate(time.Second)
+	expires = now.Add(i.lifetime)
+	c := &accessClaims{
+		Audience:  audience,
+		Issuer:    i.issuer,
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(expires),
+		TenantID:  i.tenantID,
+		ObjectID:  p.ObjectID,
+		Subject:   p.ObjectID,
+		Version:   "2.0",
+	}
+	switch p.Kind {
+	case KindServicePrincipal:
+		if p.AppID == "" {
+			return "", time.Time{}, fmt.Errorf("issue token: service principal %s has no app id", p.ObjectID)
+		}
+		c.IdentityType = "app"
+		c.AppID, c.AuthorizedApp, c.AppDisplayName = p.AppID, p.AppID, p.Name
+	case KindUser:
+		c.IdentityType = "user"
+		c.UPN, c.UniqueName, c.Name = p.Name, p.Name, p.Name
+	default:
+		return "", time.Time{}, fmt.Errorf("issue token: principal %s has unknown kind %q", p.ObjectID, p.Kind)
+	}
+	token, err = i.sign(c)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("issue token for %s: %w", p.ObjectID, err)
+	}
+	return token, expires, nil
+}
+
+// sign returns claims as a JWT signed with the issuer's key.
+func (i *Issuer) sign(claims jwt.Claims) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
+	t.Header["kid"] = i.kid
+	s, err := t.SignedString(i.key)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return s, nil
+}
+
+// Verify checks an access token issued by i — signature, key id, expiry and not-before (with
+// a minute of clock skew), issuer, audience and tenant — and returns its principal. Every
+// error wraps ErrInvalidToken.
+func (i *Issuer) Verify(token string) (Principal, error) {
+	var c accessClaims
+	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		if kid, _ := t.Header["kid"].(string); kid != i.kid {
+			return nil, fmt.Errorf("unknown signing key %q", kid)
+		}
+		return &i.key.PublicKey, nil
+	},
+		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
+		jwt.WithIssuer(i.issuer),
+		jwt.WithAudience(i.audiences...),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(clockSkew),
+		jwt.WithTimeFunc(i.now),
+	)
+	if err != nil {
+		return Principal{}, fmt.Errorf("verify token: %w: %w", ErrInvalidToken, err)
+	}
+	if !strings.EqualFold(c.TenantID, i.tenantID) {
+		return Principal{}, fmt.Errorf("verify token: %w: tenant %q", ErrInvalidToken, c.TenantID)
+	}
+	if c.ObjectID == "" {
+		return Principal{}, fmt.Errorf("verify token: %w: no oid", ErrInvalidToken)
+	}
+	p := Principal{ObjectID: c.ObjectID, TenantID: i.tenantID}
+	switch c.IdentityType {
+	case "app":
+		if c.AppID == "" {
+			return Principal{}, fmt.Errorf("verify token: %w: app token without appid", ErrInvalidToken)
+		}
+		p.Kind, p.AppID, p.Name = KindServicePrincipal, c.AppID, c.AppDisplayName
+	case "user":
+		p.Kind, p.Name = KindUser, c.UPN
+	default:
+		return Principal{}, fmt.Errorf("verify token: %w: identity type %q", ErrInvalidToken, c.IdentityType)
+	}
+	return p, nil
+}
+
+// Authenticate verifies the bearer token in r's Authorization header and returns its
+// principal. Every error, including a missing header, wraps ErrInvalidToken.
+func (i *Issuer) Authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return Principal{}, fmt.Errorf("authenticate: %w: no authorization header", ErrInvalidToken)
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return Principal{}, fmt.Errorf("authenticate: %w: authorization is not a bearer token", ErrInvalidToken)
+	}
+	p, err := i.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	return p, nil
+}
+
+// Challenge returns the WWW-Authenticate header value of a 401 from the API, in Azure Resource
+// Manager's style: it names the authority clients get a token from.
+func Challenge(authority, tenantID string) string {
+	return fmt.Sprintf(`Bearer authorization_uri="%s/%s", error="invalid_token", error_description="The access token is missing, invalid or expired. Get a new one from the authorization_uri."`,
+		strings.TrimSuffix(authority, "/"), tenantID)
+}

@@ -1,0 +1,522 @@
+package identity_test
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"go/build"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/pglink/pglink/internal/identity"
+)
+
+const (
+	testTenant   = "8f3c1a52-6d0e-4b7a-9c21-3e5f7a9b0d14"
+	testClientID = "2b7e4c10-94d1-4f6a-8e3b-5a0c9d7f1e28"
+	testSecret   = "s3cr3t-0123456789abcdefghijklmnopqrstuvwxyz" // long and random: fast hash
+	testSPOID    = "c0a8f4e2-1b3d-4e5f-8a9b-0c1d2e3f4a5b"
+	testUser     = "admin@pglink.example"
+	testPassword = "correct horse battery staple"
+	testUserOID  = "d1b9e5f3-2c4e-4f60-9bac-1d2e3f4a5b6c"
+	// brokenClientID makes the fake directory fail as a broken store would.
+	brokenClientID = "broken"
+)
+
+var (
+	servicePrincipal = identity.Principal{ObjectID: testSPOID, AppID: testClientID, Name: "pglink-admin", Kind: identity.KindServicePrincipal, TenantID: testTenant}
+	user             = identity.Principal{ObjectID: testUserOID, Name: testUser, Kind: identity.KindUser, TenantID: testTenant}
+)
+
+// testKey is one signing key for the whole test binary: RSA key generation is slow.
+var testKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := identity.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
+
+// fakeDirectory is an in-memory Directory holding hashed secrets, as the store does.
+type fakeDirectory struct {
+	sps   map[string]fakeEntry // by client id
+	users map[string]fakeEntry // by UPN
+}
+
+type fakeEntry struct {
+	hash string
+	p    identity.Principal
+}
+
+var _ identity.Directory = (*fakeDirectory)(nil)
+
+// testHashes are the stored hashes of testSecret and testPassword, made once. The password's
+// is a bcrypt hash of the lowest cost, which CheckSecret accepts as it would a HashSecret one:
+// bcrypt at the default cost takes most of a second a check under the race detector.
+var testHashes = sync.OnceValues(func() ([2]string, error) {
+	sp, err := identity.HashRandomSecret(testSecret)
+	if err != nil {
+		return [2]string{}, err
+	}
+	u, err := bcrypt.GenerateFromPassword([]byte(testPassword), bcrypt.MinCost)
+	return [2]string{sp, string(u)}, err
+})
+
+func newFakeDirectory(t *testing.T) *fakeDirectory {
+	t.Helper()
+	h, err := testHashes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeDirectory{
+		sps:   map[string]fakeEntry{testClientID: {h[0], servicePrincipal}},
+		users: map[string]fakeEntry{testUser: {h[1], user}},
+	}
+}
+
+func (d *fakeDirectory) ServicePrincipal(ctx context.Context, clientID, secret string) (identity.Principal, error) {
+	if clientID == brokenClientID {
+		return identity.Principal{}, errors.New("store unavailable")
+	}
+	e, ok := d.sps[clientID]
+	if !ok || !identity.CheckSecret(e.hash, secret) {
+		return identity.Principal{}, identity.ErrInvalidCredentials
+	}
+	return e.p, nil
+}
+
+func (d *fakeDirectory) User(ctx context.Context, username, password string) (identity.Principal, error) {
+	e, ok := d.users[strings.ToLower(username)]
+	if !ok || !identity.CheckSecret(e.hash, password) {
+		return identity.Principal{}, identity.ErrInvalidCredentials
+	}
+	return e.p, nil
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), nil))
+}
+
+// newIssuer returns an Issuer for authority with the test key and directory and the given clock
+// (nil: the real one).
+func newIssuer(t *testing.T, authority string, now func() time.Time) *identity.Issuer {
+	t.Helper()
+	iss, err := identity.New(identity.Config{
+		TenantID:  testTenant,
+		Authority: authority,
+		Key:       testKey(),
+		Audiences: identity.DefaultAudiences(authority),
+		Now:       now,
+	}, newFakeDirectory(t), testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return iss
+}
+
+// testServer is an Issuer served over TLS on a loopback port, its Authority being the
+// server's URL.
+type testServer struct {
+	*httptest.Server
+	iss           *identity.Issuer
+	tokenRequests atomic.Int64 // POSTs to the token endpoints
+}
+
+func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{iss: newIssuer(t, "https://"+l.Addr().String(), nil)}
+	h := ts.iss.Handler()
+	ts.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
+			ts.tokenRequests.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	ts.Listener.Close()
+	ts.Listener = l
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// payload returns the decoded claims of a JWT without verifying it, as az does.
+func payload(t *testing.T, token string) map[string]any {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token has %d parts; want 3", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("decode payload: %v", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("unmarshal payload: %v", err)
+	}
+	return m
+}
+
+var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func TestIssueClaims(t *testing.T) {
+	const authority = "https://127.0.0.1:8443"
+	iss := newIssuer(t, authority, func() time.Time { return epoch })
+	tests := []struct {
+		p        identity.Principal
+		audience string
+		want     map[string]any
+	}{
+		{servicePrincipal, "https://management.azure.com/", map[string]any{
+			"aud": "https://management.azure.com/", "iss": authority + "/" + testTenant + "/v2.0",
+			"iat": 1772366400.0, "nbf": 1772366400.0, "exp": 1772370000.0,
+			"tid": testTenant, "oid": testSPOID, "sub": testSPOID,
+			"appid": testClientID, "azp": testClientID, "app_displayname": "pglink-admin",
+			"idtyp": "app", "ver": "2.0",
+		}},
+		{user, "https://127.0.0.1:8443", map[string]any{
+			"aud": "https://127.0.0.1:8443", "iss": authority + "/" + testTenant + "/v2.0",
+			"iat": 1772366400.0, "nbf": 1772366400.0, "exp": 1772370000.0,
+			"tid": testTenant, "oid": testUserOID, "sub": testUserOID,
+			"upn": testUser, "unique_name": testUser, "name": testUser,
+			"idtyp": "user", "ver": "2.0",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.p.Kind, func(t *testing.T) {
+			token, expires, err := iss.Issue(tt.p, tt.audience)
+			if err != nil {
+				t.Fatalf("Issue: %v", err)
+			}
+			if want := epoch.Add(time.Hour); !expires.Equal(want) {
+				t.Errorf("Issue expires = %v; want %v", expires, want)
+			}
+			if got := payload(t, token); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("claims = %v\nwant %v", got, tt.want)
+			}
+			h, _, err := jwt.NewParser().ParseUnverified(token, jwt.MapClaims{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Header["alg"] != "RS256" || h.Header["typ"] != "JWT" || h.Header["kid"] == "" {
+				t.Errorf("header = %v; want alg RS256, typ JWT, a kid", h.Header)
+			}
+			got, err := iss.Verify(token)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if got != tt.p {
+				t.Errorf("Verify = %+v; want %+v", got, tt.p)
+			}
+		})
+	}
+}
+
+func TestIssueRefuses(t *testing.T) {
+	iss := newIssuer(t, "https://127.0.0.1:8443", nil)
+	tests := []struct {
+		name     string
+		p        identity.Principal
+		audience string
+	}{
+		{"unknown audience", user, "https://graph.microsoft.com"},
+		{"no object id", identity.Principal{Kind: identity.KindUser, Name: "x"}, "https://management.azure.com/"},
+		{"no kind", identity.Principal{ObjectID: "x"}, "https://management.azure.com/"},
+		{"app without app id", identity.Principal{ObjectID: "x", Kind: identity.KindServicePrincipal}, "https://management.azure.com/"},
+		{"other tenant", identity.Principal{ObjectID: "x", Kind: identity.KindUser, TenantID: "other"}, "https://management.azure.com/"},
+	}
+	for _, tt := range tests {
+		if _, _, err := iss.Issue(tt.p, tt.audience); err == nil {
+			t.Errorf("Issue(%s) succeeded; want an error", tt.name)
+		}
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	const authority = "https://127.0.0.1:8443"
+	now := epoch
+	iss := newIssuer(t, authority, func() time.Time { return now })
+	good, _, err := iss.Issue(servicePrincipal, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid := func() string {
+		h, _, err := jwt.NewParser().ParseUnverified(good, jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Header["kid"].(string)
+	}()
+	otherKey, err := identity.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := func(edit func(jwt.MapClaims)) jwt.MapClaims {
+		c := payload(t, good)
+		edit(c)
+		return jwt.MapClaims(c)
+	}
+	sign := func(method jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		t.Helper()
+		tok := jwt.NewWithClaims(method, c)
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	rs := func(edit func(jwt.MapClaims)) string { return sign(jwt.SigningMethodRS256, testKey(), claims(edit)) }
+	pubDER := testKey().PublicKey.N.Bytes()
+
+	tests := []struct {
+		name  string
+		token string
+		at    time.Time
+	}{
+		{"expired", good, epoch.Add(time.Hour + 2*time.Minute)},
+		{"not yet valid", good, epoch.Add(-2 * time.Minute)},
+		{"wrong audience", rs(func(c jwt.MapClaims) { c["aud"] = "https://graph.microsoft.com" }), epoch},
+		{"audience array of unknown", rs(func(c jwt.MapClaims) { c["aud"] = []string{"https://graph.microsoft.com"} }), epoch},
+		{"wrong issuer", rs(func(c jwt.MapClaims) { c["iss"] = "https://sts.windows.net/" + testTenant + "/" }), epoch},
+		{"wrong tenant", rs(func(c jwt.MapClaims) { c["tid"] = "00000000-0000-0000-0000-000000000000" }), epoch},
+		{"no exp", rs(func(c jwt.MapClaims) { delete(c, "exp") }), epoch},
+		{"no oid", rs(func(c jwt.MapClaims) { delete(c, "oid") }), epoch},
+		{"app without appid", rs(func(c jwt.MapClaims) { delete(c, "appid") }), epoch},
+		{"unknown idtyp", rs(func(c jwt.MapClaims) { c["idtyp"] = "device" }), epoch},
+		{"forged signature", sign(jwt.SigningMethodRS256, otherKey, claims(func(jwt.MapClaims) {})), epoch},
+		{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(func(jwt.MapClaims) {})), epoch},
+		{"alg HS256 keyed with the public key", sign(jwt.SigningMethodHS256, pubDER, claims(func(jwt.MapClaims) {})), epoch},
+		{"alg RS512", sign(jwt.SigningMethodRS512, testKey(), claims(func(jwt.MapClaims) {})), epoch},
+		{"tampered payload", func() string {
+			p := strings.Split(good, ".")
+			c := payload(t, good)
+			c["oid"] = testUserOID
+			b, _ := json.Marshal(c)
+			return p[0] + "." + base64.RawURLEncoding.EncodeToString(b) + "." + p[2]
+		}(), epoch},
+		{"garbage", "not.a.jwt", epoch},
+		{"empty", "", epoch},
+	}
+	for _, tt := range tests {
+		now = tt.at
+		p, err := iss.Verify(tt.token)
+		if !errors.Is(err, identity.ErrInvalidToken) {
+			t.Errorf("Verify(%s) = %+v, %v; want ErrInvalidToken", tt.name, p, err)
+		}
+	}
+
+	// Within the clock skew the token is still good, on both ends.
+	for _, at := range []time.Time{epoch.Add(-30 * time.Second), epoch.Add(time.Hour + 30*time.Second)} {
+		now = at
+		if _, err := iss.Verify(good); err != nil {
+			t.Errorf("Verify at %v = %v; want ok within the skew", at, err)
+		}
+	}
+
+	// Another issuer (same key, other authority) does not accept the token.
+	other := newIssuer(t, "https://pglink.example", func() time.Time { return epoch })
+	if _, err := other.Verify(good); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("other issuer Verify = %v; want ErrInvalidToken", err)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	iss := newIssuer(t, "https://127.0.0.1:8443", nil)
+	token, _, err := iss.Issue(user, "https://management.azure.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		header string
+		ok     bool
+	}{
+		{"Bearer " + token, true},
+		{"bearer " + token, true},
+		{"", false},
+		{"Bearer", false},
+		{"Bearer ", false},
+		{"Basic " + token, false},
+		{"Bearer x" + token, false},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/subscriptions", nil)
+		if tt.header != "" {
+			r.Header.Set("Authorization", tt.header)
+		}
+		p, err := iss.Authenticate(r)
+		switch {
+		case tt.ok && (err != nil || p != user):
+			t.Errorf("Authenticate(%.20q) = %+v, %v; want %+v", tt.header, p, err, user)
+		case !tt.ok && !errors.Is(err, identity.ErrInvalidToken):
+			t.Errorf("Authenticate(%.20q) = %+v, %v; want ErrInvalidToken", tt.header, p, err)
+		}
+	}
+}
+
+func TestChallenge(t *testing.T) {
+	got := identity.Challenge("https://127.0.0.1:8443/", testTenant)
+	want := `Bearer authorization_uri="https://127.0.0.1:8443/` + testTenant + `", error="invalid_token", error_description="The access token is missing, invalid or expired. Get a new one from the authorization_uri."`
+	if got != want {
+		t.Errorf("Challenge = %s\nwant %s", got, want)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	good := identity.Config{TenantID: testTenant, Authority: "https://127.0.0.1:8443", Key: testKey(), Audiences: []string{"https://management.azure.com/"}}
+	tests := []struct {
+		name string
+		edit func(*identity.Config)
+	}{
+		{"no tenant", func(c *identity.Config) { c.TenantID = "" }},
+		{"tenant with slash", func(c *identity.Config) { c.TenantID = "a/b" }},
+		{"relative authority", func(c *identity.Config) { c.Authority = "/aad" }},
+		{"authority with a path", func(c *identity.Config) { c.Authority = "https://127.0.0.1:8443/aad" }},
+		{"no key", func(c *identity.Config) { c.Key = nil }},
+		{"no audiences", func(c *identity.Config) { c.Audiences = nil }},
+		{"negative lifetime", func(c *identity.Config) { c.Lifetime = -time.Second }},
+	}
+	for _, tt := range tests {
+		cfg := good
+		tt.edit(&cfg)
+		if _, err := identity.New(cfg, newFakeDirectory(t), nil); err == nil {
+			t.Errorf("New(%s) succeeded; want an error", tt.name)
+		}
+	}
+	if _, err := identity.New(good, nil, nil); err == nil {
+		t.Errorf("New(nil directory) succeeded; want an error")
+	}
+	if _, err := identity.New(good, newFakeDirectory(t), nil); err != nil {
+		t.Errorf("New(good) = %v", err)
+	}
+}
+
+func TestDefaultAudiences(t *testing.T) {
+	got := identity.DefaultAudiences("https://127.0.0.1:8443/")
+	want := []string{
+		"https://127.0.0.1:8443/", "https://127.0.0.1:8443",
+		"https://management.azure.com/", "https://management.azure.com",
+		"https://management.core.windows.net/", "https://management.core.windows.net",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("DefaultAudiences = %q; want %q", got, want)
+	}
+}
+
+func TestKeyPersistence(t *testing.T) {
+	pemBytes, err := identity.MarshalKey(testKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(pemBytes), "-----BEGIN PRIVATE KEY-----") {
+		t.Errorf("MarshalKey = %.40q…; want a PKCS #8 PEM block", pemBytes)
+	}
+	k, err := identity.ParseKey(pemBytes)
+	if err != nil {
+		t.Fatalf("ParseKey: %v", err)
+	}
+	if !k.Equal(testKey()) {
+		t.Fatalf("ParseKey(MarshalKey(k)) is not k")
+	}
+
+	// A token from before a restart verifies after it.
+	before := newIssuer(t, "https://127.0.0.1:8443", nil)
+	token, _, err := before.Issue(servicePrincipal, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := identity.New(identity.Config{TenantID: testTenant, Authority: "https://127.0.0.1:8443", Key: k,
+		Audiences: []string{"https://management.azure.com/"}}, newFakeDirectory(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := after.Verify(token); err != nil {
+		t.Errorf("Verify after restart: %v", err)
+	}
+
+	for _, bad := range []string{"", "not pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+		"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"} {
+		if _, err := identity.ParseKey([]byte(bad)); err == nil {
+			t.Errorf("ParseKey(%.30q) succeeded; want an error", bad)
+		}
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	t.Parallel() // bcrypt is slow on purpose
+	slow, err := identity.HashSecret(testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cost, err := bcrypt.Cost([]byte(slow)); err != nil || cost != bcrypt.DefaultCost {
+		t.Errorf("HashSecret cost = %d, %v; want bcrypt at the default cost %d", cost, err, bcrypt.DefaultCost)
+	}
+	fast, err := identity.HashRandomSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast2, err := identity.HashRandomSecret(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fast == fast2 {
+		t.Errorf("HashRandomSecret twice gave %q both times; want distinct salts", fast)
+	}
+	tests := []struct {
+		hash, secret string
+		want         bool
+	}{
+		{slow, testPassword, true},
+		{slow, testPassword + "x", false},
+		{fast, testSecret, true},
+		{fast2, testSecret, true},
+		{fast, testSecret[:len(testSecret)-1], false},
+		{fast, "", false},
+		{"", "", false},
+		{"sha256$", "", false},
+		{"sha256$abc", testSecret, false},
+		{"sha256$$", testSecret, false},
+		{testSecret, testSecret, false}, // a plain-text "hash" never matches
+	}
+	for _, tt := range tests {
+		if got := identity.CheckSecret(tt.hash, tt.secret); got != tt.want {
+			t.Errorf("CheckSecret(%.20q, %.10q) = %v; want %v", tt.hash, tt.secret, got, tt.want)
+		}
+	}
+	if _, err := identity.HashRandomSecret("short"); err == nil {
+		t.Errorf("HashRandomSecret(short) succeeded; want an error")
+	}
+	if _, err := identity.HashSecret(strings.Repeat("x", 73)); err == nil {
+		t.Errorf("HashSecret(73 bytes) succeeded; want an error")
+	}
+}
+
+// TestImportsNoPglinkPackage keeps identity a leaf.
+func TestImportsNoPglinkPackage(t *testing.T) {
+	pkg, err := build.ImportDir(".", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, imp := range pkg.Imports {
+		if strings.HasPrefix(imp, "github.com/pglink/pglink/") {
+			t.Errorf("identity imports %s; it must import no other pglink package", imp)
+		}
+	}
+}
