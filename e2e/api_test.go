@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/pglink/pglink/internal/server"
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlite"
 )
 
 // response is a raw HTTP answer.
@@ -408,10 +411,14 @@ func TestRestartKeepsStateAndResumesOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Simulate a crash in the middle of a stop: the server is Stopping and its operation is
-	// leased by a worker that no longer exists.
+	// leased by a worker that no longer exists. The data is edited while pglink is down.
+	in.stop()
 	id := *srv.ID
-	st := in.srv.Store()
-	err := st.Update(ctx, func(tx store.Tx) error {
+	st, err := sqlite.Open(ctx, filepath.Join(in.dir, "pglink.db"), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
 		r, err := tx.Get(ctx, strings.ToLower(id))
 		if err != nil {
 			return err
@@ -430,6 +437,7 @@ func TestRestartKeepsStateAndResumesOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	st.Close()
 	in.restart()
 	c = newClients(t, in)
 	deadline := time.Now().Add(15 * time.Second)
@@ -442,7 +450,9 @@ func TestRestartKeepsStateAndResumesOperations(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("state after restart = %s; want the resumed stop to reach Stopped", *got.Properties.State)
+			var op store.Operation
+			in.srv.Store().View(ctx, func(tx store.Tx) error { op, _ = tx.Operation(ctx, "crashed-op"); return nil })
+			t.Fatalf("state after restart = %s; want the resumed stop to reach Stopped (operation: %+v %s)", *got.Properties.State, op, op.Error)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -131,7 +131,7 @@ type Workers struct {
 // Options tune the workers. Zero values pick defaults.
 type Options struct {
 	Owner    string        // lease owner name; default a random id
-	Lease    time.Duration // default 30s; renewed while an operation runs
+	Lease    time.Duration // default 10s; renewed while an operation runs
 	Parallel int           // operations run at once; default 4
 }
 
@@ -143,7 +143,7 @@ func NewWorkers(st store.Store, log *slog.Logger, o Options) *Workers {
 		o.Owner = "worker-" + hex.EncodeToString(b[:])
 	}
 	if o.Lease <= 0 {
-		o.Lease = 30 * time.Second
+		o.Lease = 10 * time.Second
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = 4
@@ -213,12 +213,21 @@ func (w *Workers) run(ctx context.Context, op store.Operation) {
 	go w.renew(runCtx, op.ID)
 	commit, err := f(runCtx, Op{Operation: op, Meta: env.Meta, Data: env.Data})
 	stop()
-	if err != nil && resource.KindOf(err) == resource.Internal && op.Attempts < maxAttempts && ctx.Err() == nil {
+	// Record the outcome even if the workers are shutting down: a commit that is ready must
+	// not wait for a lease to expire.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		log.Info("operation interrupted by shutdown; releasing it", "err", err)
+		w.release(fctx, op.ID, 0)
+		return
+	case err != nil && resource.KindOf(err) == resource.Internal && op.Attempts < maxAttempts:
 		log.Warn("operation failed, will retry", "attempt", op.Attempts, "err", err)
-		w.release(ctx, op.ID, time.Duration(op.Attempts)*time.Second)
+		w.release(fctx, op.ID, time.Duration(op.Attempts)*time.Second)
 		return
 	}
-	w.finish(ctx, op, env.Meta, commit, err, log)
+	w.finish(fctx, op, env.Meta, commit, err, log)
 }
 
 // renew extends the lease of a running operation until ctx is done.

@@ -1,0 +1,174 @@
+package operation_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlite"
+)
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ops.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// run starts workers until the test ends.
+func run(t *testing.T, w *operation.Workers) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+var target = resource.MustParse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db")
+
+func startOp(t *testing.T, st store.Store, kind, goal string, id resource.ID) store.Operation {
+	t.Helper()
+	op, err := operation.New(kind, id, "eastus", "PUT", goal, operation.Meta{Action: "x/write", Caller: "tester"}, map[string]string{"k": "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(context.Background(), func(tx store.Tx) error {
+		op, err = operation.Start(context.Background(), tx, op)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+func log(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+func TestOperationOutcomes(t *testing.T) {
+	st := openStore(t)
+	w := operation.NewWorkers(st, log(t), operation.Options{})
+	var transient atomic.Int32
+	w.Register("ok", func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		var in map[string]string
+		if err := json.Unmarshal(op.Data, &in); err != nil || in["k"] != "v" {
+			return nil, fmt.Errorf("input = %s", op.Data)
+		}
+		return func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.Put(ctx, store.Resource{Key: op.ResourceKey, ID: op.ResourceID, Type: "t", Body: []byte(`{"done":true}`)}, "")
+			return err
+		}, nil
+	})
+	w.Register("refused", func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		return nil, resource.Errorf(resource.Conflict, "Nope", "not now")
+	})
+	w.Register("flaky", func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		if transient.Add(1) == 1 {
+			return nil, errors.New("disk hiccup")
+		}
+		return nil, nil
+	})
+	run(t, w)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		kind, status, code string
+	}{{"ok", store.OpSucceeded, ""}, {"refused", store.OpFailed, "Nope"}, {"flaky", store.OpSucceeded, ""}} {
+		id := target.Child("firewallRules", tc.kind)
+		op := startOp(t, st, tc.kind, "g", id)
+		got, err := w.Wait(ctx, op.ID, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != tc.status {
+			t.Errorf("%s: status = %s; want %s", tc.kind, got.Status, tc.status)
+		}
+		if tc.code != "" {
+			var e resource.Error
+			if err := json.Unmarshal(got.Error, &e); err != nil || e.Code != tc.code || e.Kind != resource.Conflict {
+				t.Errorf("%s: error = %s; want code %s", tc.kind, got.Error, tc.code)
+			}
+		}
+	}
+	if n := transient.Load(); n != 2 {
+		t.Errorf("flaky ran %d times; want 2 (one retry)", n)
+	}
+	err := st.View(ctx, func(tx store.Tx) error {
+		r, err := tx.Get(ctx, target.Child("firewallRules", "ok").Key())
+		if err != nil || string(r.Body) != `{"done":true}` {
+			return fmt.Errorf("commit not applied: %v %s", err, r.Body)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	evs, err := st.Events(ctx, "s", time.Time{}, 0)
+	if err != nil || len(evs) != 3 {
+		t.Errorf("activity events = %d, %v; want one per finished operation", len(evs), err)
+	}
+}
+
+func TestStartJoinsOrConflicts(t *testing.T) {
+	st := openStore(t)
+	first := startOp(t, st, "k", "goal-1", target)
+	again := startOp(t, st, "k", "goal-1", target)
+	if again.ID != first.ID {
+		t.Errorf("identical retry started %s; want to join %s", again.ID, first.ID)
+	}
+	op, _ := operation.New("k", target, "eastus", "PUT", "goal-2", operation.Meta{}, nil)
+	err := st.Update(context.Background(), func(tx store.Tx) error {
+		_, err := operation.Start(context.Background(), tx, op)
+		return err
+	})
+	if e, ok := resource.AsError(err); !ok || e.Code != "AnotherOperationInProgress" || e.Kind != resource.Conflict {
+		t.Errorf("different request during an operation: %v; want 409 AnotherOperationInProgress", err)
+	}
+}
+
+// TestExactlyOnce runs many operations through two worker pools on one store: every
+// operation's function runs once and every operation succeeds.
+func TestExactlyOnce(t *testing.T) {
+	st := openStore(t)
+	var mu sync.Mutex
+	runs := map[string]int{}
+	f := func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		mu.Lock()
+		runs[op.ID]++
+		mu.Unlock()
+		return nil, nil
+	}
+	for _, name := range []string{"a", "b"} {
+		w := operation.NewWorkers(st, log(t), operation.Options{Owner: name})
+		w.Register("k", f)
+		run(t, w)
+	}
+	w := operation.NewWorkers(st, log(t), operation.Options{Owner: "waiter"})
+	var ids []string
+	for i := 0; i < 40; i++ {
+		ids = append(ids, startOp(t, st, "k", "g", target.Child("firewallRules", fmt.Sprint(i))).ID)
+	}
+	for _, id := range ids {
+		op, err := w.Wait(context.Background(), id, 10*time.Second)
+		if err != nil || op.Status != store.OpSucceeded {
+			t.Fatalf("operation %s: %v %v", id, op.Status, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range ids {
+		if runs[id] != 1 {
+			t.Errorf("operation %s ran %d times; want 1", id, runs[id])
+		}
+	}
+}
