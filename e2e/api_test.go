@@ -513,3 +513,69 @@ func TestActivityLog(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// TestResourceGroupDelete removes everything inside a group as one operation.
+func TestResourceGroupDelete(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "doomed")
+	srv := c.server(t, "doomed", "db1")
+	subnet := c.vnet(t, "doomed", "vnet")
+	if _, err := c.endpoint(t, "doomed", "pe1", subnet, *srv.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.groups.BeginDelete(ctx, "doomed", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.PollUntilDone(ctx, &azcoreFast); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.groups.Get(ctx, "doomed", nil); err == nil {
+		t.Fatal("group still exists")
+	} else {
+		wantErr(t, "get deleted group", err, "ResourceGroupNotFound", http.StatusNotFound)
+	}
+	var left int
+	in.srv.Store().View(ctx, func(tx store.Tx) error {
+		all, _ := tx.List(ctx, store.ListOptions{Prefix: "/subscriptions/" + strings.ToLower(in.boot.SubscriptionID) + "/resourcegroups/doomed"})
+		left = len(all)
+		return nil
+	})
+	if left != 0 {
+		t.Errorf("%d resources left after the group delete", left)
+	}
+	// Deleting what is not there is a 204, as ARM does.
+	r := in.do(t, "DELETE", "/subscriptions/"+in.boot.SubscriptionID+"/resourcegroups/doomed?api-version=2021-04-01", in.token(), nil, nil)
+	if r.status != http.StatusNotFound && r.status != http.StatusNoContent {
+		t.Errorf("delete missing group: %d", r.status)
+	}
+}
+
+func TestCorrelationHeaders(t *testing.T) {
+	in := start(t, nil)
+	r := in.do(t, "GET", "/subscriptions/"+in.boot.SubscriptionID+"?api-version=2021-04-01", in.token(), nil,
+		map[string]string{"x-ms-correlation-request-id": "corr-123", "x-ms-client-request-id": "cli-9", "x-ms-return-client-request-id": "true"})
+	if r.status != 200 || r.header.Get("x-ms-correlation-request-id") != "corr-123" || r.header.Get("x-ms-client-request-id") != "cli-9" {
+		t.Errorf("headers: %d %v", r.status, r.header)
+	}
+	if r.body["subscriptionId"] != in.boot.SubscriptionID || r.body["tenantId"] != in.boot.TenantID {
+		t.Errorf("subscription body: %s", r.raw)
+	}
+}
+
+// TestBringYourOwnCertificate serves the operator's certificate.
+func TestBringYourOwnCertificate(t *testing.T) {
+	first := start(t, nil) // a local CA to issue the operator's certificate from
+	tlsDir := filepath.Join(first.dir, "tls")
+	in := start(t, func(c *server.Config) {
+		c.TLSCert, c.TLSKey = filepath.Join(tlsDir, "server.pem"), filepath.Join(tlsDir, "server-key.pem")
+	})
+	if in.boot.CACertFile != filepath.Join(tlsDir, "server.pem") {
+		t.Errorf("caCertFile = %s; want the operator's certificate file", in.boot.CACertFile)
+	}
+	if r := in.do(t, "GET", "/subscriptions?api-version=2021-04-01", in.token(), nil, nil); r.status != 200 {
+		t.Errorf("list subscriptions over the operator's certificate: %d", r.status)
+	}
+}

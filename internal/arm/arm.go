@@ -47,7 +47,9 @@ type Request struct {
 
 // Response is what a Handler returns.
 type Response struct {
-	Status int // 0 means 200
+	// Status is the success status: 0 means 200, or for a DELETE whose operation finished
+	// inline, 204.
+	Status int
 	Body   any // marshalled as JSON; nil for no body
 	// Op, if set, is the long-running operation the request started or joined. The front door
 	// waits for it briefly and answers with the final result, or 202 and polling URLs.
@@ -314,9 +316,12 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 		return status, nil
 	}
 	if r.Method == http.MethodDelete {
-		// Done already: 204, which every client's delete poller accepts as the end.
-		w.WriteHeader(http.StatusNoContent)
-		return http.StatusNoContent, nil
+		// Done already: 204 unless the type says otherwise (resource groups answer 200).
+		if resp.Status == 0 {
+			status = http.StatusNoContent
+		}
+		w.WriteHeader(status)
+		return status, nil
 	}
 	w.WriteHeader(http.StatusOK)
 	return http.StatusOK, nil

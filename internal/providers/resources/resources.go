@@ -252,7 +252,7 @@ func (p *Provider) deleteGroup(ctx context.Context, req *arm.Request) (*arm.Resp
 	if err != nil {
 		return nil, err
 	}
-	return &arm.Response{Op: &op}, nil
+	return &arm.Response{Op: &op, Status: http.StatusOK}, nil // armresources accepts 200 or 202
 }
 
 // runDelete removes everything in a resource group, deepest first, running each type's

@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pglink/pglink/internal/server"
+)
+
+// buildPglink builds the pglink binary once per test binary run.
+func buildPglink(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "pglink")
+	cmd := exec.Command("go", "build", "-o", bin, "../cmd/pglink")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build pglink: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// serveProcess runs `pglink serve` as a child process and waits for /healthz.
+func serveProcess(t *testing.T, bin, dir, addr string) (*exec.Cmd, *instance) {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr)
+	cmd.Stderr = t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := server.ReadBootstrap(dir); err == nil && b.ARMEndpoint == "https://"+addr {
+			in := &instance{t: t, dir: dir, boot: b}
+			resp, err := in.httpClient().Get(b.ARMEndpoint + "/healthz")
+			if err == nil && resp.StatusCode == http.StatusOK {
+				resp.Body.Close()
+				return cmd, in
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("pglink did not become healthy")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestKillNineLosesNoAcknowledgedWrite SIGKILLs `pglink serve` while clients write, restarts
+// it, and checks that every write the API acknowledged is there.
+func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the pglink binary")
+	}
+	bin := buildPglink(t)
+	dir, addr := t.TempDir(), freeAddr(t)
+	cmd, in := serveProcess(t, bin, dir, addr)
+	tok := in.token()
+	sub := "/subscriptions/" + in.boot.SubscriptionID
+	if r := in.do(t, "PUT", sub+"/resourcegroups/rg?api-version=2021-04-01", tok, map[string]any{"location": "eastus"}, nil); r.status != 201 {
+		t.Fatalf("create group: %d %s", r.status, r.raw)
+	}
+	// Writers: virtual networks, each acknowledged by 201.
+	acked := make(chan string, 10000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	hc := in.httpClient()
+	hc.Timeout = 5 * time.Second
+	for w := 0; w < 4; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; ctx.Err() == nil; i++ {
+				name := fmt.Sprintf("vnet-%d-%d", w, i)
+				req, _ := http.NewRequest("PUT", in.boot.ARMEndpoint+sub+"/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/"+name+"?api-version=2022-01-01",
+					stringsReader(`{"location":"eastus","properties":{"addressSpace":{"addressPrefixes":["10.0.0.0/16"]}}}`))
+				req.Header.Set("Authorization", "Bearer "+tok)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusCreated {
+					acked <- name
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	cancel()
+	for w := 0; w < 4; w++ {
+		<-done
+	}
+	close(acked)
+	var names []string
+	for n := range acked {
+		names = append(names, n)
+	}
+	if len(names) == 0 {
+		t.Fatal("no write was acknowledged before the kill")
+	}
+	_, in2 := serveProcess(t, bin, dir, addr)
+	tok = in2.token()
+	for _, n := range names {
+		r := in2.do(t, "GET", sub+"/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/"+n+"?api-version=2022-01-01", tok, nil, nil)
+		if r.status != http.StatusOK {
+			t.Errorf("acknowledged %s is gone after kill -9: %d %s", n, r.status, r.raw)
+		}
+	}
+	t.Logf("%d acknowledged writes survived kill -9", len(names))
+	if _, err := os.Stat(filepath.Join(dir, "bootstrap.json")); err != nil {
+		t.Error(err)
+	}
+}
+
+func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
