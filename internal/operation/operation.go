@@ -361,8 +361,8 @@ func (w *Workers) wake(id string) {
 	}
 }
 
-// Wait returns the operation once it is done or d has passed, whichever comes first. Done
-// operations finished by this process are seen at once; others at the end of d.
+// Wait returns the operation once it is done or d has passed, whichever comes first. It
+// notices operations finished by other processes through the store's change notifications.
 func (w *Workers) Wait(ctx context.Context, id string, d time.Duration) (store.Operation, error) {
 	ch := make(chan struct{})
 	w.mu.Lock()
@@ -375,13 +375,23 @@ func (w *Workers) Wait(ctx context.Context, id string, d time.Duration) (store.O
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-ch:
-	case <-t.C:
-	case <-ctx.Done():
-		return op, ctx.Err()
+	nctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	notify := w.st.Notify(nctx) // another process may finish it
+	for {
+		select {
+		case <-ch:
+			return w.get(ctx, id)
+		case <-t.C:
+			return w.get(ctx, id)
+		case <-ctx.Done():
+			return op, ctx.Err()
+		case <-notify:
+			if op, err = w.get(ctx, id); err != nil || op.Done() {
+				return op, err
+			}
+		}
 	}
-	return w.get(ctx, id)
 }
 
 func (w *Workers) forget(id string, ch chan struct{}) {
