@@ -128,3 +128,68 @@ func OpMeta(req *Request, description string) operation.Meta {
 	return operation.Meta{TenantID: req.Caller.TenantID, Caller: name, CallerObjectID: req.Caller.ObjectID,
 		Action: req.Action, CorrelationID: req.CorrelationID, Description: description}
 }
+
+// Current returns the stored resource with key, or nil if there is none.
+func Current(ctx context.Context, tx store.Tx, key string) (*store.Resource, error) {
+	r, err := tx.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	return &r, nil
+}
+
+// Child serves a child resource type (e.g. firewall rules of a server): GET of one and list,
+// both answering 404 for a missing parent, served from the store as written (with "etag" if
+// etag is set); PUT and DELETE go to put and del.
+func Child(ctx context.Context, st store.Store, req *Request, etag bool, put, del Handler) (*Response, error) {
+	t := req.Target
+	parent := t.ID.Parent()
+	if t.Collection {
+		parent = t.ID
+	}
+	if t.Collection || req.Method == "GET" {
+		if req.Method != "GET" {
+			return nil, MethodNotAllowed(req)
+		}
+		var r store.Resource
+		err := st.View(ctx, func(tx store.Tx) error {
+			if _, err := Load(ctx, tx, parent, nil); err != nil {
+				return err
+			}
+			if t.Collection {
+				return nil
+			}
+			var err error
+			r, err = Load(ctx, tx, t.ID, nil)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if t.Collection {
+			return req.Page(ctx, st, store.ListOptions{Parent: parent.Key(), Type: t.Type},
+				func(r store.Resource) (any, error) { return Body(r, etag), nil })
+		}
+		return &Response{Body: Body(r, etag)}, nil
+	}
+	switch {
+	case req.Method == "PUT" && put != nil:
+		return put(ctx, req)
+	case req.Method == "DELETE" && del != nil:
+		return del(ctx, req)
+	}
+	return nil, MethodNotAllowed(req)
+}
+
+// Existing reads the resource a write addresses (nil if it does not exist) and applies the
+// request's If-Match / If-None-Match to it.
+func (r *Request) Existing(ctx context.Context, tx store.Tx, key string) (*store.Resource, error) {
+	cur, err := Current(ctx, tx, key)
+	if err != nil {
+		return nil, err
+	}
+	return cur, r.CheckPreconditions(cur)
+}

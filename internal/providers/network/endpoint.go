@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -96,18 +95,12 @@ func (p *Provider) putPrivateEndpoint(ctx context.Context, req *arm.Request) (*a
 	status := http.StatusOK
 	var out store.Resource
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Get(ctx, id.Key())
-		var curp *store.Resource
-		if err == nil {
-			curp = &cur
-		} else if !errors.Is(err, store.ErrNotFound) {
+		cur, err := req.Existing(ctx, tx, id.Key())
+		if err != nil {
 			return err
 		}
-		if err := req.CheckPreconditions(curp); err != nil {
-			return err
-		}
-		if curp != nil {
-			out, err = p.updateEndpoint(ctx, tx, id, cur, in)
+		if cur != nil {
+			out, err = p.updateEndpoint(ctx, tx, id, *cur, in)
 			return err
 		}
 		status = http.StatusCreated

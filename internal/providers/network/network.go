@@ -255,23 +255,18 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 	status := http.StatusOK
 	var out json.RawMessage
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Get(ctx, id.Key())
-		var curp *store.Resource
-		if err == nil {
-			curp = &cur
-		} else if errors.Is(err, store.ErrNotFound) {
-			status = http.StatusCreated
-		} else {
+		cur, err := req.Existing(ctx, tx, id.Key())
+		if err != nil {
 			return err
 		}
-		if err := req.CheckPreconditions(curp); err != nil {
-			return err
+		if cur == nil {
+			status = http.StatusCreated
 		}
 		v := VirtualNetwork{ID: id.String(), Name: id.Name(), Type: resource.TypeVirtualNetwork, Location: normLocation(in.Location), Tags: in.Tags}
 		v.Properties.AddressSpace.AddressPrefixes = in.Properties.AddressSpace.AddressPrefixes
 		v.Properties.ProvisioningState = "Succeeded"
 		v.Properties.ResourceGUID = newGUID()
-		if curp != nil {
+		if cur != nil {
 			var old VirtualNetwork
 			if err := json.Unmarshal(cur.Body, &old); err == nil {
 				v.Properties.ResourceGUID = old.Properties.ResourceGUID
@@ -421,105 +416,90 @@ func (p *Provider) deleteVirtualNetwork(ctx context.Context, req *arm.Request) (
 }
 
 func (p *Provider) serveSubnet(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	return arm.Child(ctx, p.st, req, true, p.putSubnetRequest, p.deleteSubnetRequest)
+}
+
+func (p *Provider) putSubnetRequest(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	t := req.Target
-	if t.Collection {
-		if req.Method != http.MethodGet {
-			return nil, arm.MethodNotAllowed(req)
-		}
-		if _, err := get(ctx, p.st, t.ID, false); err != nil {
-			return nil, err
-		}
-		return req.Page(ctx, p.st, store.ListOptions{Parent: t.ID.Key(), Type: resource.TypeSubnet},
-			func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
+	var in Subnet
+	if err := req.Decode(&in); err != nil {
+		return nil, err
 	}
-	switch req.Method {
-	case http.MethodGet:
-		if _, err := get(ctx, p.st, t.ID.Parent(), false); err != nil {
-			return nil, err
-		}
-		return get(ctx, p.st, t.ID, true)
-	case http.MethodPut:
-		var in Subnet
-		if err := req.Decode(&in); err != nil {
-			return nil, err
-		}
-		in.Name = t.ID.Name()
-		status := http.StatusOK
-		var out store.Resource
-		err := p.st.Update(ctx, func(tx store.Tx) error {
-			var v VirtualNetwork
-			if _, err := arm.Load(ctx, tx, t.ID.Parent(), &v); err != nil {
-				return err
-			}
-			cur, err := tx.Get(ctx, t.ID.Key())
-			var curp *store.Resource
-			if err == nil {
-				curp = &cur
-			} else {
-				status = http.StatusCreated
-			}
-			if err := req.CheckPreconditions(curp); err != nil {
-				return err
-			}
-			var space []netip.Prefix
-			for _, s := range v.Properties.AddressSpace.AddressPrefixes {
-				pf, _ := netip.ParsePrefix(s)
-				space = append(space, pf)
-			}
-			all := []Subnet{in}
-			others, err := tx.List(ctx, store.ListOptions{Parent: t.ID.Parent().Key(), Type: resource.TypeSubnet})
-			if err != nil {
-				return err
-			}
-			for _, r := range others {
-				if r.Key == t.ID.Key() {
-					continue
-				}
-				var s Subnet
-				if err := json.Unmarshal(r.Body, &s); err != nil {
-					return err
-				}
-				all = append(all, s)
-			}
-			if err := checkSubnets(v.Name, space, all); err != nil {
-				return err
-			}
-			if err := putSubnet(ctx, tx, t.ID, in, space); err != nil {
-				return err
-			}
-			out, err = tx.Get(ctx, t.ID.Key())
+	in.Name = t.ID.Name()
+	status := http.StatusOK
+	var out store.Resource
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		var v VirtualNetwork
+		if _, err := arm.Load(ctx, tx, t.ID.Parent(), &v); err != nil {
 			return err
-		})
-		if err != nil {
-			return nil, err
 		}
-		return &arm.Response{Status: status, Body: arm.Body(out, true)}, nil
-	case http.MethodDelete:
-		gone := false
-		err := p.st.Update(ctx, func(tx store.Tx) error {
-			var s Subnet
-			_, err := arm.Load(ctx, tx, t.ID, &s)
-			if resource.KindOf(err) == resource.NotFound {
-				gone = true
-				return nil
+		cur, err := req.Existing(ctx, tx, t.ID.Key())
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			status = http.StatusCreated
+		}
+		var space []netip.Prefix
+		for _, s := range v.Properties.AddressSpace.AddressPrefixes {
+			pf, _ := netip.ParsePrefix(s)
+			space = append(space, pf)
+		}
+		all := []Subnet{in}
+		others, err := tx.List(ctx, store.ListOptions{Parent: t.ID.Parent().Key(), Type: resource.TypeSubnet})
+		if err != nil {
+			return err
+		}
+		for _, r := range others {
+			if r.Key == t.ID.Key() {
+				continue
 			}
-			if err != nil {
+			var s Subnet
+			if err := json.Unmarshal(r.Body, &s); err != nil {
 				return err
 			}
-			if len(s.Properties.IPConfigurations) > 0 {
-				return subnetInUse(s)
-			}
-			return tx.Delete(ctx, t.ID.Key())
-		})
-		if err != nil {
-			return nil, err
+			all = append(all, s)
 		}
-		if gone {
-			return &arm.Response{Status: http.StatusNoContent}, nil
+		if err := checkSubnets(v.Name, space, all); err != nil {
+			return err
 		}
-		return &arm.Response{}, nil
+		if err := putSubnet(ctx, tx, t.ID, in, space); err != nil {
+			return err
+		}
+		out, err = tx.Get(ctx, t.ID.Key())
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, arm.MethodNotAllowed(req)
+	return &arm.Response{Status: status, Body: arm.Body(out, true)}, nil
+}
+
+func (p *Provider) deleteSubnetRequest(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	t := req.Target
+	gone := false
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		var s Subnet
+		_, err := arm.Load(ctx, tx, t.ID, &s)
+		if resource.KindOf(err) == resource.NotFound {
+			gone = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(s.Properties.IPConfigurations) > 0 {
+			return subnetInUse(s)
+		}
+		return tx.Delete(ctx, t.ID.Key())
+	})
+	if err != nil {
+		return nil, err
+	}
+	if gone {
+		return &arm.Response{Status: http.StatusNoContent}, nil
+	}
+	return &arm.Response{}, nil
 }
 
 func (p *Provider) serveNetworkInterface(ctx context.Context, req *arm.Request) (*arm.Response, error) {

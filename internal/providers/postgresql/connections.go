@@ -105,38 +105,7 @@ func (p *Provider) disconnect(ctx context.Context, tx store.Tx, server resource.
 }
 
 func (p *Provider) serveConnection(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	t := req.Target
-	if t.Collection {
-		if req.Method != http.MethodGet {
-			return nil, arm.MethodNotAllowed(req)
-		}
-		if err := p.view(ctx, func(tx store.Tx) error { _, err := arm.Load(ctx, tx, t.ID, nil); return err }); err != nil {
-			return nil, err
-		}
-		return req.Page(ctx, p.st, store.ListOptions{Parent: t.ID.Key(), Type: resource.TypeConnection},
-			func(r store.Resource) (any, error) { return arm.Body(r, false), nil })
-	}
-	switch req.Method {
-	case http.MethodGet:
-		var r store.Resource
-		err := p.view(ctx, func(tx store.Tx) error {
-			if _, err := arm.Load(ctx, tx, t.ID.Parent(), nil); err != nil {
-				return err
-			}
-			var err error
-			r, err = arm.Load(ctx, tx, t.ID, nil)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &arm.Response{Body: arm.Body(r, false)}, nil
-	case http.MethodPut:
-		return p.putConnection(ctx, req)
-	case http.MethodDelete:
-		return p.deleteConnection(ctx, req)
-	}
-	return nil, arm.MethodNotAllowed(req)
+	return arm.Child(ctx, p.st, req, false, p.putConnection, p.deleteConnection)
 }
 
 func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Response, error) {

@@ -70,38 +70,7 @@ func validateRule(apiVersion, name string, r *FirewallRule) error {
 }
 
 func (p *Provider) serveFirewallRule(ctx context.Context, req *arm.Request) (*arm.Response, error) {
-	t := req.Target
-	if t.Collection {
-		if req.Method != http.MethodGet {
-			return nil, arm.MethodNotAllowed(req)
-		}
-		if err := p.view(ctx, func(tx store.Tx) error { _, err := arm.Load(ctx, tx, t.ID, nil); return err }); err != nil {
-			return nil, err
-		}
-		return req.Page(ctx, p.st, store.ListOptions{Parent: t.ID.Key(), Type: resource.TypeFirewallRule},
-			func(r store.Resource) (any, error) { return arm.Body(r, false), nil })
-	}
-	switch req.Method {
-	case http.MethodGet:
-		var r store.Resource
-		err := p.view(ctx, func(tx store.Tx) error {
-			if _, err := arm.Load(ctx, tx, t.ID.Parent(), nil); err != nil {
-				return err
-			}
-			var err error
-			r, err = arm.Load(ctx, tx, t.ID, nil)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &arm.Response{Body: arm.Body(r, false)}, nil
-	case http.MethodPut:
-		return p.putFirewallRule(ctx, req)
-	case http.MethodDelete:
-		return p.deleteFirewallRule(ctx, req)
-	}
-	return nil, arm.MethodNotAllowed(req)
+	return arm.Child(ctx, p.st, req, false, p.putFirewallRule, p.deleteFirewallRule)
 }
 
 // firewallChange starts a firewall rule operation: the server must be Ready and goes to
@@ -148,17 +117,13 @@ func (p *Provider) putFirewallRule(ctx context.Context, req *arm.Request) (*arm.
 	status := http.StatusOK
 	var op store.Operation
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Get(ctx, id.Key())
-		var curp *store.Resource
-		if err == nil {
-			curp = &cur
-		} else {
-			status = http.StatusCreated
-		}
-		if err := req.CheckPreconditions(curp); err != nil {
+		cur, err := req.Existing(ctx, tx, id.Key())
+		if err != nil {
 			return err
 		}
-		if curp != nil {
+		if cur == nil {
+			status = http.StatusCreated
+		} else {
 			var c FirewallRule
 			if err := jsonUnmarshal(cur.Body, &c); err == nil && c.Properties == out.Properties && c.ID == out.ID {
 				return nil // unchanged
