@@ -579,3 +579,57 @@ func TestBringYourOwnCertificate(t *testing.T) {
 		t.Errorf("list subscriptions over the operator's certificate: %d", r.status)
 	}
 }
+
+// TestServerListAndDelete lists servers by group and subscription and deletes one, which
+// disconnects its private endpoints.
+func TestServerListAndDelete(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "a")
+	c.group(t, "b")
+	srv := c.server(t, "a", "db-a1")
+	c.server(t, "a", "db-a2")
+	c.server(t, "b", "db-b1")
+	count := func(p interface {
+		More() bool
+	}, next func() (int, error)) int {
+		n := 0
+		for p.More() {
+			k, err := next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += k
+		}
+		return n
+	}
+	byGroup := c.servers.NewListByResourceGroupPager("a", nil)
+	if n := count(byGroup, func() (int, error) { p, err := byGroup.NextPage(ctx); return len(p.Value), err }); n != 2 {
+		t.Errorf("servers in group a = %d; want 2", n)
+	}
+	all := c.servers.NewListPager(nil)
+	if n := count(all, func() (int, error) { p, err := all.NextPage(ctx); return len(p.Value), err }); n != 3 {
+		t.Errorf("servers in the subscription = %d; want 3", n)
+	}
+	subnet := c.vnet(t, "b", "vnet")
+	if _, err := c.endpoint(t, "b", "pe1", subnet, *srv.ID, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	dp, err := c.servers.BeginDelete(ctx, "a", "db-a1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx, &azcoreFast); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.servers.Get(ctx, "a", "db-a1", nil)
+	wantErr(t, "get deleted server", err, "ResourceNotFound", http.StatusNotFound)
+	pe, err := c.pes.Get(ctx, "b", "pe1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := *pe.Properties.PrivateLinkServiceConnections[0].Properties.PrivateLinkServiceConnectionState.Status; s != "Disconnected" {
+		t.Errorf("endpoint of a deleted server = %s; want Disconnected", s)
+	}
+}
