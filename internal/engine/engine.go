@@ -1,7 +1,7 @@
 // Package engine runs the PostgreSQL servers behind flexible servers. Records is the engine of
 // a control plane without a data plane: every action succeeds at once and nothing runs, so a
-// server is only a record. The engine that runs real clusters (initdb / pg_ctl) implements the
-// same methods.
+// server is only a record. Local, the engine that runs a real PostgreSQL cluster per server
+// (initdb / pg_ctl), implements the same methods.
 package engine
 
 import (
@@ -43,3 +43,15 @@ func (Records) SetPassword(ctx context.Context, id resource.ID, login, password 
 
 // MinorVersion returns the minor version a new server of major version v reports.
 func (Records) MinorVersion(v string) string { return "0" }
+
+// Versions returns every major version a flexible server may have: records need no binaries.
+func (Records) Versions() []string { return []string{"11", "12", "13", "14", "15", "16", "17"} }
+
+// Socket returns "": a record has no socket.
+func (Records) Socket(id resource.ID) string { return "" }
+
+// Running returns false: nothing runs.
+func (Records) Running(id resource.ID) bool { return false }
+
+// Ensure does nothing.
+func (Records) Ensure(ctx context.Context, id resource.ID, running bool) error { return nil }

@@ -1,0 +1,726 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sys/unix"
+
+	"github.com/pglink/pglink/internal/resource"
+)
+
+// testBin is where the tests expect PostgreSQL 15.
+const testBin = "/usr/lib/postgresql/15/bin"
+
+// newTestBase returns a fresh directory that the OS user postgres can traverse (t.TempDir is
+// mode 0700), removed after the test, after every postmaster below it is gone.
+func newTestBase(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(testBin, "initdb")); err != nil {
+		t.Skipf("PostgreSQL 15 is not installed: %v", err)
+	}
+	base, err := os.MkdirTemp("", "pglink-engine-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		killAll(t, base)
+		os.RemoveAll(base)
+	})
+	return base
+}
+
+// killAll shuts down (SIGQUIT: immediate) any postmaster a test left running below base.
+func killAll(t *testing.T, base string) {
+	t.Helper()
+	pids, _ := filepath.Glob(filepath.Join(base, "*", "*", "data", "postmaster.pid"))
+	for _, p := range pids {
+		pm := readPostmaster(filepath.Dir(p))
+		if !pm.alive {
+			continue
+		}
+		t.Logf("postmaster %d left running in %s: shutting it down", pm.pid, filepath.Dir(p))
+		syscall.Kill(pm.pid, syscall.SIGQUIT)
+		waitFor(t, 10*time.Second, func() bool { return !readPostmaster(filepath.Dir(p)).alive })
+	}
+}
+
+func newTestLocal(t *testing.T, dir string) *Local {
+	t.Helper()
+	l, err := NewLocal(LocalConfig{Dir: dir, PGBin: testBin, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatalf("NewLocal: %v", err)
+	}
+	return l
+}
+
+func testID(name string) resource.ID {
+	return resource.MustParse("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + name)
+}
+
+func testSpec(name string) Spec {
+	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminPassword: "Secret-" + name + "-1"}
+}
+
+// create creates s on l and stops it when the test ends.
+func create(t *testing.T, l *Local, s Spec) {
+	t.Helper()
+	began := time.Now()
+	if err := l.Create(t.Context(), s); err != nil {
+		t.Fatalf("Create(%s): %v", s.ID.Names[0], err)
+	}
+	t.Logf("create %s took %v", s.ID.Names[0], time.Since(began))
+	t.Cleanup(func() {
+		if err := l.Stop(context.Background(), s.ID); err != nil {
+			t.Errorf("Stop in cleanup: %v", err)
+		}
+	})
+}
+
+// dial connects to server id as user over its unix socket.
+func dial(ctx context.Context, l *Local, id resource.ID, user, password string) (*pgx.Conn, error) {
+	cfg, err := pgx.ParseConfig("host=" + quoteDSN(l.Socket(id)) + " port=5432 dbname=postgres sslmode=disable connect_timeout=5")
+	if err != nil {
+		return nil, err
+	}
+	cfg.User, cfg.Password = user, password
+	return pgx.ConnectConfig(ctx, cfg)
+}
+
+// mustDial connects as s's administrator and closes the connection when the test ends.
+func mustDial(t *testing.T, l *Local, id resource.ID, user, password string) *pgx.Conn {
+	t.Helper()
+	conn, err := dial(t.Context(), l, id, user, password)
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func sqlState(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met after %v", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestVersions(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	if got, want := l.Versions(), []string{"15"}; !slices.Equal(got, want) {
+		t.Errorf("Versions() = %v; want %v", got, want)
+	}
+	_, wantMinor, err := binaryVersion(filepath.Join(testBin, "postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := l.MinorVersion("15"); got != wantMinor || !regexp.MustCompile(`^\d+$`).MatchString(got) {
+		t.Errorf("MinorVersion(15) = %q; want %q", got, wantMinor)
+	}
+	if got := l.MinorVersion("16"); got != "" {
+		t.Errorf("MinorVersion(16) = %q; want \"\"", got)
+	}
+}
+
+func TestCreateConnect(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("create")
+	create(t, l, s)
+	if !l.Running(s.ID) {
+		t.Errorf("Running after Create = false; want true")
+	}
+	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	var one int
+	if err := conn.QueryRow(t.Context(), "select 1").Scan(&one); err != nil || one != 1 {
+		t.Errorf("select 1 = %d, %v; want 1", one, err)
+	}
+	var super bool
+	var db, encoding string
+	if err := conn.QueryRow(t.Context(), "select rolsuper, current_database(), pg_encoding_to_char(encoding) from pg_roles, pg_database where rolname = current_user and datname = current_database()").Scan(&super, &db, &encoding); err != nil {
+		t.Fatal(err)
+	}
+	if !super || db != "postgres" || encoding != "UTF8" {
+		t.Errorf("admin superuser, database, encoding = %v, %q, %q; want true, postgres, UTF8", super, db, encoding)
+	}
+
+	_, err := dial(t.Context(), l, s.ID, s.AdminLogin, "wrong")
+	if got := sqlState(err); got != "28P01" {
+		t.Errorf("connect with a wrong password: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
+	}
+	_, err = dial(t.Context(), l, s.ID, "nobody", s.AdminPassword)
+	if got := sqlState(err); got != "28P01" {
+		t.Errorf("connect as an unknown role: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
+	}
+
+	c := l.cluster(s.ID)
+	for path, want := range map[string]os.FileMode{c.dir: 0o700, c.socket(): 0o700, c.password(): 0o600, c.data(): 0o700} {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("mode of %s = %v, %v; want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(l.Socket(s.ID), ".s.PGSQL.5432")); err != nil {
+		t.Errorf("socket: %v", err)
+	}
+	if got, want := filepath.Base(c.dir), regexp.MustCompile(`^[0-9a-f]{16}$`); !want.MatchString(got) {
+		t.Errorf("cluster directory %s; want 16 hex digits", got)
+	}
+	meta, err := os.ReadFile(c.meta())
+	if err != nil || !strings.Contains(string(meta), s.ID.String()) {
+		t.Errorf("server.json = %s, %v; want it to name %s", meta, err, s.ID)
+	}
+
+	pm := readPostmaster(c.data())
+	fi, err := os.Stat(fmt.Sprintf("/proc/%d", pm.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := fi.Sys().(*syscall.Stat_t).Uid
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := strconv.Atoi(u.Uid); int(uid) != want {
+			t.Errorf("postmaster runs as uid %d; want %d (postgres)", uid, want)
+		}
+		if fi, err := os.Stat(c.dir); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+			t.Errorf("cluster directory not owned by postgres: %v", err)
+		}
+	} else if int(uid) != os.Geteuid() {
+		t.Errorf("postmaster runs as uid %d; want %d", uid, os.Geteuid())
+	}
+	if sid, err := unix.Getsid(pm.pid); err != nil || sid == unix.Getpgrp() {
+		t.Errorf("postmaster session %d, %v; want a session of its own", sid, err)
+	}
+}
+
+func TestNoTCP(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("notcp")
+	create(t, l, s)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	var listen string
+	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
+		t.Errorf("listen_addresses = %q, %v; want \"\"", listen, err)
+	}
+	// Even ALTER SYSTEM by the administrator, a superuser, does not open a TCP port.
+	if _, err := conn.Exec(t.Context(), "alter system set listen_addresses = '*'"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(t.Context())
+	if err := l.Restart(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.ReadFile(filepath.Join(l.cluster(s.ID).data(), "postgresql.conf"))
+	if err != nil || !strings.Contains(string(conf), "\nlisten_addresses = ''\n") {
+		t.Errorf("postgresql.conf lacks listen_addresses = '' (%v)", err)
+	}
+	hba, err := os.ReadFile(filepath.Join(l.cluster(s.ID).data(), "pg_hba.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(hba), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && !strings.HasPrefix(f[0], "#") && (f[0] != "local" || f[len(f)-1] != "scram-sha-256") {
+			t.Errorf("pg_hba.conf line %q; want only local ... scram-sha-256", line)
+		}
+	}
+	pm := readPostmaster(l.cluster(s.ID).data())
+	if ports := tcpListeners(t, pm.pid); len(ports) > 0 {
+		t.Errorf("postmaster %d listens on TCP sockets %v; want none", pm.pid, ports)
+	}
+	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
+		t.Errorf("listen_addresses after ALTER SYSTEM and restart = %q, %v; want \"\"", listen, err)
+	}
+}
+
+// tcpListeners returns the inodes of the listening TCP sockets process pid holds.
+func tcpListeners(t *testing.T, pid int) []string {
+	t.Helper()
+	listening := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		file, err := os.Open(f)
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(file)
+		for sc.Scan() {
+			// sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+			if f := strings.Fields(sc.Text()); len(f) > 9 && f[3] == "0A" {
+				listening[f[9]] = true
+			}
+		}
+		file.Close()
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []string
+	for _, fd := range fds {
+		link, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok && listening[strings.TrimSuffix(inode, "]")] {
+			found = append(found, link)
+		}
+	}
+	return found
+}
+
+func TestSetPassword(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("password")
+	create(t, l, s)
+	old := s.AdminPassword
+	for _, pw := range []string{`new'pass"word\1`, "pässwörd-ünïcode'\\x", "plain-Again-2"} {
+		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, pw); err != nil {
+			t.Fatalf("SetPassword(%q): %v", pw, err)
+		}
+		if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, old); sqlState(err) != "28P01" {
+			t.Errorf("connect with the old password %q after SetPassword: %v; want SQLSTATE 28P01", old, err)
+		}
+		conn := mustDial(t, l, s.ID, s.AdminLogin, pw)
+		var method string
+		if err := conn.QueryRow(t.Context(), "select split_part(rolpassword, '$', 1) from pg_authid where rolname = current_user").Scan(&method); err != nil || method != "SCRAM-SHA-256" {
+			t.Errorf("stored password for %q is %q, %v; want a SCRAM-SHA-256 verifier", pw, method, err)
+		}
+		conn.Close(t.Context())
+		old = pw
+	}
+	if err := l.SetPassword(t.Context(), s.ID, "pglink", "x"); resource.KindOf(err) != resource.Invalid {
+		t.Errorf("SetPassword of the bootstrap superuser = %v; want an Invalid error", err)
+	}
+	if err := l.SetPassword(t.Context(), testID("nosuch"), s.AdminLogin, "x"); !errors.Is(err, ErrNoCluster) {
+		t.Errorf("SetPassword on a missing server = %v; want ErrNoCluster", err)
+	}
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, "x"); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("SetPassword on a stopped server = %v; want ErrNotRunning", err)
+	}
+}
+
+func TestStopStart(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("stopstart")
+	create(t, l, s)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('before stop')"); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	t.Logf("stop took %v", time.Since(began))
+	if l.Running(s.ID) {
+		t.Errorf("Running after Stop = true; want false")
+	}
+	if err := conn.Ping(t.Context()); err == nil {
+		t.Errorf("a session survived Stop")
+	}
+	if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, s.AdminPassword); err == nil {
+		t.Errorf("connect after Stop succeeded; want an error")
+	}
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Errorf("Stop of a stopped server: %v", err)
+	}
+	began = time.Now()
+	if err := l.Start(t.Context(), s.ID); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Logf("start took %v", time.Since(began))
+	if err := l.Start(t.Context(), s.ID); err != nil {
+		t.Errorf("Start of a running server: %v", err)
+	}
+	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	var v string
+	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "before stop" {
+		t.Errorf("select after Start = %q, %v; want \"before stop\"", v, err)
+	}
+	if err := l.Start(t.Context(), testID("nosuch")); !errors.Is(err, ErrNoCluster) {
+		t.Errorf("Start of a missing server = %v; want ErrNoCluster", err)
+	}
+}
+
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("restart")
+	create(t, l, s)
+	before := readPostmaster(l.cluster(s.ID).data()).pid
+	began := time.Now()
+	if err := l.Restart(t.Context(), s.ID); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	t.Logf("restart took %v", time.Since(began))
+	if after := readPostmaster(l.cluster(s.ID).data()).pid; after == before {
+		t.Errorf("postmaster pid after Restart = %d; want a new one", after)
+	}
+	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Restart(t.Context(), s.ID); err != nil {
+		t.Fatalf("Restart of a stopped server: %v", err)
+	}
+	if !l.Running(s.ID) {
+		t.Errorf("Running after Restart = false")
+	}
+}
+
+func TestCreateIdempotent(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("twice")
+	create(t, l, s)
+	pid := readPostmaster(l.cluster(s.ID).data()).pid
+	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	if _, err := conn.Exec(t.Context(), "create table kept (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Create(t.Context(), s); err != nil {
+		t.Fatalf("second Create: %v", err)
+	}
+	if got := readPostmaster(l.cluster(s.ID).data()).pid; got != pid {
+		t.Errorf("postmaster pid after a second Create = %d; want %d (untouched)", got, pid)
+	}
+	if err := conn.QueryRow(t.Context(), "select count(*) from kept").Scan(new(int)); err != nil {
+		t.Errorf("table after a second Create: %v", err)
+	}
+	// A resumed Create on a stopped cluster starts it.
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Create(t.Context(), s); err != nil {
+		t.Fatalf("Create of a stopped server: %v", err)
+	}
+	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	// A Create cut short after initdb (the work directory left behind) starts over.
+	s2 := testSpec("resumed")
+	c := l.cluster(s2.ID)
+	if err := l.mkdir(c.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.mkdir(c.initDir()); err != nil {
+		t.Fatal(err)
+	}
+	create(t, l, s2)
+	mustDial(t, l, s2.ID, s2.AdminLogin, s2.AdminPassword)
+}
+
+func TestEnsureAfterKill(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("killed")
+	create(t, l, s)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('committed')"); err != nil {
+		t.Fatal(err)
+	}
+	pm := readPostmaster(l.cluster(s.ID).data())
+	if err := syscall.Kill(pm.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return !l.Running(s.ID) })
+	began := time.Now()
+	if err := l.Ensure(t.Context(), s.ID, true); err != nil {
+		t.Fatalf("Ensure(running) after SIGKILL: %v", err)
+	}
+	t.Logf("Ensure after SIGKILL took %v", time.Since(began))
+	if !l.Running(s.ID) {
+		t.Fatalf("Running after Ensure = false")
+	}
+	if got := readPostmaster(l.cluster(s.ID).data()).pid; got == pm.pid {
+		t.Errorf("postmaster pid after Ensure = %d, the killed one", got)
+	}
+	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	var v string
+	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "committed" {
+		t.Errorf("select after crash = %q, %v; want \"committed\"", v, err)
+	}
+	if err := l.Ensure(t.Context(), s.ID, true); err != nil {
+		t.Errorf("Ensure(running) on a running server: %v", err)
+	}
+}
+
+func TestEnsureStops(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("ensurestop")
+	create(t, l, s)
+	if err := l.Ensure(t.Context(), s.ID, false); err != nil {
+		t.Fatalf("Ensure(stopped): %v", err)
+	}
+	if l.Running(s.ID) {
+		t.Errorf("Running after Ensure(stopped) = true")
+	}
+	if err := l.Ensure(t.Context(), s.ID, false); err != nil {
+		t.Errorf("Ensure(stopped) on a stopped server: %v", err)
+	}
+	if err := l.Ensure(t.Context(), testID("nosuch"), false); err != nil {
+		t.Errorf("Ensure(stopped) on a missing server: %v", err)
+	}
+	if err := l.Ensure(t.Context(), testID("nosuch"), true); !errors.Is(err, ErrNoCluster) {
+		t.Errorf("Ensure(running) on a missing server = %v; want ErrNoCluster", err)
+	}
+}
+
+// TestNewLocalSameDir is a pglink restart: a new Local over the same directory finds the
+// clusters of the old one.
+func TestNewLocalSameDir(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(newTestBase(t), "servers")
+	l1 := newTestLocal(t, dir)
+	running, stopped := testSpec("stays-up"), testSpec("was-stopped")
+	create(t, l1, running)
+	create(t, l1, stopped)
+	if err := l1.Stop(t.Context(), stopped.ID); err != nil {
+		t.Fatal(err)
+	}
+	pid := readPostmaster(l1.cluster(running.ID).data()).pid
+
+	l2 := newTestLocal(t, dir)
+	if got, want := l2.Socket(running.ID), l1.Socket(running.ID); got != want {
+		t.Errorf("Socket after restart = %s; want %s", got, want)
+	}
+	if !l2.Running(running.ID) || l2.Running(stopped.ID) {
+		t.Errorf("Running after restart = %v, %v; want true, false", l2.Running(running.ID), l2.Running(stopped.ID))
+	}
+	for _, s := range []Spec{running, stopped} {
+		if err := l2.Ensure(t.Context(), s.ID, true); err != nil {
+			t.Fatalf("Ensure(%s, running): %v", s.ID.Names[0], err)
+		}
+		mustDial(t, l2, s.ID, s.AdminLogin, s.AdminPassword)
+	}
+	if got := readPostmaster(l2.cluster(running.ID).data()).pid; got != pid {
+		t.Errorf("postmaster pid = %d; want %d, reused", got, pid)
+	}
+}
+
+func TestUnsupportedVersion(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("old")
+	s.Version = "11"
+	err := l.Create(t.Context(), s)
+	e, ok := resource.AsError(err)
+	if !ok || e.Kind != resource.Invalid || e.Code != "InvalidParameterValue" {
+		t.Fatalf("Create(version 11) = %v; want an Invalid InvalidParameterValue error", err)
+	}
+	if want := "PostgreSQL version 11 is not installed on this host; installed versions: 15."; e.Message != want {
+		t.Errorf("message = %q; want %q", e.Message, want)
+	}
+	if _, err := os.Stat(l.cluster(s.ID).dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cluster directory after a refused Create: %v; want none", err)
+	}
+	s = testSpec("reserved")
+	for _, login := range []string{"pglink", "pg_admin", ""} {
+		s.AdminLogin = login
+		if err := l.Create(t.Context(), s); resource.KindOf(err) != resource.Invalid {
+			t.Errorf("Create(admin %q) = %v; want an Invalid error", login, err)
+		}
+	}
+}
+
+func TestDelete(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("deleted")
+	create(t, l, s)
+	dir := l.cluster(s.ID).dir
+	pid := readPostmaster(l.cluster(s.ID).data()).pid
+	if err := l.Delete(t.Context(), s.ID); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cluster directory after Delete: %v; want none", err)
+	}
+	if err := syscall.Kill(pid, 0); err == nil && isPostmaster(pid, filepath.Join(dir, "data")) {
+		t.Errorf("postmaster %d runs after Delete", pid)
+	}
+	if l.Running(s.ID) {
+		t.Errorf("Running after Delete = true")
+	}
+	if err := l.Delete(t.Context(), s.ID); err != nil {
+		t.Errorf("Delete of a deleted server: %v", err)
+	}
+	// The same ID can be created again, from scratch.
+	create(t, l, s)
+	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+}
+
+func TestConcurrent(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	specs := []Spec{testSpec("one"), testSpec("two"), testSpec("three")}
+	for _, s := range specs {
+		t.Cleanup(func() { l.Stop(context.Background(), s.ID) })
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for _, s := range specs {
+		// Two Creates of one server, and Ensure and Start racing them, are serialized.
+		for range 2 {
+			wg.Go(func() { errs <- l.Create(t.Context(), s) })
+		}
+		wg.Go(func() {
+			err := l.Ensure(t.Context(), s.ID, true)
+			if errors.Is(err, ErrNoCluster) {
+				err = nil // it ran before either Create
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	for _, s := range specs {
+		mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	}
+}
+
+func TestLockHonoursContext(t *testing.T) {
+	t.Parallel()
+	l := &Local{dir: "/nonexistent", locks: map[string]chan struct{}{}}
+	c := l.cluster(testID("locked"))
+	unlock, err := l.lock(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := l.lock(ctx, c); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("lock of a locked server = %v; want context.DeadlineExceeded", err)
+	}
+}
+
+func TestNewLocalErrors(t *testing.T) {
+	t.Parallel()
+	base := newTestBase(t)
+	if _, err := NewLocal(LocalConfig{Dir: filepath.Join(base, strings.Repeat("x", 80))}); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Errorf("NewLocal(long dir) = %v; want a too-long error", err)
+	}
+	if _, err := NewLocal(LocalConfig{Dir: filepath.Join(base, "servers"), PGBin: base}); err == nil {
+		t.Errorf("NewLocal(PGBin without binaries) succeeded; want an error")
+	}
+	if _, err := NewLocal(LocalConfig{Dir: filepath.Join(base, "it's")}); err == nil {
+		t.Errorf("NewLocal(dir with a quote) succeeded; want an error")
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	private := filepath.Join(base, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewLocal(LocalConfig{Dir: filepath.Join(private, "servers"), PGBin: testBin})
+	if err == nil || !strings.Contains(err.Error(), "chmod o+x "+private) {
+		t.Errorf("NewLocal(below a 0700 directory) = %v; want an error saying chmod o+x %s", err, private)
+	}
+	if fi, err := os.Stat(private); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("NewLocal changed the mode of %s to %v", private, fi.Mode().Perm())
+	}
+	// Dir itself is made traversable.
+	own := filepath.Join(base, "own")
+	if err := os.Mkdir(own, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewLocal(LocalConfig{Dir: own, PGBin: testBin}); err != nil {
+		t.Errorf("NewLocal(0700 Dir) = %v", err)
+	}
+	if fi, err := os.Stat(own); err != nil || fi.Mode().Perm()&0o001 == 0 {
+		t.Errorf("mode of Dir = %v; want o+x", fi.Mode().Perm())
+	}
+}
+
+func TestParseVersion(t *testing.T) {
+	for _, tc := range []struct{ in, major, minor string }{
+		{"postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", "15", "18"},
+		{"initdb (PostgreSQL) 17.2", "17", "2"},
+		{"postgres (PostgreSQL) 16beta1", "16", ""},
+		{"postgres (PostgreSQL) 9.6.24", "9.6", "24"},
+		{"postgres (EnterpriseDB) 14.1", "", ""},
+	} {
+		major, minor, ok := parseVersion(tc.in)
+		if major != tc.major || minor != tc.minor || ok != (tc.major != "") {
+			t.Errorf("parseVersion(%q) = %q, %q, %v; want %q, %q", tc.in, major, minor, ok, tc.major, tc.minor)
+		}
+	}
+	vs := []string{"15", "9.6", "10", "17", "16"}
+	slices.SortFunc(vs, func(a, b string) int {
+		if lessVersion(a, b) {
+			return -1
+		}
+		return 1
+	})
+	if want := []string{"9.6", "10", "15", "16", "17"}; !slices.Equal(vs, want) {
+		t.Errorf("sorted versions = %v; want %v", vs, want)
+	}
+}
+
+func TestQuoting(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain", "'plain'"},
+		{"it's", "'it''s'"},
+		{`back\slash'`, `E'back\\slash'''`},
+	} {
+		if got := quoteLiteral(tc.in); got != tc.want {
+			t.Errorf("quoteLiteral(%q) = %s; want %s", tc.in, got, tc.want)
+		}
+	}
+	if got, want := quoteDSN(`/a b/it's\x`), `'/a b/it\'s\\x'`; got != want {
+		t.Errorf("quoteDSN = %s; want %s", got, want)
+	}
+	if got, want := clusterName("my server.é"), "my_server.__"; got != want {
+		t.Errorf("clusterName = %q; want %q", got, want)
+	}
+	if _, err := passwordLiteral("a\x00b"); err == nil {
+		t.Errorf("passwordLiteral with NUL succeeded; want an error")
+	}
+	v, err := scramVerifier("secret")
+	if err != nil || !regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$`).MatchString(v) {
+		t.Errorf("scramVerifier = %q, %v; want SCRAM-SHA-256$4096:salt$stored:server", v, err)
+	}
+}
