@@ -70,7 +70,7 @@ func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 		t.Skip("builds and runs the pglink binary")
 	}
 	bin := buildPglink(t)
-	dir, addr := t.TempDir(), freeAddr(t)
+	dir, addr := traversableDir(t), freeAddr(t)
 	cmd, in := serveProcess(t, bin, dir, addr)
 	tok := in.token()
 	sub := "/subscriptions/" + in.boot.SubscriptionID
@@ -136,3 +136,18 @@ func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// traversableDir returns a new empty directory that the postgres OS user can reach, for a data
+// dir with the local engine (t.TempDir is private to root).
+func traversableDir(t *testing.T) string {
+	t.Helper()
+	base, err := os.MkdirTemp("", "pglink-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	return filepath.Join(base, "data")
+}

@@ -31,13 +31,15 @@ type instance struct {
 	boot server.Bootstrap
 }
 
-// start runs pglink in-process on a free port with its own data dir. mutate may adjust the
-// configuration. The server is closed when the test ends.
+// start runs pglink in-process on a free port with its own data dir and the records engine
+// (an API without a data plane: fast). mutate may adjust the configuration. The server is
+// closed when the test ends.
 func start(t *testing.T, mutate func(*server.Config)) *instance {
 	t.Helper()
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.Engine = "records"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if mutate != nil {
 		mutate(&cfg)

@@ -84,12 +84,21 @@ type Waiter interface {
 	Wait(ctx context.Context, id string, d time.Duration) (store.Operation, error)
 }
 
+// Barrier is what must catch up with a finished operation before the API calls it done:
+// the data plane, which must enforce an approval or a revocation before clients are told it
+// succeeded.
+type Barrier interface {
+	// WaitApplied blocks until the change at store revision rev is in effect or ctx is done.
+	WaitApplied(ctx context.Context, rev int64) error
+}
+
 // Config configures the front door.
 type Config struct {
 	Endpoint   string        // absolute base URL clients use, e.g. "https://127.0.0.1:8443"
 	TenantID   string        // for 401 challenges and the activity log
 	InlineWait time.Duration // how long a request waits for its operation before answering 202
 	PageSize   int           // items per list page (default 100)
+	Barrier    Barrier       // optional: see Barrier
 }
 
 // Server is the ARM front door. Register all types before serving.
@@ -294,7 +303,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 	if err != nil {
 		return 0, fmt.Errorf("wait for operation %s: %w", resp.Op.ID, err)
 	}
-	if !op.Done() {
+	if !s.settled(r.Context(), op, s.cfg.InlineWait) {
 		s.setPollingHeaders(w.Header(), op, req.APIVersion)
 		if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && resp.Body != nil {
 			writeJSON(w, http.StatusAccepted, resp.Body)
@@ -325,6 +334,20 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 	}
 	w.WriteHeader(http.StatusOK)
 	return http.StatusOK, nil
+}
+
+// settled reports whether op is done and, if a Barrier is set, in effect, waiting at most d
+// for the barrier.
+func (s *Server) settled(ctx context.Context, op store.Operation, d time.Duration) bool {
+	if !op.Done() {
+		return false
+	}
+	if s.cfg.Barrier == nil || op.Status != store.OpSucceeded {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, max(d, 100*time.Millisecond))
+	defer cancel()
+	return s.cfg.Barrier.WaitApplied(ctx, op.Revision) == nil
 }
 
 // current re-reads the resource a request addressed, through its type's GET.

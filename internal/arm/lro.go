@@ -97,7 +97,9 @@ func (s *Server) serveAsyncOperation(ctx context.Context, req *Request) (*Respon
 		Status:     op.Status,
 		StartTime:  op.Created.UTC(),
 	}
-	if op.Done() {
+	if !s.settled(ctx, op, time.Second) {
+		st.Status = store.OpInProgress // done in the store, not yet in effect
+	} else if op.Done() {
 		end := op.Updated.UTC()
 		st.EndTime = &end
 		st.PercentComplete = 100
@@ -118,7 +120,7 @@ func (s *Server) serveOperationResult(ctx context.Context, req *Request) (*Respo
 		return nil, err
 	}
 	switch {
-	case !op.Done():
+	case !s.settled(ctx, op, time.Second):
 		return &Response{Status: http.StatusAccepted, pollAgain: &op}, nil
 	case op.Status != store.OpSucceeded:
 		return nil, DecodeError(op.Error)

@@ -121,3 +121,10 @@ type LinkResult struct {
 	State        ConnectionState // its initial state
 	FQDN         string          // the name clients resolve, e.g. "srv.postgres.database.azure.com"
 }
+
+// DataPlane is pglink's addition to flexible servers and private endpoints
+// (properties.dataPlane): the address ("host:port") a PostgreSQL client dials on this host to
+// reach the server through that endpoint.
+type DataPlane struct {
+	Address string `json:"address"`
+}

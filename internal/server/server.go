@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"github.com/pglink/pglink/internal/arm"
-	"github.com/pglink/pglink/internal/engine"
+	"github.com/pglink/pglink/internal/dataplane"
+	"github.com/pglink/pglink/internal/gateway"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
 	"github.com/pglink/pglink/internal/providers/insights"
@@ -38,6 +39,9 @@ type Config struct {
 	EndpointNetwork string        // address block for data-plane endpoints
 	DNSListen       string        // address of the private DNS server
 	TLSCert, TLSKey string        // bring-your-own certificate; "" for the local CA
+	EndpointPort    int           // port of every data-plane endpoint
+	Engine          string        // "local" (real PostgreSQL clusters) or "records" (API only, no data plane)
+	PGBin           string        // directory of initdb/pg_ctl/postgres; "" to search PATH and /usr/lib/postgresql
 	InlineWait      time.Duration // how long an API request waits for its operation before 202
 	PageSize        int           // list page size
 	Logger          *slog.Logger
@@ -50,6 +54,8 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:8443",
 		EndpointNetwork: "127.77.0.0/16",
 		DNSListen:       "127.0.0.1:8053",
+		EndpointPort:    5432,
+		Engine:          "local",
 		InlineWait:      2 * time.Second,
 		PageSize:        100,
 	}
@@ -64,6 +70,7 @@ type Server struct {
 	ln        net.Listener
 	http      *http.Server
 	workers   *operation.Workers
+	gateway   *gateway.Gateway // nil with the records engine
 	ready     chan struct{}
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -88,7 +95,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	log := cfg.Logger
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// 0711: the postgres OS user must traverse it to reach its clusters; nothing in it is
+	// listable, and the secrets in it are 0600.
+	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	st, err := openStore(ctx, cfg, log)
@@ -129,7 +138,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
-	cert, caFile, err := ensureTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey)
+	cert, ca, caFile, err := ensureTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		return err
 	}
@@ -159,12 +168,22 @@ func (s *Server) start(ctx context.Context) error {
 	}
 
 	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{})
-	front := arm.New(arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize},
-		s.st, issuer, s.workers, s.log)
+	eng, dp, err := s.dataPlane(&endpointCerts{ca: ca, fallback: cert, byIP: map[string]*tls.Certificate{}})
+	if err != nil {
+		return err
+	}
+	armCfg := arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize}
+	if s.gateway != nil {
+		armCfg.Barrier = s.gateway
+	}
+	front := arm.New(armCfg, s.st, issuer, s.workers, s.log)
 
-	eng := engine.Records{}
-	net := network.New(s.st, s.log)
-	pg := postgresql.New(s.st, eng, net, s.log)
+	var addrs *dataplane.Allocator
+	if dp != nil {
+		addrs = dp
+	}
+	net := network.New(s.st, nilIfNone(addrs), s.log)
+	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
 	front.Register(rs.Types()...)
@@ -180,6 +199,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metadata/endpoints", s.metadata)
+	mux.Handle("GET /metrics", s.metrics())
 	mux.Handle("/subscriptions", front)
 	mux.Handle("/subscriptions/", front)
 	mux.Handle("/", issuer.Handler())
@@ -196,6 +216,22 @@ func (s *Server) start(ctx context.Context) error {
 		defer s.wg.Done()
 		s.workers.Run(rctx)
 	}()
+	if s.gateway != nil {
+		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Log: s.log}
+		// The first policy is in force before the API answers.
+		if snap, err := dataplane.Build(ctx, s.st, rec.Engine); err != nil {
+			cancel()
+			return fmt.Errorf("build data-plane policy: %w", err)
+		} else if err := s.gateway.Apply(snap); err != nil {
+			cancel()
+			return fmt.Errorf("apply data-plane policy: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rec.Run(rctx)
+		}()
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -275,6 +311,9 @@ func (s *Server) Close() error {
 	err := s.http.Shutdown(ctx)
 	s.cancel()
 	s.wg.Wait()
+	if s.gateway != nil {
+		s.gateway.Close()
+	}
 	if cerr := s.st.Close(); err == nil {
 		err = cerr
 	}

@@ -15,42 +15,45 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 )
 
 // ensureTLS returns the certificate for the HTTPS listener: the operator's, if given, or one
 // signed by a local CA that is made once under dir/tls. The server certificate is reissued
-// when it does not cover host. It returns the CA certificate file clients should trust.
-func ensureTLS(dir, host, certFile, keyFile string) (tls.Certificate, string, error) {
+// when it does not cover host. It returns the server certificate, the CA (zero with an
+// operator's certificate) and the certificate file clients should trust.
+func ensureTLS(dir, host, certFile, keyFile string) (srv, ca tls.Certificate, caFile string, err error) {
 	if certFile != "" || keyFile != "" {
 		c, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
-			return c, "", fmt.Errorf("load TLS certificate: %w", err)
+			return c, ca, "", fmt.Errorf("load TLS certificate: %w", err)
 		}
-		return c, certFile, nil
+		return c, ca, certFile, nil
 	}
 	tdir := filepath.Join(dir, "tls")
 	if err := os.MkdirAll(tdir, 0o700); err != nil {
-		return tls.Certificate{}, "", fmt.Errorf("create %s: %w", tdir, err)
+		return srv, ca, "", fmt.Errorf("create %s: %w", tdir, err)
 	}
-	caFile, caKeyFile := filepath.Join(tdir, "ca.pem"), filepath.Join(tdir, "ca-key.pem")
+	caFile = filepath.Join(tdir, "ca.pem")
+	caKeyFile := filepath.Join(tdir, "ca-key.pem")
 	srvFile, srvKeyFile := filepath.Join(tdir, "server.pem"), filepath.Join(tdir, "server-key.pem")
-	ca, err := tls.LoadX509KeyPair(caFile, caKeyFile)
+	ca, err = tls.LoadX509KeyPair(caFile, caKeyFile)
 	if errors.Is(err, os.ErrNotExist) {
 		ca, err = newCA(caFile, caKeyFile)
 	}
 	if err != nil {
-		return tls.Certificate{}, "", fmt.Errorf("local CA: %w", err)
+		return srv, ca, "", fmt.Errorf("local CA: %w", err)
 	}
 	names := []string{"localhost", "127.0.0.1", host}
-	if srv, err := tls.LoadX509KeyPair(srvFile, srvKeyFile); err == nil && covers(srv, names) {
-		return srv, caFile, nil
+	if srv, err = tls.LoadX509KeyPair(srvFile, srvKeyFile); err == nil && covers(srv, names) {
+		return srv, ca, caFile, nil
 	}
-	srv, err := newServerCert(ca, names, srvFile, srvKeyFile)
+	srv, err = newServerCert(ca, names, srvFile, srvKeyFile)
 	if err != nil {
-		return srv, "", fmt.Errorf("server certificate: %w", err)
+		return srv, ca, "", fmt.Errorf("server certificate: %w", err)
 	}
-	return srv, caFile, nil
+	return srv, ca, caFile, nil
 }
 
 func covers(c tls.Certificate, names []string) bool {
@@ -107,19 +110,37 @@ func newCA(certFile, keyFile string) (tls.Certificate, error) {
 }
 
 func newServerCert(ca tls.Certificate, names []string, certFile, keyFile string) (tls.Certificate, error) {
+	cert, keyDER, err := issue(ca, names, 2)
+	if err != nil {
+		return cert, err
+	}
+	if err := writePEM(keyFile, "EC PRIVATE KEY", keyDER, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]})...)
+	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
+}
+
+// issue makes a server certificate for names (IP addresses or DNS names) signed by ca, valid
+// for years, and returns it with its private key in DER.
+func issue(ca tls.Certificate, names []string, years int) (tls.Certificate, []byte, error) {
 	caCert, err := x509.ParseCertificate(ca.Certificate[0])
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: names[len(names)-1], Organization: []string{"pglink"}},
 		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().AddDate(2, 0, 0),
+		NotAfter:     time.Now().AddDate(years, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
@@ -132,19 +153,43 @@ func newServerCert(ca tls.Certificate, names []string, certFile, keyFile string)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, ca.PrivateKey)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return tls.Certificate{}, nil, err
 	}
-	if err := writePEM(keyFile, "EC PRIVATE KEY", kder, 0o600); err != nil {
-		return tls.Certificate{}, err
+	return tls.Certificate{Certificate: [][]byte{der, ca.Certificate[0]}, PrivateKey: key}, kder, nil
+}
+
+// endpointCerts issues, on first use and then from a cache, a certificate for each data-plane
+// address a client connects to, so that sslmode=verify-full works against the pglink CA.
+type endpointCerts struct {
+	ca       tls.Certificate
+	fallback tls.Certificate
+	mu       sync.Mutex
+	byIP     map[string]*tls.Certificate // guarded by mu
+}
+
+// GetCertificate implements tls.Config.GetCertificate.
+func (e *endpointCerts) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if e.ca.PrivateKey == nil || hello.Conn == nil {
+		return &e.fallback, nil
 	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]})...)
-	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
-		return tls.Certificate{}, err
+	host, _, err := net.SplitHostPort(hello.Conn.LocalAddr().String())
+	if err != nil {
+		return &e.fallback, nil
 	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.byIP[host]; c != nil {
+		return c, nil
+	}
+	names := []string{"localhost", "*.postgres.database.azure.com", "*.privatelink.postgres.database.azure.com", host}
+	c, _, err := issue(e.ca, names, 1)
+	if err != nil {
+		return nil, err
+	}
+	e.byIP[host] = &c
+	return &c, nil
 }

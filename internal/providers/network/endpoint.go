@@ -21,15 +21,16 @@ type PrivateEndpoint struct {
 	Location   string            `json:"location"`
 	Tags       map[string]string `json:"tags,omitempty"`
 	Properties struct {
-		Subnet                              *SubResource      `json:"subnet"`
-		PrivateLinkServiceConnections       []LinkConnection  `json:"privateLinkServiceConnections"`
-		ManualPrivateLinkServiceConnections []LinkConnection  `json:"manualPrivateLinkServiceConnections"`
-		NetworkInterfaces                   []SubResource     `json:"networkInterfaces"`
-		CustomDNSConfigs                    []CustomDNSConfig `json:"customDnsConfigs"`
-		IPConfigurations                    []json.RawMessage `json:"ipConfigurations"`
-		CustomNetworkInterfaceName          string            `json:"customNetworkInterfaceName,omitempty"`
-		ProvisioningState                   string            `json:"provisioningState"`
-		ResourceGUID                        string            `json:"resourceGuid"`
+		Subnet                              *SubResource        `json:"subnet"`
+		PrivateLinkServiceConnections       []LinkConnection    `json:"privateLinkServiceConnections"`
+		ManualPrivateLinkServiceConnections []LinkConnection    `json:"manualPrivateLinkServiceConnections"`
+		NetworkInterfaces                   []SubResource       `json:"networkInterfaces"`
+		CustomDNSConfigs                    []CustomDNSConfig   `json:"customDnsConfigs"`
+		IPConfigurations                    []json.RawMessage   `json:"ipConfigurations"`
+		CustomNetworkInterfaceName          string              `json:"customNetworkInterfaceName,omitempty"`
+		ProvisioningState                   string              `json:"provisioningState"`
+		ResourceGUID                        string              `json:"resourceGuid"`
+		DataPlane                           *resource.DataPlane `json:"dataPlane,omitempty"` // pglink: where clients connect
 	} `json:"properties"`
 }
 
@@ -232,6 +233,13 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	pe.Properties.CustomNetworkInterfaceName = in.Properties.CustomNetworkInterfaceName
 	pe.Properties.ProvisioningState = "Succeeded"
 	pe.Properties.ResourceGUID = guid
+	if p.addrs != nil {
+		addr, err := p.addrs.Allocate(ctx, tx)
+		if err != nil {
+			return store.Resource{}, err
+		}
+		pe.Properties.DataPlane = &resource.DataPlane{Address: addr}
+	}
 
 	var ipc IPConfiguration
 	ipc.ID = ipcID.String()

@@ -37,16 +37,23 @@ type Target interface {
 	Disconnect(ctx context.Context, tx store.Tx, conn resource.ID) error
 }
 
+// Addresses hands out data-plane addresses ("host:port") inside a transaction.
+type Addresses interface {
+	Allocate(ctx context.Context, tx store.Tx) (string, error)
+}
+
 // Provider serves Microsoft.Network.
 type Provider struct {
 	st      store.Store
+	addrs   Addresses // nil: private endpoints get no data-plane address
 	log     *slog.Logger
 	targets map[string]Target // by lower-cased resource type
 }
 
-// New returns the provider. Add targets with AddTarget before serving.
-func New(st store.Store, log *slog.Logger) *Provider {
-	return &Provider{st: st, log: log.With("component", "network"), targets: map[string]Target{}}
+// New returns the provider; addrs may be nil when there is no data plane. Add targets with
+// AddTarget before serving.
+func New(st store.Store, addrs Addresses, log *slog.Logger) *Provider {
+	return &Provider{st: st, addrs: addrs, log: log.With("component", "network"), targets: map[string]Target{}}
 }
 
 // AddTarget makes resources of type typ reachable through private endpoints.

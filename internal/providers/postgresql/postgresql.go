@@ -39,6 +39,13 @@ type Engine interface {
 	Delete(ctx context.Context, id resource.ID) error
 	SetPassword(ctx context.Context, id resource.ID, login, password string) error
 	MinorVersion(major string) string
+	// Versions lists the installed PostgreSQL major versions, oldest first.
+	Versions() []string
+}
+
+// Addresses hands out data-plane addresses ("host:port") inside a transaction.
+type Addresses interface {
+	Allocate(ctx context.Context, tx store.Tx) (string, error)
 }
 
 // Endpoints is the private endpoint side of a private link: the network provider. The
@@ -53,13 +60,14 @@ type Endpoints interface {
 type Provider struct {
 	st        store.Store
 	eng       Engine
+	addrs     Addresses // nil: servers get no data-plane address
 	endpoints Endpoints
 	log       *slog.Logger
 }
 
-// New returns the provider.
-func New(st store.Store, eng Engine, endpoints Endpoints, log *slog.Logger) *Provider {
-	return &Provider{st: st, eng: eng, endpoints: endpoints, log: log.With("component", "postgresql")}
+// New returns the provider. addrs may be nil when there is no data plane.
+func New(st store.Store, eng Engine, endpoints Endpoints, addrs Addresses, log *slog.Logger) *Provider {
+	return &Provider{st: st, eng: eng, endpoints: endpoints, addrs: addrs, log: log.With("component", "postgresql")}
 }
 
 // Types returns the resource types the provider serves.
@@ -105,7 +113,7 @@ func (p *Provider) serveCapabilities(ctx context.Context, req *arm.Request) (*ar
 		return nil, arm.MethodNotAllowed(req)
 	}
 	versions := []map[string]any{}
-	for _, v := range SupportedVersions {
+	for _, v := range p.eng.Versions() {
 		versions = append(versions, map[string]any{"name": v, "status": "Available"})
 	}
 	return &arm.Response{Body: map[string]any{"value": []any{map[string]any{

@@ -77,6 +77,7 @@ type ServerProperties struct {
 	ReplicaCapacity            *int                 `json:"replicaCapacity,omitempty"`
 	CreateMode                 string               `json:"createMode,omitempty"` // input only
 	PrivateEndpointConnections []json.RawMessage    `json:"privateEndpointConnections,omitempty"`
+	DataPlane                  *resource.DataPlane  `json:"dataPlane,omitempty"` // pglink: where clients connect
 }
 
 // Storage is a server's storage settings.
@@ -406,12 +407,17 @@ func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request,
 	if err := validatePassword(pr.AdministratorLoginPassword); err != nil {
 		return Server{}, err
 	}
-	if pr.Version == "" {
-		pr.Version = "16"
+	installed := p.eng.Versions()
+	if pr.Version == "" && len(installed) > 0 {
+		pr.Version = installed[len(installed)-1]
 	}
 	if !slices.Contains(SupportedVersions, pr.Version) {
 		return Server{}, resource.InvalidParameter("version",
 			"Invalid value given for parameter version '%s'. Supported versions: %s.", pr.Version, strings.Join(SupportedVersions, ", "))
+	}
+	if !slices.Contains(installed, pr.Version) {
+		return Server{}, resource.InvalidParameter("version",
+			"PostgreSQL version %s is not installed on this host. Installed versions: %s.", pr.Version, strings.Join(installed, ", "))
 	}
 	if err := validateSKU(in.SKU); err != nil {
 		return Server{}, err
@@ -420,6 +426,13 @@ func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request,
 		return Server{}, err
 	}
 	s := Server{ID: id.String(), Name: id.Name(), Type: resource.TypeServer, Location: normLocation(in.Location), Tags: in.Tags, SKU: in.SKU}
+	if p.addrs != nil {
+		addr, err := p.addrs.Allocate(ctx, tx)
+		if err != nil {
+			return Server{}, err
+		}
+		s.Properties.DataPlane = &resource.DataPlane{Address: addr}
+	}
 	if s.SKU == nil {
 		s.SKU = &SKU{Name: "Standard_D2s_v3", Tier: "GeneralPurpose"}
 	}
@@ -454,6 +467,7 @@ func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request,
 	s.SystemData = &SystemData{CreatedBy: callerName(req), CreatedByType: callerType(req), CreatedAt: now,
 		LastModifiedBy: callerName(req), LastModifiedByType: callerType(req), LastModifiedAt: now}
 	s.Properties = ServerProperties{
+		DataPlane:                s.Properties.DataPlane,
 		AdministratorLogin:       pr.AdministratorLogin,
 		Version:                  pr.Version,
 		FullyQualifiedDomainName: id.Name() + ".postgres.database.azure.com",

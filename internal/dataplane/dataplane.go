@@ -1,0 +1,234 @@
+// Package dataplane turns the control plane's state into the gateway's policy. It hands out
+// endpoint addresses (properties.dataPlane.address of servers and private endpoints) and
+// compiles, from one consistent read of the store, which client may reach which server through
+// which endpoint, and why not otherwise.
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/gateway"
+	"github.com/pglink/pglink/internal/providers/network"
+	"github.com/pglink/pglink/internal/providers/postgresql"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Allocator hands out endpoint addresses from a network: one address per server's public
+// endpoint and per private endpoint, all on the same port. It implements the providers'
+// Addresses interface. Allocation runs inside the caller's transaction and finds the used
+// addresses from the documents themselves, so deleting a resource frees its address.
+type Allocator struct {
+	Network netip.Prefix
+	Port    uint16
+}
+
+// addressed is the part of a server or private endpoint document the allocator reads.
+type addressed struct {
+	Properties struct {
+		DataPlane *struct {
+			Address string `json:"address"`
+		} `json:"dataPlane"`
+	} `json:"properties"`
+}
+
+// Allocate returns a free address, skipping the network's first address and every .0 and
+// .255 (they confuse humans, not machines).
+func (a Allocator) Allocate(ctx context.Context, tx store.Tx) (string, error) {
+	used := map[netip.Addr]bool{}
+	for _, typ := range []string{resource.TypeServer, resource.TypePrivateEndpoint} {
+		all, err := tx.List(ctx, store.ListOptions{Type: typ})
+		if err != nil {
+			return "", fmt.Errorf("list %s: %w", typ, err)
+		}
+		for _, r := range all {
+			var d addressed
+			if json.Unmarshal(r.Body, &d) != nil || d.Properties.DataPlane == nil {
+				continue
+			}
+			if ap, err := netip.ParseAddrPort(d.Properties.DataPlane.Address); err == nil {
+				used[ap.Addr()] = true
+			}
+		}
+	}
+	for ip := a.Network.Masked().Addr().Next(); a.Network.Contains(ip); ip = ip.Next() {
+		if b := ip.As4(); b[3] == 0 || b[3] == 255 || used[ip] {
+			continue
+		}
+		return netip.AddrPortFrom(ip, a.Port).String(), nil
+	}
+	return "", resource.Errorf(resource.Conflict, "EndpointNetworkExhausted",
+		"No data-plane address is left in %s. Delete unused servers or private endpoints, or start pglink with a larger --endpoint-network.", a.Network)
+}
+
+// Sockets tells where a server's PostgreSQL listens.
+type Sockets interface {
+	// Socket returns the directory of the server's unix socket, "" if it has none.
+	Socket(id resource.ID) string
+}
+
+// running reports whether a server in state s serves connections.
+func running(s resource.ServerState) bool {
+	return s == resource.ServerReady || s == resource.ServerUpdating
+}
+
+func notRunning(name string, s resource.ServerState) (msg, hint string) {
+	switch s {
+	case resource.ServerStopped, resource.ServerStopping:
+		return fmt.Sprintf("server %q is %s", name, s), "Start the server and try again."
+	case resource.ServerProvisioning, resource.ServerStarting, resource.ServerRestarting:
+		return fmt.Sprintf("server %q is %s", name, s), "Wait until the server is Ready and try again."
+	}
+	return fmt.Sprintf("server %q is %s and accepts no connections", name, s), ""
+}
+
+// Build compiles the gateway policy from one consistent read of the store.
+func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapshot, error) {
+	var snap gateway.Snapshot
+	// The revision is read first: the snapshot reflects at least this revision.
+	rev, err := st.Revision(ctx)
+	if err != nil {
+		return snap, fmt.Errorf("read revision: %w", err)
+	}
+	snap.Revision = rev
+	err = st.View(ctx, func(tx store.Tx) error {
+		servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+		if err != nil {
+			return fmt.Errorf("list servers: %w", err)
+		}
+		byKey := map[string]*postgresql.Server{}
+		for _, r := range servers {
+			var s postgresql.Server
+			if err := json.Unmarshal(r.Body, &s); err != nil {
+				return fmt.Errorf("decode %s: %w", r.ID, err)
+			}
+			byKey[r.Key] = &s
+			ep, ok, err := publicEndpoint(ctx, tx, r, &s, sockets)
+			if err != nil {
+				return err
+			}
+			if ok {
+				snap.Endpoints = append(snap.Endpoints, ep)
+			}
+		}
+		pes, err := tx.List(ctx, store.ListOptions{Type: resource.TypePrivateEndpoint})
+		if err != nil {
+			return fmt.Errorf("list private endpoints: %w", err)
+		}
+		for _, r := range pes {
+			ep, ok, err := privateEndpoint(ctx, tx, r, byKey, sockets)
+			if err != nil {
+				return err
+			}
+			if ok {
+				snap.Endpoints = append(snap.Endpoints, ep)
+			}
+		}
+		return nil
+	})
+	return snap, err
+}
+
+func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postgresql.Server, sockets Sockets) (gateway.Endpoint, bool, error) {
+	if s.Properties.DataPlane == nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	addr, err := netip.ParseAddrPort(s.Properties.DataPlane.Address)
+	if err != nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	id, err := resource.Parse(r.ID)
+	if err != nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	ep := gateway.Endpoint{Addr: addr, Kind: gateway.Public, ID: r.ID, Server: r.ID, ServerName: s.Name}
+	switch {
+	case !running(s.Properties.State):
+		ep.Refuse, ep.Hint = notRunning(s.Name, s.Properties.State)
+		ep.Reason = gateway.ReasonStopped
+	case s.Properties.Network == nil || s.Properties.Network.PublicNetworkAccess != "Enabled":
+		ep.Refuse = fmt.Sprintf("public network access to server %q is Disabled", s.Name)
+		ep.Hint = "Connect through an approved private endpoint, or enable public network access on the server."
+		ep.Reason = gateway.ReasonPublicDisabled
+	default:
+		ep.Upstream = sockets.Socket(id)
+		rules, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeFirewallRule})
+		if err != nil {
+			return ep, false, fmt.Errorf("list firewall rules of %s: %w", r.ID, err)
+		}
+		for _, rr := range rules {
+			var f postgresql.FirewallRule
+			if json.Unmarshal(rr.Body, &f) != nil {
+				continue
+			}
+			start, err1 := netip.ParseAddr(f.Properties.StartIPAddress)
+			end, err2 := netip.ParseAddr(f.Properties.EndIPAddress)
+			if err1 != nil || err2 != nil || (start.IsUnspecified() && end.IsUnspecified()) {
+				continue // 0.0.0.0-0.0.0.0 means "Azure services": there are none here
+			}
+			ep.Allow = append(ep.Allow, gateway.AddrRange{Start: start, End: end})
+		}
+	}
+	return ep, true, nil
+}
+
+func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers map[string]*postgresql.Server, sockets Sockets) (gateway.Endpoint, bool, error) {
+	var pe network.PrivateEndpoint
+	if err := json.Unmarshal(r.Body, &pe); err != nil {
+		return gateway.Endpoint{}, false, fmt.Errorf("decode %s: %w", r.ID, err)
+	}
+	if pe.Properties.DataPlane == nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	addr, err := netip.ParseAddrPort(pe.Properties.DataPlane.Address)
+	if err != nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	conns := append(pe.Properties.PrivateLinkServiceConnections, pe.Properties.ManualPrivateLinkServiceConnections...)
+	if len(conns) == 0 {
+		return gateway.Endpoint{}, false, nil
+	}
+	target, err := resource.Parse(conns[0].Properties.PrivateLinkServiceID)
+	if err != nil {
+		return gateway.Endpoint{}, false, nil
+	}
+	ep := gateway.Endpoint{Addr: addr, Kind: gateway.Private, ID: r.ID, Server: target.String(), ServerName: target.Name()}
+	s := servers[target.Key()]
+	connID := target.Child("privateEndpointConnections", pe.Name+"."+pe.Properties.ResourceGUID)
+	var c postgresql.Connection
+	_, err = arm.Load(ctx, tx, connID, &c)
+	if s == nil || resource.KindOf(err) == resource.NotFound {
+		ep.Refuse = fmt.Sprintf("the private endpoint connection of %q to server %q was removed (Disconnected)", pe.Name, target.Name())
+		ep.Hint = "Delete this private endpoint and create a new one to request access again."
+		ep.Reason = gateway.ReasonRemoved
+		return ep, true, nil
+	}
+	if err != nil {
+		return ep, false, err
+	}
+	name := c.Name
+	switch c.Properties.PrivateLinkServiceConnectionState.Status {
+	case resource.Approved:
+		if !running(s.Properties.State) {
+			ep.Refuse, ep.Hint = notRunning(s.Name, s.Properties.State)
+			ep.Reason = gateway.ReasonStopped
+		} else {
+			ep.Upstream = sockets.Socket(target)
+		}
+	case resource.Pending:
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is Pending approval", name, s.Name)
+		ep.Hint = "Ask the server's administrator to approve the connection."
+		ep.Reason = gateway.ReasonPending
+	case resource.Rejected:
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q was Rejected", name, s.Name)
+		ep.Hint = "Delete this private endpoint and create a new one to request access again."
+		ep.Reason = gateway.ReasonRejected
+	default:
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is %s", name, s.Name, c.Properties.PrivateLinkServiceConnectionState.Status)
+	}
+	return ep, true, nil
+}

@@ -1,0 +1,122 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/pglink/pglink/internal/engine"
+	"github.com/pglink/pglink/internal/gateway"
+	"github.com/pglink/pglink/internal/providers/postgresql"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Gate is the gateway as the reconciler drives it.
+type Gate interface {
+	Apply(s gateway.Snapshot) error
+}
+
+// Engine is the engine as the reconciler drives it.
+type Engine interface {
+	Sockets
+	// Ensure starts the server's PostgreSQL if running is true and it is not running, and
+	// stops it if running is false and it runs.
+	Ensure(ctx context.Context, id resource.ID, running bool) error
+}
+
+// Reconciler keeps the data plane in line with the store: the gateway's policy after every
+// change, and each server's PostgreSQL process running or stopped as its state says.
+type Reconciler struct {
+	St     store.Store
+	Gate   Gate
+	Engine Engine
+	Log    *slog.Logger
+	// Every is how often servers are checked even without changes (a PostgreSQL that died is
+	// restarted within this time). Zero means 2s.
+	Every time.Duration
+}
+
+// Run reconciles until ctx is done.
+func (r *Reconciler) Run(ctx context.Context) error {
+	log := r.Log.With("component", "dataplane")
+	every := r.Every
+	if every <= 0 {
+		every = 2 * time.Second
+	}
+	notify := r.St.Notify(ctx)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	r.servers(ctx, log)
+	for {
+		if err := r.apply(ctx); err != nil && ctx.Err() == nil {
+			log.Error("apply data-plane policy", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-notify:
+		case <-tick.C:
+			r.servers(ctx, log)
+		}
+	}
+}
+
+func (r *Reconciler) apply(ctx context.Context) error {
+	snap, err := Build(ctx, r.St, r.Engine)
+	if err != nil {
+		return err
+	}
+	return r.Gate.Apply(snap)
+}
+
+// servers makes each settled server's process match its state. Servers in a transition
+// (Starting, Stopping, …) belong to the operation that moves them.
+func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
+	var all []store.Resource
+	if err := r.St.View(ctx, func(tx store.Tx) error {
+		var err error
+		all, err = tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+		return err
+	}); err != nil {
+		if ctx.Err() == nil {
+			log.Error("list servers", "err", err)
+		}
+		return
+	}
+	for _, res := range all {
+		id, err := resource.Parse(res.ID)
+		if err != nil {
+			continue
+		}
+		// Re-read the state right before acting: an operation may have moved the server since.
+		var s postgresql.Server
+		if err := r.St.View(ctx, func(tx store.Tx) error {
+			cur, err := tx.Get(ctx, res.Key)
+			if err != nil {
+				return err
+			}
+			return json.Unmarshal(cur.Body, &s)
+		}); err != nil {
+			continue
+		}
+		var want bool
+		switch s.Properties.State {
+		case resource.ServerReady, resource.ServerUpdating:
+			want = true
+		case resource.ServerStopped:
+			want = false
+		default:
+			continue
+		}
+		err = r.Engine.Ensure(ctx, id, want)
+		switch {
+		case errors.Is(err, engine.ErrNoCluster):
+			log.Debug("server has no cluster", "server", res.ID)
+		case err != nil && ctx.Err() == nil:
+			log.Error("reconcile server", "server", res.ID, "want_running", want, "err", err)
+		}
+	}
+}
