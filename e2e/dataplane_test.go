@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -251,6 +252,29 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	}
 	wantRefused(t, "client outside the rule", addr, "127.0.0.2", "28000", "127.0.0.2")
 
+	// Removing the rule cuts the session it admitted; a rule for the address brings it back.
+	dr, err := c.rules.BeginDelete(ctx, "rg", "pub-db", "me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dr.PollUntilDone(ctx, &azcoreFast); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, time.Second)
+	wantRefused(t, "rule removed", addr, "127.0.0.1", "28000", "no firewall rule")
+	rp, err = c.rules.BeginCreateOrUpdate(ctx, "rg", "pub-db", "loopback", pg.FirewallRule{Properties: &pg.FirewallRuleProperties{
+		StartIPAddress: to.Ptr("127.0.0.1"), EndIPAddress: to.Ptr("127.0.0.1")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rp.PollUntilDone(ctx, &azcoreFast); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = connect(ctx, addr, "127.0.0.1", "disable", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	// Public access off: the open session is cut, new ones refused.
 	up, err := c.servers.BeginUpdate(ctx, "rg", "pub-db", pg.ServerForUpdate{Properties: &pg.ServerPropertiesForUpdate{
 		Network: &pg.Network{PublicNetworkAccess: to.Ptr(pg.ServerPublicNetworkAccessStateDisabled)}}}, nil)
@@ -305,6 +329,19 @@ func TestDataPlanePublicAccess(t *testing.T) {
 		}
 	}
 	checkData("after stop/start")
+
+	// The gateway's counters are on /metrics.
+	resp, err := in.httpClient().Get(in.boot.ARMEndpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"pglink_gateway_admitted_total", `pglink_gateway_refused_total{reason="firewall"}`, "pglink_gateway_revoked_total", "pglink_gateway_sessions_open"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 
 	// A pglink restart keeps servers, their data and the rules.
 	in.restart()
