@@ -1,0 +1,475 @@
+// Package gateway is pglink's data plane: one TCP listener per endpoint (a server's public
+// endpoint or a private endpoint), a PostgreSQL protocol gate that admits or refuses each
+// client by the endpoint it arrived on and its source address, and a relay that splices
+// admitted sessions to the server's PostgreSQL unix socket. When a new policy revokes access,
+// the sessions it no longer admits get a FATAL ErrorResponse and are closed.
+//
+// The policy is an immutable Snapshot computed by the control plane; the gateway never reads
+// the store. The accept path reads the current snapshot without locks.
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kind is the kind of an endpoint.
+type Kind int
+
+// The endpoint kinds.
+const (
+	Public  Kind = iota // a server's public endpoint: firewall rules admit clients by address
+	Private             // a private endpoint: its connection's state admits every client or none
+)
+
+// String returns "public" or "private".
+func (k Kind) String() string {
+	if k == Private {
+		return "private"
+	}
+	return "public"
+}
+
+// AddrRange is an inclusive IPv4 range [Start, End] (a firewall rule).
+type AddrRange struct{ Start, End netip.Addr }
+
+// Contains reports whether a lies in the range.
+func (r AddrRange) Contains(a netip.Addr) bool {
+	a = a.Unmap()
+	return r.Start.BitLen() == a.BitLen() && r.Start.Compare(a) <= 0 && a.Compare(r.End) <= 0
+}
+
+// Reason classifies why a client was refused or a session revoked, for metrics.
+type Reason string
+
+// The reasons. The zero Reason on an Endpoint means "infer it from Refuse".
+const (
+	ReasonPending        Reason = "pending"         // the private endpoint connection awaits approval
+	ReasonRejected       Reason = "rejected"        // the private endpoint connection was rejected
+	ReasonRemoved        Reason = "removed"         // the connection or the endpoint was removed
+	ReasonPublicDisabled Reason = "public_disabled" // public network access is Disabled
+	ReasonFirewall       Reason = "firewall"        // no firewall rule admits the client address
+	ReasonStopped        Reason = "stopped"         // the server is not running
+	ReasonOther          Reason = "other"           // anything else
+)
+
+// Reasons lists every Reason that Stats counts, in a stable order.
+var reasons = [...]Reason{ReasonPending, ReasonRejected, ReasonRemoved, ReasonPublicDisabled, ReasonFirewall, ReasonStopped, ReasonOther}
+
+// Endpoint is one listening address and the rule that admits clients on it.
+type Endpoint struct {
+	Addr       netip.AddrPort // e.g. 127.77.0.5:5432; each endpoint has its own address (port 0 is invalid)
+	Kind       Kind
+	ID         string // ARM ID of the private endpoint, or of the server for its public endpoint (logs)
+	Server     string // ARM ID of the flexible server (logs, metrics)
+	ServerName string
+	// Upstream is the directory of the server's PostgreSQL unix socket (".s.PGSQL.5432"
+	// inside); "" when the server is not running.
+	Upstream string
+	// Refuse, when non-empty, refuses every client with this message (connection
+	// Pending/Rejected/removed, public access Disabled, server Stopped…).
+	Refuse string
+	Hint   string // optional hint for Refuse
+	// Reason classifies Refuse for metrics; "" infers it from Refuse's wording (Pending,
+	// Rejected, removed or Disconnected, public network access, Stopped or not running).
+	Reason Reason
+	// Allow lists, for a Public endpoint only, the ranges that admit a client address; a client
+	// outside all of them is refused with "no firewall rule of server %q admits client address
+	// %s" and a hint to add one.
+	Allow []AddrRange
+}
+
+// Snapshot is the whole data-plane policy at one store revision.
+type Snapshot struct {
+	Revision  int64
+	Endpoints []Endpoint
+}
+
+// Config configures a Gateway. Every field is optional.
+type Config struct {
+	// TLS is the server side TLS configuration used after an SSLRequest (certificate from
+	// pglink's CA); nil answers 'N' to SSLRequest.
+	TLS *tls.Config
+	// DialTimeout bounds dialing the upstream unix socket; zero means 5s.
+	DialTimeout time.Duration
+	// StartupTimeout bounds the time from accept to a decision (TLS handshake and startup
+	// message included); zero means 30s.
+	StartupTimeout time.Duration
+	// Logger receives one line per session; nil discards.
+	Logger *slog.Logger
+	// Now is the clock for session start times and decision latency; nil means time.Now.
+	Now func() time.Time
+}
+
+// ErrClosed is returned by Apply and WaitApplied after Close.
+var ErrClosed = errors.New("gateway closed")
+
+// Gateway serves the endpoints of the last applied Snapshot. It is safe for concurrent use.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	policy atomic.Pointer[policy] // the current policy; read lock-free on the accept path
+
+	applyMu   sync.Mutex                          // serializes Apply and Close
+	listeners map[netip.AddrPort]*net.TCPListener // guarded by applyMu
+	listenErr map[netip.AddrPort]error            // last bind error per address; guarded by applyMu
+
+	mu        sync.Mutex         // guards the fields below
+	conns     map[*conn]struct{} // every accepted connection until its goroutine ends
+	applied   int64              // revision of the last applied snapshot
+	appliedCh chan struct{}      // closed and replaced when applied grows
+	closed    bool               // Close was called
+	done      chan struct{}      // closed by Close
+	ended     sessionTotals      // byte totals of ended sessions
+	nextID    uint64             // connection ids, for logs
+
+	reactor *reactor       // relays plain sessions; nil where unavailable (goroutines relay)
+	wg      sync.WaitGroup // accept loops, connection goroutines and the reactor
+	stats   counters       // atomic counters
+}
+
+type sessionTotals struct{ in, out uint64 }
+
+// New returns a Gateway with no endpoints. Apply gives it some.
+func New(cfg Config) *Gateway {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.StartupTimeout <= 0 {
+		cfg.StartupTimeout = 30 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		log:       log.With("component", "gateway"),
+		now:       cfg.Now,
+		listeners: map[netip.AddrPort]*net.TCPListener{},
+		listenErr: map[netip.AddrPort]error{},
+		conns:     map[*conn]struct{}{},
+		appliedCh: make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	g.policy.Store(&policy{byAddr: map[netip.AddrPort]*Endpoint{}})
+	if r, err := newReactor(g.log); err != nil {
+		g.log.Warn("no event loop; sessions are relayed by goroutines", "err", err)
+	} else {
+		g.reactor = r
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			r.run()
+		}()
+	}
+	return g
+}
+
+// Apply makes s the policy. It binds listeners for new endpoint addresses, swaps the admission
+// rules atomically, closes listeners of endpoints no longer present, and revokes the
+// established sessions that s no longer admits (the same rule as for a new client from that
+// session's address): each gets a FATAL ErrorResponse (SQLSTATE 57P01) if its relay is at a
+// message boundary, and is closed. Apply returns once listeners are bound and revoked
+// sessions are closed. A snapshot older than the current revision is ignored. A listener that
+// cannot be bound is reported in the error; the rest of s is applied all the same (a bind
+// failure must not delay a revocation), and applying s again retries the bind.
+func (g *Gateway) Apply(s Snapshot) error {
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	if g.isClosed() {
+		return ErrClosed
+	}
+	if s.Revision < g.Applied() {
+		return nil
+	}
+	p, errs := newPolicy(s)
+
+	// Bind new listeners first: clients queue in the backlog until the accept loops start,
+	// after the policy that knows their endpoints is in place.
+	var fresh []*listener
+	for addr := range p.byAddr {
+		if _, ok := g.listeners[addr]; ok {
+			continue
+		}
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		if err != nil {
+			if prev := g.listenErr[addr]; prev == nil || prev.Error() != err.Error() {
+				g.log.Error("bind endpoint", "addr", addr, "endpoint", p.byAddr[addr].ID, "err", err)
+			}
+			g.listenErr[addr] = err
+			errs = append(errs, fmt.Errorf("listen on %s for %s: %w", addr, p.byAddr[addr].ID, err))
+			continue
+		}
+		delete(g.listenErr, addr)
+		g.listeners[addr] = ln
+		fresh = append(fresh, &listener{addr: addr, ln: ln})
+	}
+
+	g.policy.Store(p)
+
+	for _, l := range fresh {
+		g.wg.Add(1)
+		go g.serve(l)
+	}
+	for addr, ln := range g.listeners {
+		if _, ok := p.byAddr[addr]; !ok {
+			ln.Close()
+			delete(g.listeners, addr)
+		}
+	}
+	g.stats.listeners.Store(int64(len(g.listeners)))
+	for addr := range g.listenErr {
+		if _, ok := p.byAddr[addr]; !ok {
+			delete(g.listenErr, addr)
+		}
+	}
+
+	g.revoke(p)
+
+	g.mu.Lock()
+	if s.Revision > g.applied {
+		g.applied = s.Revision
+		close(g.appliedCh)
+		g.appliedCh = make(chan struct{})
+	}
+	g.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("apply revision %d: %w", s.Revision, err)
+	}
+	return nil
+}
+
+// revokeWait bounds how long Apply waits for revoked sessions to close before it closes their
+// sockets outright.
+const revokeWait = time.Second
+
+// revoke closes the admitted sessions that p does not admit and waits until they are closed.
+func (g *Gateway) revoke(p *policy) {
+	var victims []*conn
+	g.mu.Lock()
+	for c := range g.conns {
+		if !c.admitted {
+			continue
+		}
+		d := p.decide(c.listen, c.client.Addr(), c.ep)
+		if !d.admit {
+			victims = append(victims, c)
+			c.revokeWith(d)
+		}
+	}
+	g.mu.Unlock()
+	if len(victims) == 0 {
+		return
+	}
+	g.stats.revoked.Add(uint64(len(victims)))
+	timer := time.NewTimer(revokeWait)
+	defer timer.Stop()
+	for _, c := range victims {
+		select {
+		case <-c.ended:
+		case <-timer.C:
+			for _, c := range victims {
+				c.kill()
+			}
+			return
+		}
+	}
+}
+
+// Applied returns the revision of the last applied snapshot.
+func (g *Gateway) Applied() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.applied
+}
+
+// WaitApplied blocks until Applied() >= rev, ctx is done (ctx's error) or the gateway is closed
+// (ErrClosed).
+func (g *Gateway) WaitApplied(ctx context.Context, rev int64) error {
+	for {
+		g.mu.Lock()
+		applied, ch, closed := g.applied, g.appliedCh, g.closed
+		g.mu.Unlock()
+		if applied >= rev {
+			return nil
+		}
+		if closed {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-g.done:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for data-plane revision %d (applied %d): %w", rev, applied, ctx.Err())
+		}
+	}
+}
+
+// Close stops the listeners, closes every session and waits for their goroutines. It is
+// idempotent.
+func (g *Gateway) Close() error {
+	g.applyMu.Lock()
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		g.applyMu.Unlock()
+		g.wg.Wait()
+		return nil
+	}
+	g.closed = true
+	close(g.done)
+	for _, ln := range g.listeners {
+		ln.Close()
+	}
+	clear(g.listeners)
+	g.stats.listeners.Store(0)
+	for c := range g.conns {
+		c.setEnd("gateway closed")
+		c.kill()
+	}
+	g.mu.Unlock()
+	if g.reactor != nil {
+		g.reactor.stop()
+	}
+	g.applyMu.Unlock()
+	g.wg.Wait()
+	return nil
+}
+
+func (g *Gateway) isClosed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closed
+}
+
+// listener is one bound endpoint address.
+type listener struct {
+	addr netip.AddrPort
+	ln   *net.TCPListener
+}
+
+// serve accepts connections on l until it is closed.
+func (g *Gateway) serve(l *listener) {
+	defer g.wg.Done()
+	var backoff time.Duration
+	for {
+		tc, err := l.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			g.log.Warn("accept", "addr", l.addr, "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-g.done:
+				return
+			}
+		}
+		backoff = 0
+		c := g.newConn(l.addr, tc)
+		if c == nil {
+			tc.Close()
+			return
+		}
+		go c.run()
+	}
+}
+
+// newConn registers an accepted connection; nil if the gateway is closed.
+func (g *Gateway) newConn(listen netip.AddrPort, tc *net.TCPConn) *conn {
+	client := netip.AddrPortFrom(netip.IPv4Unspecified(), 0)
+	if ta, ok := tc.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		client = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	c := &conn{g: g, listen: listen, client: client, raw: tc, ended: make(chan struct{})}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.nextID++
+	c.id = g.nextID
+	g.conns[c] = struct{}{}
+	g.wg.Add(1)
+	return c
+}
+
+// admit marks c admitted under the policy p it was decided with. It reports false, with the
+// current policy, if the policy changed since: the caller decides again, so that a session
+// admitted concurrently with an Apply is either seen by that Apply's revocation or decided
+// under the new policy.
+func (g *Gateway) admit(c *conn, p *policy) (*policy, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur := g.policy.Load(); cur != p {
+		return cur, false
+	}
+	c.admitted = true
+	return p, true
+}
+
+// forget unregisters c once its goroutine is done.
+func (g *Gateway) forget(c *conn) {
+	g.mu.Lock()
+	delete(g.conns, c)
+	if c.admitted {
+		g.ended.in += c.bytesIn.Load()
+		g.ended.out += c.bytesOut.Load()
+	}
+	g.mu.Unlock()
+	g.wg.Done()
+}
+
+// SessionInfo describes one open session.
+type SessionInfo struct {
+	ID         uint64 // unique within the gateway, also in its log lines
+	Endpoint   string // ARM ID of the endpoint
+	Kind       Kind
+	Server     string // ARM ID of the server
+	ServerName string
+	Listen     netip.AddrPort // the endpoint address the client dialed
+	Client     netip.AddrPort // the client's source address
+	Started    time.Time
+	BytesIn    uint64 // client to server
+	BytesOut   uint64 // server to client
+}
+
+// Sessions returns the admitted sessions that are open, oldest first.
+func (g *Gateway) Sessions() []SessionInfo {
+	g.mu.Lock()
+	out := make([]SessionInfo, 0, len(g.conns))
+	for c := range g.conns {
+		if !c.admitted {
+			continue
+		}
+		out = append(out, SessionInfo{
+			ID: c.id, Endpoint: c.ep.ID, Kind: c.ep.Kind, Server: c.ep.Server, ServerName: c.ep.ServerName,
+			Listen: c.listen, Client: c.client, Started: c.started,
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+		})
+	}
+	g.mu.Unlock()
+	slices.SortFunc(out, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}

@@ -1,0 +1,251 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const pgBin = "/usr/lib/postgresql/15/bin"
+
+// cluster is a PostgreSQL 15 cluster that listens only on a unix socket.
+type cluster struct {
+	Socket   string // directory of .s.PGSQL.5432
+	Password string // of the superuser "postgres"
+}
+
+// startPostgres starts a cluster in a fresh directory and stops it in t.Cleanup. As root it
+// runs PostgreSQL as the postgres OS user.
+func startPostgres(t testing.TB) *cluster {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
+		t.Skipf("PostgreSQL 15 is not installed: %v", err)
+	}
+	// A short path: a unix socket path has at most 107 bytes.
+	base, err := os.MkdirTemp("", "pglgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	var cred *syscall.Credential
+	uid, gid := -1, -1
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skipf("running as root and there is no postgres OS user: %v", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+		// The postgres user must traverse base (MkdirTemp makes it 0700) to reach its dirs.
+		if err := os.Chmod(base, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, sock, pwfile := filepath.Join(base, "data"), filepath.Join(base, "sock"), filepath.Join(base, "pw")
+	c := &cluster{Socket: sock, Password: "s3cret-" + strconv.Itoa(mrand.IntN(1e6))}
+	if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{data, sock} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cred != nil {
+		for _, p := range []string{data, sock, pwfile} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run := func(name string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(filepath.Join(pgBin, name), args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		cmd.Dir = base
+		cmd.Env = append(os.Environ(), "LC_ALL=C")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	run("initdb", "-D", data, "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pwfile, "-E", "UTF8", "--no-sync")
+	conf := fmt.Sprintf("listen_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\n"+
+		"full_page_writes = off\nmax_connections = 50\nshared_buffers = 32MB\nlog_connections = on\n", sock)
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(conf); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	logFile := filepath.Join(base, "postgres.log")
+	if cred != nil {
+		// pg_ctl, running as postgres, creates the log file in base, which it cannot write.
+		if err := os.WriteFile(logFile, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(logFile, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "start")
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(pgBin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Logf("pg_ctl stop: %v\n%s", err, out)
+		}
+	})
+	return c
+}
+
+// socketProxy is a unix socket in front of a cluster's socket that counts the connections and
+// bytes PostgreSQL would see.
+type socketProxy struct {
+	Dir      string // directory of its .s.PGSQL.5432
+	accepted atomic.Int64
+	bytes    atomic.Int64
+}
+
+// newSocketProxy starts a socketProxy for the cluster socket directory target.
+func newSocketProxy(t testing.TB, target string) *socketProxy {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pglsp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := net.Listen("unix", filepath.Join(dir, socketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &socketProxy{Dir: dir}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var open []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.accepted.Add(1)
+			u, err := net.Dial("unix", filepath.Join(target, socketName))
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			open = append(open, c, u)
+			mu.Unlock()
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				n, _ := io.Copy(u, c)
+				p.bytes.Add(n)
+				u.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				io.Copy(c, u)
+				c.Close()
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return p
+}
+
+// freeAddr returns a loopback address 127.88.x.y:5432 that nothing listens on.
+func freeAddr(t testing.TB) netip.AddrPort {
+	t.Helper()
+	for range 100 {
+		ap := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 88, byte(1 + mrand.IntN(254)), byte(1 + mrand.IntN(254))}), 5432)
+		ln, err := net.Listen("tcp", ap.String())
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return ap
+	}
+	t.Fatal("no free loopback address in 127.88.0.0/16")
+	return netip.AddrPort{}
+}
+
+// newGateway returns a Gateway that logs to t and is closed in t.Cleanup.
+func newGateway(t testing.TB, cfg Config) *Gateway {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	g := New(cfg)
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// quietGateway is newGateway without logs (benchmarks).
+func quietGateway(t testing.TB, cfg Config) *Gateway {
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return newGateway(t, cfg)
+}
+
+// testTLS returns a server TLS configuration with a fresh self-signed certificate.
+func testTLS(t testing.TB) *tls.Config {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pglink gateway test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+}
+
+// be32 is a big-endian uint32, for golden frames.
+func be32(n int) []byte { return []byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)} }
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }

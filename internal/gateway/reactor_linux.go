@@ -1,0 +1,584 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// The reactor relays plain (non-TLS) sessions the way PgBouncer does: one goroutine waits on
+// its own epoll set for every session's two sockets and moves the bytes with direct read and
+// write system calls. Go's netpoller would cost, per message, a goroutine wake-up, a
+// speculative read that fails with EAGAIN and often a futex wake of another thread; on a
+// 2-vCPU machine where every system call and wake-up is expensive that doubled the cost of a
+// round trip. Here a round trip costs what it costs PgBouncer: per direction one epoll_wait,
+// one read, one write, and under load one epoll_wait serves many sessions.
+//
+// The sockets leave Go's netpoller: the session's goroutine duplicates their descriptors,
+// closes the Go connections and hands the duplicates to the reactor, then waits until the
+// reactor is done with the session. Reads and writes never block (the descriptors are
+// non-blocking), so they are raw system calls that keep the goroutine's P; only the wait for
+// events, when none is ready, is a blocking system call that releases it.
+//
+// Level-triggered epoll: a session reads both sockets; when a write comes up short, the rest
+// waits in a pooled buffer, reading from the other side stops and the reactor waits until the
+// socket is writable (back-pressure). Idle sessions hold no buffer.
+
+const (
+	maxEvents  = 256
+	flushGrace = 5 * time.Second // how long a closing session may take to flush to its client
+)
+
+type cmdKind int
+
+const (
+	cmdAdd cmdKind = iota
+	cmdRevoke
+	cmdKill
+	cmdStop
+)
+
+type rcmd struct {
+	kind cmdKind
+	s    *rsess
+}
+
+// reactor is one event loop. Its goroutine is owned by the Gateway and ends on stop.
+type reactor struct {
+	epfd         int
+	wakeR, wakeW int // a pipe that wakes the loop for commands
+	log          *slog.Logger
+
+	mu      sync.Mutex
+	queue   []rcmd // guarded by mu
+	stopped bool   // guarded by mu
+
+	// Owned by the loop goroutine.
+	byFd  map[int32]*rsess
+	timed map[*rsess]struct{} // sessions with a deadline
+	buf   []byte
+}
+
+// rsess is a session relayed by the reactor. Fields are owned by the loop goroutine, except
+// c, cfd, ufd and done, which are set before it is handed over.
+type rsess struct {
+	r        *reactor
+	c        *conn
+	cfd, ufd int
+	done     chan struct{} // closed by the loop when the sockets are closed
+
+	toUp, toCl *[]byte // pending output, pooled; nil when none
+	upOff      int     // bytes of toUp already written
+	clOff      int     // bytes of toCl already written
+	f          framer
+	cEv, uEv   uint32    // current epoll interest of cfd and ufd
+	revoked    bool      // revocation in progress
+	finishing  bool      // close once toCl is flushed
+	deadline   time.Time // zero: none
+	closed     bool
+}
+
+func newReactor(log *slog.Logger) (*reactor, error) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
+		syscall.Close(epfd)
+		return nil, fmt.Errorf("pipe2: %w", err)
+	}
+	r := &reactor{epfd: epfd, wakeR: p[0], wakeW: p[1], log: log,
+		byFd: map[int32]*rsess{}, timed: map[*rsess]struct{}{}, buf: make([]byte, relayBufSize)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, r.wakeR, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.wakeR)}); err != nil {
+		r.closeFds()
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return r, nil
+}
+
+func (r *reactor) closeFds() {
+	syscall.Close(r.epfd)
+	syscall.Close(r.wakeR)
+	syscall.Close(r.wakeW)
+}
+
+// post queues a command for the loop; false if the reactor has stopped.
+func (r *reactor) post(k cmdKind, s *rsess) bool {
+	r.mu.Lock()
+	if r.stopped {
+		r.mu.Unlock()
+		return false
+	}
+	if k == cmdStop {
+		r.stopped = true
+	}
+	wake := len(r.queue) == 0
+	r.queue = append(r.queue, rcmd{k, s})
+	r.mu.Unlock()
+	if wake {
+		var b = [1]byte{1}
+		rawWrite(r.wakeW, b[:]) // EAGAIN: the pipe is full, so a wake-up is pending anyway
+	}
+	return true
+}
+
+// stop makes the loop close every session and return.
+func (r *reactor) stop() { r.post(cmdStop, nil) }
+
+// handoff moves the session's sockets to the reactor and waits until it is done with them. It
+// reports false, having changed nothing, if the sockets cannot be moved; the caller then relays
+// with goroutines.
+func (r *reactor) handoff(c *conn, up *net.UnixConn) bool {
+	cfd, err := dupFd(c.raw)
+	if err != nil {
+		return false
+	}
+	ufd, err := dupFd(up)
+	if err != nil {
+		syscall.Close(cfd)
+		return false
+	}
+	s := &rsess{r: r, c: c, cfd: cfd, ufd: ufd, done: make(chan struct{})}
+	c.mu.Lock()
+	c.rs = s
+	c.mu.Unlock()
+	// The duplicates keep the sockets open; Go's copies leave its netpoller.
+	c.raw.Close()
+	up.Close()
+	if !r.post(cmdAdd, s) {
+		syscall.Close(cfd)
+		syscall.Close(ufd)
+		return true
+	}
+	<-s.done
+	return true
+}
+
+// kill and revoke are called by conn (any goroutine).
+func (s *rsess) kill()   { s.r.post(cmdKill, s) }
+func (s *rsess) revoke() { s.r.post(cmdRevoke, s) }
+
+// dupFd duplicates the descriptor of a Go connection (close-on-exec, still non-blocking).
+func dupFd(sc syscall.Conn) (int, error) {
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	nfd := -1
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		r, _, e := syscall.Syscall(syscall.SYS_FCNTL, fd, syscall.F_DUPFD_CLOEXEC, 0)
+		nfd, errno = int(r), e
+	}); err != nil {
+		return -1, err
+	}
+	if errno != 0 {
+		return -1, fmt.Errorf("dup: %w", errno)
+	}
+	return nfd, nil
+}
+
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+func rawWrite(fd int, p []byte) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+// wait returns ready events: first without blocking (no scheduler hand-off when the loop is
+// busy), then, if none, blocking in a system call that releases the P.
+func (r *reactor) wait(ev []syscall.EpollEvent) int {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(r.epfd), uintptr(unsafe.Pointer(&ev[0])), uintptr(len(ev)), 0, 0, 0)
+	if e == 0 && n > 0 {
+		return int(n)
+	}
+	timeout := -1
+	if len(r.timed) > 0 {
+		next := time.Time{}
+		for s := range r.timed {
+			if next.IsZero() || s.deadline.Before(next) {
+				next = s.deadline
+			}
+		}
+		timeout = max(int(time.Until(next)/time.Millisecond)+1, 0)
+	}
+	m, err := syscall.EpollWait(r.epfd, ev, timeout)
+	if err != nil {
+		return 0 // EINTR
+	}
+	return m
+}
+
+// run is the loop.
+func (r *reactor) run() {
+	defer r.closeFds()
+	ev := make([]syscall.EpollEvent, maxEvents)
+	for {
+		n := r.wait(ev)
+		for i := range n {
+			fd := ev[i].Fd
+			if fd == int32(r.wakeR) {
+				if r.commands() {
+					return
+				}
+				continue
+			}
+			s := r.byFd[fd]
+			if s == nil {
+				continue // closed earlier in this batch
+			}
+			if int(fd) == s.cfd {
+				r.clientReady(s, ev[i].Events)
+			} else {
+				r.upReady(s, ev[i].Events)
+			}
+		}
+		if len(r.timed) > 0 {
+			now := time.Now()
+			for s := range r.timed {
+				if !s.deadline.After(now) {
+					r.close(s)
+				}
+			}
+		}
+	}
+}
+
+// commands runs the queued commands; true when the loop must stop.
+func (r *reactor) commands() bool {
+	var b [64]byte
+	for {
+		if n, _ := rawRead(r.wakeR, b[:]); n < len(b) {
+			break
+		}
+	}
+	r.mu.Lock()
+	q := r.queue
+	r.queue = nil
+	r.mu.Unlock()
+	for _, cmd := range q {
+		s := cmd.s
+		switch cmd.kind {
+		case cmdAdd:
+			r.add(s)
+		case cmdRevoke:
+			if r.byFd[int32(s.cfd)] == s {
+				r.revoke(s)
+			}
+		case cmdKill:
+			if r.byFd[int32(s.cfd)] == s {
+				r.close(s)
+			}
+		case cmdStop:
+			for _, s := range r.byFd {
+				s.c.setEnd("gateway closed")
+				r.close(s)
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (r *reactor) add(s *rsess) {
+	s.cEv, s.uEv = syscall.EPOLLIN, syscall.EPOLLIN
+	err1 := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, s.cfd, &syscall.EpollEvent{Events: s.cEv, Fd: int32(s.cfd)})
+	err2 := syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, s.ufd, &syscall.EpollEvent{Events: s.uEv, Fd: int32(s.ufd)})
+	r.byFd[int32(s.cfd)], r.byFd[int32(s.ufd)] = s, s
+	if err := errors.Join(err1, err2); err != nil {
+		s.c.setEnd(fmt.Sprintf("epoll_ctl: %v", err))
+		r.close(s)
+		return
+	}
+	// A kill or revocation that came before the session was added.
+	if s.c.killed.Load() {
+		r.close(s)
+	} else if s.c.revoked.Load() != nil {
+		r.revoke(s)
+	}
+}
+
+// interest sets the epoll events of fd (cfd or ufd of s) to ev. A socket with no interest
+// leaves the epoll set, so that a peer's hang-up, which epoll reports whatever the interest,
+// does not wake the loop while the session is not ready to handle it.
+func (r *reactor) interest(s *rsess, fd int, ev uint32) {
+	if s.closed {
+		return
+	}
+	cur := &s.cEv
+	if fd == s.ufd {
+		cur = &s.uEv
+	}
+	if *cur == ev {
+		return
+	}
+	op := syscall.EPOLL_CTL_MOD
+	switch {
+	case ev == 0:
+		op = syscall.EPOLL_CTL_DEL
+	case *cur == 0:
+		op = syscall.EPOLL_CTL_ADD
+	}
+	*cur = ev
+	if err := syscall.EpollCtl(r.epfd, op, fd, &syscall.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
+		s.c.setEnd(fmt.Sprintf("epoll_ctl: %v", err))
+		r.close(s)
+	}
+}
+
+func (r *reactor) setDeadline(s *rsess, d time.Duration) {
+	s.deadline = time.Now().Add(d)
+	r.timed[s] = struct{}{}
+}
+
+// close closes both sockets and releases the session's goroutine.
+func (r *reactor) close(s *rsess) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	delete(r.byFd, int32(s.cfd))
+	delete(r.byFd, int32(s.ufd))
+	delete(r.timed, s)
+	if s.cEv != 0 {
+		syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, s.cfd, nil)
+	}
+	if s.uEv != 0 {
+		syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_DEL, s.ufd, nil)
+	}
+	syscall.Close(s.cfd)
+	syscall.Close(s.ufd)
+	if s.toUp != nil {
+		release(s.toUp)
+		s.toUp = nil
+	}
+	if s.toCl != nil {
+		release(s.toCl)
+		s.toCl = nil
+	}
+	close(s.done)
+}
+
+// endErr records why the session ends, for an errno from side.
+func (s *rsess) endErr(what string, e syscall.Errno) {
+	s.c.setEnd(fmt.Sprintf("%s: %v", what, e))
+}
+
+// clientReady handles events on the client socket.
+func (r *reactor) clientReady(s *rsess, ev uint32) {
+	if ev&syscall.EPOLLOUT != 0 && s.toCl != nil {
+		r.flushClient(s)
+		if s.closed {
+			return
+		}
+	}
+	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 || s.cEv&syscall.EPOLLIN == 0 {
+		return
+	}
+	n, e := rawRead(s.cfd, r.buf)
+	switch {
+	case e == syscall.EAGAIN || e == syscall.EINTR:
+		return
+	case e != 0:
+		s.endErr("read from client", e)
+		r.close(s)
+		return
+	case n == 0:
+		s.c.setEnd("client closed")
+		r.close(s)
+		return
+	}
+	s.c.bytesIn.Add(uint64(n))
+	p := r.buf[:n]
+	w, e := rawWrite(s.ufd, p)
+	if e != 0 {
+		if e != syscall.EAGAIN {
+			s.endErr("write to server", e)
+			r.close(s)
+			return
+		}
+		w = 0
+	}
+	if w < n {
+		s.toUp = relayBufs.Get().(*[]byte)
+		s.upOff = 0
+		*s.toUp = append((*s.toUp)[:0], p[w:]...)
+		r.interest(s, s.cfd, 0)
+		r.interest(s, s.ufd, s.uEv|syscall.EPOLLOUT)
+	}
+}
+
+// upReady handles events on the server socket.
+func (r *reactor) upReady(s *rsess, ev uint32) {
+	if ev&syscall.EPOLLOUT != 0 && s.toUp != nil {
+		w, e := rawWrite(s.ufd, (*s.toUp)[s.upOff:])
+		if e != 0 && e != syscall.EAGAIN {
+			s.endErr("write to server", e)
+			r.close(s)
+			return
+		}
+		if e == 0 {
+			s.upOff += w
+		}
+		if s.upOff == len(*s.toUp) {
+			release(s.toUp)
+			s.toUp = nil
+			r.interest(s, s.ufd, s.uEv&^syscall.EPOLLOUT)
+			if !s.revoked {
+				r.interest(s, s.cfd, s.cEv|syscall.EPOLLIN)
+			}
+		}
+	}
+	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 || s.uEv&syscall.EPOLLIN == 0 {
+		return
+	}
+	n, e := rawRead(s.ufd, r.buf)
+	if e == syscall.EAGAIN || e == syscall.EINTR {
+		return
+	}
+	if e != 0 || n == 0 {
+		switch {
+		case s.revoked && s.f.atBoundary():
+			r.finish(s, revocation(s.c.revoked.Load()))
+		case s.revoked:
+			r.close(s)
+		default:
+			if e != 0 {
+				s.endErr("read from server", e)
+			} else {
+				s.c.setEnd("server closed")
+			}
+			r.finish(s, nil)
+		}
+		return
+	}
+	p := r.buf[:n]
+	cut := s.f.feed(p)
+	if s.revoked {
+		if cut < 0 {
+			r.toClient(s, p) // still inside the message the revocation interrupted
+			return
+		}
+		r.toClient(s, p[:cut])
+		if !s.closed {
+			r.finish(s, revocation(s.c.revoked.Load()))
+		}
+		return
+	}
+	r.toClient(s, p)
+}
+
+// toClient writes p to the client, keeping what does not fit.
+func (r *reactor) toClient(s *rsess, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	s.c.bytesOut.Add(uint64(len(p)))
+	if s.toCl != nil {
+		*s.toCl = append(*s.toCl, p...)
+		return
+	}
+	w, e := rawWrite(s.cfd, p)
+	if e != 0 {
+		if e != syscall.EAGAIN {
+			s.endErr("write to client", e)
+			r.close(s)
+			return
+		}
+		w = 0
+	}
+	if w < len(p) {
+		s.toCl = relayBufs.Get().(*[]byte)
+		s.clOff = 0
+		*s.toCl = append((*s.toCl)[:0], p[w:]...)
+		r.interest(s, s.ufd, s.uEv&^syscall.EPOLLIN)
+		r.interest(s, s.cfd, s.cEv|syscall.EPOLLOUT)
+	}
+}
+
+// flushClient writes pending output to the client.
+func (r *reactor) flushClient(s *rsess) {
+	w, e := rawWrite(s.cfd, (*s.toCl)[s.clOff:])
+	if e != 0 {
+		if e != syscall.EAGAIN {
+			s.endErr("write to client", e)
+			r.close(s)
+		}
+		return
+	}
+	s.clOff += w
+	if s.clOff < len(*s.toCl) {
+		return
+	}
+	release(s.toCl)
+	s.toCl = nil
+	if s.finishing {
+		r.close(s)
+		return
+	}
+	r.interest(s, s.cfd, s.cEv&^syscall.EPOLLOUT)
+	if !s.revoked || !s.f.atBoundary() {
+		r.interest(s, s.ufd, s.uEv|syscall.EPOLLIN)
+	}
+}
+
+// finish sends last (if any) after what is pending, then closes the session; a client that
+// does not take it within the grace period is cut off.
+func (r *reactor) finish(s *rsess, last []byte) {
+	s.finishing = true
+	r.interest(s, s.ufd, 0)
+	r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
+	r.toClient(s, last)
+	if s.closed {
+		return
+	}
+	if s.toCl == nil {
+		r.close(s)
+		return
+	}
+	grace := flushGrace
+	if s.revoked {
+		grace = revokeGrace
+	}
+	r.setDeadline(s, grace)
+}
+
+// revoke ends a session that the policy no longer admits: its ErrorResponse at the next
+// message boundary, within revokeGrace, else a plain close. Nothing more goes to the server.
+func (r *reactor) revoke(s *rsess) {
+	if s.revoked || s.closed {
+		return
+	}
+	s.revoked = true
+	if s.toUp != nil {
+		release(s.toUp)
+		s.toUp = nil
+	}
+	r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
+	if s.closed {
+		return
+	}
+	if s.f.atBoundary() {
+		r.finish(s, revocation(s.c.revoked.Load()))
+		return
+	}
+	// Mid-message: read on to the end of the message, unless the client is behind, in which
+	// case flushClient resumes reading once it has caught up.
+	ev := uint32(0)
+	if s.toCl == nil {
+		ev = syscall.EPOLLIN
+	}
+	r.interest(s, s.ufd, ev)
+	if !s.closed {
+		r.setDeadline(s, revokeGrace)
+	}
+}
