@@ -64,7 +64,7 @@ const (
 	ReasonOther          Reason = "other"           // anything else
 )
 
-// Reasons lists every Reason that Stats counts, in a stable order.
+// reasons lists every Reason that Stats counts, in a stable order.
 var reasons = [...]Reason{ReasonPending, ReasonRejected, ReasonRemoved, ReasonPublicDisabled, ReasonFirewall, ReasonStopped, ReasonOther}
 
 // Endpoint is one listening address and the rule that admits clients on it.
@@ -187,9 +187,11 @@ func New(cfg Config) *Gateway {
 // established sessions that s no longer admits (the same rule as for a new client from that
 // session's address): each gets a FATAL ErrorResponse (SQLSTATE 57P01) if its relay is at a
 // message boundary, and is closed. Apply returns once listeners are bound and revoked
-// sessions are closed. A snapshot older than the current revision is ignored. A listener that
-// cannot be bound is reported in the error; the rest of s is applied all the same (a bind
-// failure must not delay a revocation), and applying s again retries the bind.
+// sessions are closed. A snapshot older than the current revision is ignored. Errors do not
+// stop the rest of s from being applied, since they must not delay a revocation: a listener
+// that cannot be bound is reported, and applying s again retries the bind; an endpoint without
+// a valid address is left out and one address claimed by two endpoints refuses every client
+// (fail closed), both reported.
 func (g *Gateway) Apply(s Snapshot) error {
 	g.applyMu.Lock()
 	defer g.applyMu.Unlock()
@@ -450,6 +452,7 @@ type SessionInfo struct {
 	ServerName string
 	Listen     netip.AddrPort // the endpoint address the client dialed
 	Client     netip.AddrPort // the client's source address
+	TLS        bool           // the client negotiated TLS (SSLRequest)
 	Started    time.Time
 	BytesIn    uint64 // client to server
 	BytesOut   uint64 // server to client
@@ -465,7 +468,7 @@ func (g *Gateway) Sessions() []SessionInfo {
 		}
 		out = append(out, SessionInfo{
 			ID: c.id, Endpoint: c.ep.ID, Kind: c.ep.Kind, Server: c.ep.Server, ServerName: c.ep.ServerName,
-			Listen: c.listen, Client: c.client, Started: c.started,
+			Listen: c.listen, Client: c.client, TLS: c.tls != nil, Started: c.started,
 			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		})
 	}

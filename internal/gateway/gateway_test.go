@@ -237,6 +237,9 @@ func TestGateway(t *testing.T) {
 		if _, ok := c.PgConn().Conn().(*tls.Conn); !ok {
 			t.Errorf("pgx connection is %T; want *tls.Conn", c.PgConn().Conn())
 		}
+		if ss := g.Sessions(); len(ss) != 1 || !ss[0].TLS {
+			t.Errorf("Sessions() = %+v; want one TLS session", ss)
+		}
 		out, err := psql(t, addr, pg, "require", "-c", `\conninfo`)
 		if err != nil || !strings.Contains(out, "SSL connection") {
 			t.Errorf("psql sslmode=require \\conninfo = %q, %v; want an SSL connection", out, err)
