@@ -292,6 +292,15 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 		return http.StatusAccepted, nil
 	}
 	if resp.Op == nil {
+		if isWrite(r.Method) && s.cfg.Barrier != nil {
+			// A write done in the request (a private endpoint, say) is in effect before it is
+			// acknowledged, like an operation's result.
+			if rev, err := s.st.Revision(r.Context()); err == nil {
+				ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+				s.cfg.Barrier.WaitApplied(ctx, rev)
+				cancel()
+			}
+		}
 		if resp.Body == nil {
 			w.WriteHeader(status)
 			return status, nil
