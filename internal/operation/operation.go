@@ -421,3 +421,12 @@ func (w *Workers) get(ctx context.Context, id string) (store.Operation, error) {
 	}
 	return op, nil
 }
+
+// Begin is New followed by Start: it starts (or joins) an operation of kind on id inside tx.
+func Begin(ctx context.Context, tx store.Tx, kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
+	op, err := New(kind, id, location, method, goal, meta, data)
+	if err != nil {
+		return op, err
+	}
+	return Start(ctx, tx, op)
+}

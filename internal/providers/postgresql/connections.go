@@ -154,14 +154,12 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 		if err := resource.RequireReady(s.Name, s.Properties.State, "change a private endpoint connection"); err != nil {
 			return err
 		}
-		o, err := operation.New(kindConnectionUpdate, id, s.Location, http.MethodPut,
+		o, err := operation.Begin(ctx, tx, kindConnectionUpdate, id, s.Location, http.MethodPut,
 			operation.Digest("update", string(want.Status), want.Description), arm.OpMeta(req, want.Description), connectionUpdate{State: want})
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		out.Properties.ProvisioningState = "Updating"
 		out.ID, out.Name = id.String(), id.Name()
 		_, err = arm.Save(ctx, tx, id, out)
@@ -226,13 +224,11 @@ func (p *Provider) deleteConnection(ctx context.Context, req *arm.Request) (*arm
 		if err := resource.RequireReady(s.Name, s.Properties.State, "delete a private endpoint connection"); err != nil {
 			return err
 		}
-		o, err := operation.New(kindConnectionDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
+		o, err := operation.Begin(ctx, tx, kindConnectionDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		c.Properties.ProvisioningState = "Deleting"
 		_, err = arm.Save(ctx, tx, id, c)
 		return err

@@ -91,11 +91,8 @@ func (p *Provider) firewallChange(ctx context.Context, tx store.Tx, req *arm.Req
 	if err := resource.RequireReady(s.Name, s.Properties.State, what); err != nil {
 		return store.Operation{}, err
 	}
-	o, err := operation.New(kind, id, s.Location, req.Method, goal, arm.OpMeta(req, ""), data)
+	o, err := operation.Begin(ctx, tx, kind, id, s.Location, req.Method, goal, arm.OpMeta(req, ""), data)
 	if err != nil {
-		return o, err
-	}
-	if o, err = operation.Start(ctx, tx, o); err != nil {
 		return o, err
 	}
 	s.Properties.State = resource.ServerUpdating

@@ -332,12 +332,9 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 			if err != nil {
 				return err
 			}
-			o, err := operation.New(kindCreate, id, out.Location, req.Method, operation.Digest("create", string(req.Body)),
+			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, operation.Digest("create", string(req.Body)),
 				arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
-			if err != nil {
-				return err
-			}
-			op, err = operation.Start(ctx, tx, o)
+			op = o
 			return err
 		}
 		out, err = p.updateServer(req, cur, in)
@@ -355,14 +352,12 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if err := resource.RequireReady(id.Name(), cur.Properties.State, "update the server"); err != nil {
 			return err
 		}
-		o, err := operation.New(kindUpdate, id, out.Location, req.Method, goal,
+		o, err := operation.Begin(ctx, tx, kindUpdate, id, out.Location, req.Method, goal,
 			arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		out.Properties.State = resource.ServerUpdating
 		_, err = arm.Save(ctx, tx, id, out)
 		return err
@@ -584,13 +579,11 @@ func (p *Provider) deleteServer(ctx context.Context, req *arm.Request) (*arm.Res
 		if err != nil {
 			return err
 		}
-		o, err := operation.New(kindDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
+		o, err := operation.Begin(ctx, tx, kindDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		s.Properties.State = resource.ServerDropping
 		_, err = arm.Save(ctx, tx, id, s)
 		return err
@@ -635,13 +628,11 @@ func (p *Provider) serverAction(ctx context.Context, req *arm.Request) (*arm.Res
 				"%s Server can only be performed on servers in state %s. Server Name = %s, Current Server State = %s",
 				verb, from, id.Name(), s.Properties.State)
 		}
-		o, err := operation.New(kindAction, id, s.Location, http.MethodPost, operation.Digest(action), arm.OpMeta(req, ""), action)
+		o, err := operation.Begin(ctx, tx, kindAction, id, s.Location, http.MethodPost, operation.Digest(action), arm.OpMeta(req, ""), action)
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		s.Properties.State = during
 		_, err = arm.Save(ctx, tx, id, s)
 		return err

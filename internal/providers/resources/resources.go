@@ -234,14 +234,12 @@ func (p *Provider) deleteGroup(ctx context.Context, req *arm.Request) (*arm.Resp
 		if _, err := arm.Load(ctx, tx, id, &g); err != nil {
 			return err
 		}
-		o, err := operation.New("resources.group.delete", id, g.Location, http.MethodDelete,
+		o, err := operation.Begin(ctx, tx, "resources.group.delete", id, g.Location, http.MethodDelete,
 			operation.Digest("delete"), opMeta(req), nil)
 		if err != nil {
 			return err
 		}
-		if op, err = operation.Start(ctx, tx, o); err != nil {
-			return err
-		}
+		op = o
 		g.Properties.ProvisioningState = "Deleting"
 		_, err = arm.Save(ctx, tx, id, g)
 		return err
