@@ -7,8 +7,6 @@ package arm
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -372,14 +370,7 @@ func (s *Server) current(ctx context.Context, req *Request, typ *Type) (any, err
 }
 
 // newID returns a random UUID-shaped identifier.
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
+func newID() string { return resource.NewGUID() }
 
 // NewOperationID returns an identifier for a new long-running operation.
 func NewOperationID() string { return newID() }

@@ -65,11 +65,9 @@ func New(kind string, id resource.ID, location, method, goal string, meta Meta, 
 	if err != nil {
 		return store.Operation{}, fmt.Errorf("encode %s input: %w", kind, err)
 	}
-	var b [16]byte
-	rand.Read(b[:])
 	now := time.Now().UTC()
 	return store.Operation{
-		ID:          hex.EncodeToString(b[:4]) + "-" + hex.EncodeToString(b[4:6]) + "-" + hex.EncodeToString(b[6:8]) + "-" + hex.EncodeToString(b[8:10]) + "-" + hex.EncodeToString(b[10:]),
+		ID:          resource.NewGUID(),
 		ResourceKey: id.Key(),
 		ResourceID:  id.String(),
 		Kind:        kind,

@@ -4,6 +4,7 @@
 package resource
 
 import (
+	"crypto/rand"
 	"fmt"
 	"strings"
 )
@@ -200,3 +201,12 @@ func (id ID) Within(scope ID) bool {
 
 // TypeIs reports whether the ID's type equals typ, ignoring case.
 func (id ID) TypeIs(typ string) bool { return strings.EqualFold(id.Type(), typ) }
+
+// NewGUID returns a random (version 4) UUID in its canonical text form.
+func NewGUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}

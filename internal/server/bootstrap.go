@@ -13,6 +13,7 @@ import (
 
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/providers/resources"
+	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
 )
 
@@ -55,14 +56,6 @@ func writeBootstrap(dir string, b Bootstrap) error {
 	return os.Rename(tmp, filepath.Join(dir, "bootstrap.json"))
 }
 
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
 func randomSecret(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -84,9 +77,9 @@ func firstStart(ctx context.Context, st store.Store, dir string) (Bootstrap, err
 	b, err := ReadBootstrap(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		b = Bootstrap{
-			TenantID:       newUUID(),
-			SubscriptionID: newUUID(),
-			ClientID:       newUUID(),
+			TenantID:       resource.NewGUID(),
+			SubscriptionID: resource.NewGUID(),
+			ClientID:       resource.NewGUID(),
 			ClientSecret:   randomSecret(32),
 			Username:       "admin@pglink.local",
 			Password:       "Pg1-" + randomSecret(12),
@@ -125,7 +118,7 @@ func ensurePrincipal(ctx context.Context, st store.Store, login, secret string, 
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if err := tx.PutPrincipal(ctx, store.Principal{ObjectID: newUUID(), Login: login, Body: body}); err != nil {
+		if err := tx.PutPrincipal(ctx, store.Principal{ObjectID: resource.NewGUID(), Login: login, Body: body}); err != nil {
 			return fmt.Errorf("create principal %s: %w", login, err)
 		}
 		return nil

@@ -202,7 +202,7 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	if err != nil {
 		return store.Resource{}, err
 	}
-	guid := newGUID()
+	guid := resource.NewGUID()
 	res, err := target.Connect(ctx, tx, resource.LinkRequest{
 		Target: targetID, GroupIDs: conn.Properties.GroupIDs, Endpoint: id, EndpointGUID: guid,
 		Manual: isManual, RequestMessage: conn.Properties.RequestMessage,

@@ -5,8 +5,6 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,15 +136,6 @@ func parsePrefix(name, v string) (netip.Prefix, error) {
 	return pf, nil
 }
 
-func newGUID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
-}
-
 func normLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
 
 func get(ctx context.Context, st store.Store, id resource.ID, etag bool) (*arm.Response, error) {
@@ -272,7 +261,7 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 		v := VirtualNetwork{ID: id.String(), Name: id.Name(), Type: resource.TypeVirtualNetwork, Location: normLocation(in.Location), Tags: in.Tags}
 		v.Properties.AddressSpace.AddressPrefixes = in.Properties.AddressSpace.AddressPrefixes
 		v.Properties.ProvisioningState = "Succeeded"
-		v.Properties.ResourceGUID = newGUID()
+		v.Properties.ResourceGUID = resource.NewGUID()
 		if cur != nil {
 			var old VirtualNetwork
 			if err := json.Unmarshal(cur.Body, &old); err == nil {
