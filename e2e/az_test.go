@@ -42,19 +42,7 @@ func newAzCLI(t *testing.T, in *instance) *azCLI {
 	}
 	catcher := strayCatcher(t)
 
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "AZURE_"), strings.HasPrefix(k, "MSI_"), strings.HasPrefix(k, "IDENTITY_"),
-			strings.HasPrefix(k, "APPSETTING_"), strings.HasPrefix(k, "PYTHON"),
-			strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "NO_PROXY"),
-			strings.EqualFold(k, "ALL_PROXY"), k == "REQUESTS_CA_BUNDLE", k == "CURL_CA_BUNDLE", k == "SSL_CERT_FILE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	env = append(env,
+	env := append(azFreeEnv(),
 		"AZURE_CONFIG_DIR="+cfgDir,
 		"AZURE_CORE_COLLECT_TELEMETRY=false",
 		"AZURE_CORE_ERROR_RECOMMENDATION=off",
@@ -91,6 +79,24 @@ func newAzCLI(t *testing.T, in *instance) *azCLI {
 		t.Fatalf("az login --identity = %+v; want the one enabled default subscription %s of tenant %s", subs, in.boot.SubscriptionID, in.boot.TenantID)
 	}
 	return c
+}
+
+// azFreeEnv returns this process's environment without anything that steers az, proxies or
+// certificate trust, for a test to add its own.
+func azFreeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "AZURE_"), strings.HasPrefix(k, "MSI_"), strings.HasPrefix(k, "IDENTITY_"),
+			strings.HasPrefix(k, "APPSETTING_"), strings.HasPrefix(k, "PYTHON"),
+			strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "NO_PROXY"),
+			strings.EqualFold(k, "ALL_PROXY"), k == "REQUESTS_CA_BUNDLE", k == "CURL_CA_BUNDLE", k == "SSL_CERT_FILE":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }
 
 // az runs az with args and returns its stdout; it fails the test if az exits non-zero.

@@ -61,7 +61,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store URL: empty for SQLite in the data dir, or sqlite:PATH")
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "loopback block for data-plane endpoint addresses")
 	fs.IntVar(&cfg.EndpointPort, "endpoint-port", cfg.EndpointPort, "port of every data-plane endpoint")
-	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "address of the private DNS server")
+	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "reserved for the private DNS server, which is not served yet: accepted and ignored")
 	fs.StringVar(&cfg.Engine, "engine", cfg.Engine, "local: run a real PostgreSQL per server; records: API only, servers are records")
 	fs.StringVar(&cfg.PGBin, "pg-bin", "", "directory of initdb, pg_ctl and postgres (default: PATH, then /usr/lib/postgresql/*/bin)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by a local CA in the data dir")

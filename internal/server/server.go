@@ -295,7 +295,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	e := s.bootstrap.ARMEndpoint
 	w.Header().Set("Content-Type", "application/json")
-	fmt.Fprintf(w, `{"galleryEndpoint":"%[1]s/","graphEndpoint":"%[1]s/","portalEndpoint":"%[1]s/","authentication":{"loginEndpoint":"%[1]s/","audiences":["%[1]s/"]},"name":"pglink","resourceManager":"%[1]s/"}`, e)
+	fmt.Fprintf(w, `{"galleryEndpoint":"%[1]s/","graphEndpoint":"%[1]s/","authentication":{"loginEndpoint":"%[1]s/","audiences":["%[1]s/"]},"name":"pglink","resourceManager":"%[1]s/"}`, e)
 }
 
 // Wait blocks until the server stops and returns why.

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// requireTool returns the path of the program name, or ends the test: a skip on a developer
+// machine that lacks it, a failure under CI=true, where every part must be present.
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed, and CI=true requires every part: %v", name, err)
+	}
+	t.Skipf("%s is not installed: %v", name, err)
+	return ""
+}
+
+// readmeBlock returns the fenced code block of README.md that follows the line marker.
+func readmeBlock(t *testing.T, marker string) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), marker+"\n")
+	if !ok {
+		t.Fatalf("README.md has no line %q", marker)
+	}
+	after, ok = strings.CutPrefix(after, "```sh\n")
+	if !ok {
+		t.Fatalf("README.md: no ```sh block right after %q", marker)
+	}
+	block, _, ok := strings.Cut(after, "```\n")
+	if !ok {
+		t.Fatalf("README.md: the block after %q does not end", marker)
+	}
+	return block
+}
+
+// TestREADMEWalkthroughIsTheScript keeps the README's walkthrough and examples/walkthrough.sh
+// word for word the same, so that the script run by TestREADMEWalkthrough is what readers paste.
+func TestREADMEWalkthroughIsTheScript(t *testing.T) {
+	script, err := os.ReadFile("../examples/walkthrough.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, steps, ok := strings.Cut(string(script), "\n# steps\n")
+	if !ok {
+		t.Fatal("examples/walkthrough.sh has no '# steps' line")
+	}
+	readme := readmeBlock(t, "<!-- walkthrough: examples/walkthrough.sh -->")
+	if readme != steps {
+		t.Errorf("README.md's walkthrough differs from examples/walkthrough.sh after '# steps':\nREADME:\n%s\nscript:\n%s", readme, steps)
+	}
+	env, err := os.ReadFile("../examples/env.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readmeBlock(t, "<!-- env: examples/env.sh -->"); got != string(env) {
+		t.Errorf("README.md's env block differs from examples/env.sh:\nREADME:\n%s\nscript:\n%s", got, env)
+	}
+}
+
+// TestREADMEWalkthrough runs the README's walkthrough (examples/walkthrough.sh) and then
+// examples/cleanup.sh against a real pglink with real PostgreSQL, curl, python3 and psql, as a
+// new user would.
+func TestREADMEWalkthrough(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "python3", "psql"} {
+		requireTool(t, tool)
+	}
+	in := startLocal(t)
+	run := func(script string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", "../examples/"+script)
+		cmd.Env = append(os.Environ(), "PGLINK_DATA="+in.dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("examples/%s: %v\n%s", script, err, out)
+		}
+		t.Logf("examples/%s:\n%s", script, out)
+	}
+	run("walkthrough.sh")
+
+	// The az blocks, pasted one after the other into one bash with a fresh HOME; any request az
+	// sends off the machine fails the test. A fresh version check stops az's first-run request
+	// to azure.microsoft.com, which a machine with Internet access would simply make.
+	requireTool(t, "az")
+	home := t.TempDir()
+	azDir := filepath.Join(home, ".azure-pglink")
+	versionCheck := fmt.Sprintf(`{"versions": {"azure-cli": {"local": "2.45.0"}, "core": {"local": "2.45.0"}, "telemetry": {"local": "1.0.8"}}, "update_time": %q}`,
+		time.Now().Format("2006-01-02 15:04:05.000000"))
+	if err := os.MkdirAll(azDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(azDir, "versionCheck.json"), []byte(versionCheck), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	catcher := strayCatcher(t)
+	blocks := readmeBlock(t, "<!-- az: e2e/readme_test.go runs this block -->") +
+		readmeBlock(t, "<!-- az-examples: e2e/readme_test.go runs this block -->")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", blocks)
+	cmd.Dir = ".."
+	cmd.Env = append(azFreeEnv(), "PGLINK_DATA="+in.dir, "HOME="+home,
+		"HTTPS_PROXY="+catcher, "HTTP_PROXY="+catcher, "NO_PROXY=127.0.0.1,localhost")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README's az blocks: %v\n%s", err, out)
+	}
+	t.Logf("README's az blocks:\n%s", out)
+
+	run("cleanup.sh")
+}
