@@ -24,7 +24,7 @@ type azCLI struct {
 	env []string
 }
 
-// newAzCLI prepares an AZURE_CONFIG_DIR and environment for in (shared/reference/az-cli.md §2),
+// newAzCLI prepares an AZURE_CONFIG_DIR and environment for in,
 // registers in as a cloud and logs in with its managed identity endpoint. Any request az sends
 // off the machine fails the test.
 func newAzCLI(t *testing.T, in *instance) *azCLI {
@@ -196,14 +196,9 @@ type azConnection struct {
 }
 
 // TestAzCLI drives the real Debian az 2.45 through the flexible server and private endpoint
-// lifecycle, with the shim of shared/reference/az-cli.md §1 for the `az network` commands.
+// lifecycle, with the shim in testdata/azshim for the `az network` commands.
 func TestAzCLI(t *testing.T) {
-	if _, err := exec.LookPath("az"); err != nil {
-		if os.Getenv("CI") != "true" {
-			t.Skip("az not on PATH; install it with .ci/install-az")
-		}
-		t.Fatalf("az not on PATH in CI: %v; run .ci/install-az first", err)
-	}
+	requireTool(t, "az") // .ci/install-deps installs it
 	began := time.Now()
 	in := start(t, nil)
 	c := newAzCLI(t, in)
