@@ -189,8 +189,8 @@ func (s *Server) start(ctx context.Context) error {
 		{Type: resource.TypePrivateEndpoint, Remove: net.RemoveEndpoint},
 		{Type: resource.TypeConnection, Remove: pg.RemoveConnection},
 		{Type: resource.TypeServer, Cleanup: pg.Cleanup, Remove: pg.RemoveServer},
-		{Type: resource.TypeVirtualNetwork, Remove: net.RemoveVirtualNetwork},
 		{Type: resource.TypeSubnet, Remove: net.RemoveSubnet},
+		{Type: resource.TypeVirtualNetwork, Remove: net.RemoveVirtualNetwork},
 	})
 	front.Register(rs.Types()...)
 	front.Register(pg.Types()...)

@@ -203,15 +203,20 @@ func (anyone) Authenticate(*http.Request) (identity.Principal, error) {
 // rig is the control plane of one test: the real store, front door, operation workers and
 // providers, with a fake engine and a store that can fail writes.
 type rig struct {
-	t   *testing.T
-	eng *fakeEngine
-	st  *faultyStore
-	url string
+	t     *testing.T
+	eng   *fakeEngine
+	st    *faultyStore
+	url   string
+	start func() // starts the workers, if newRig did not
 }
 
 const sub = "/subscriptions/00000000-0000-0000-0000-000000000001"
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, 20*time.Second, true) }
+
+// newRigWith is newRig with requests that wait at most inlineWait for their operation, and
+// workers that start only when rig.start is called, unless run.
+func newRigWith(t *testing.T, inlineWait time.Duration, run bool) *rig {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,7 +230,7 @@ func newRig(t *testing.T) *rig {
 	}
 	eng := newFakeEngine()
 	w := operation.NewWorkers(st, log, operation.Options{RetryDelay: time.Millisecond})
-	front := arm.New(arm.Config{Endpoint: "http://unused", TenantID: "t", InlineWait: 20 * time.Second}, st, anyone{}, w, log)
+	front := arm.New(arm.Config{Endpoint: "http://unused", TenantID: "t", InlineWait: inlineWait}, st, anyone{}, w, log)
 	net := network.New(st, nil, log)
 	pg := postgresql.New(st, eng, net, nil, log)
 	net.AddTarget(resource.TypeServer, pg)
@@ -245,19 +250,25 @@ func newRig(t *testing.T) *rig {
 	pg.Register(w)
 	srv := httptest.NewServer(front)
 	done := make(chan struct{})
-	go func() { w.Run(ctx); close(done) }()
+	var once sync.Once
+	startWorkers := func() { once.Do(func() { go func() { w.Run(ctx); close(done) }() }) }
+	if run {
+		startWorkers()
+	}
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
+		startWorkers() // so that done closes
 		<-done
 		db.Close()
 	})
-	return &rig{t: t, eng: eng, st: st, url: srv.URL}
+	return &rig{t: t, eng: eng, st: st, url: srv.URL, start: startWorkers}
 }
 
 // reply is an API answer.
 type reply struct {
 	status int
+	header http.Header
 	body   map[string]any
 	raw    string
 }
@@ -279,8 +290,7 @@ func (r reply) str(path string) string {
 	return s
 }
 
-// do sends a request to path (below the subscription) and returns the final answer: it
-// follows a 202 to the operation's end.
+// do sends a request to path (below the subscription) and returns the answer.
 func (g *rig) do(method, path string, body any) reply {
 	g.t.Helper()
 	var rd io.Reader
@@ -310,7 +320,7 @@ func (g *rig) do(method, path string, body any) reply {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, raw: string(raw)}
+	r := reply{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
 	json.Unmarshal(raw, &r.body)
 	return r
 }
@@ -504,5 +514,139 @@ func TestEveryOperationKindFailsSanely(t *testing.T) {
 				t.Errorf("%s %s next = %d %s; want success", tc.method, path, r.status, r.raw)
 			}
 		})
+	}
+}
+
+// eventually fails the test unless cond holds within a generous deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not so after 20s", what)
+		}
+	}
+}
+
+// TestCreateRetryJoinsTheCreate: an identical PUT while the create runs joins its operation
+// (201/202 with the same polling URL), where it used to be taken for an update and get 409.
+func TestCreateRetryJoinsTheCreate(t *testing.T) {
+	g := newRigWith(t, 0, true)
+	g.must("PUT", "/resourceGroups/rg", map[string]any{"location": "eastus"})
+	block := make(chan struct{})
+	g.eng.mu.Lock()
+	g.eng.block["create"] = block
+	g.eng.mu.Unlock()
+	first := g.do("PUT", server, serverBody())
+	if first.status != http.StatusCreated && first.status != http.StatusAccepted {
+		t.Fatalf("create = %d %s; want 201 or 202", first.status, first.raw)
+	}
+	again := g.do("PUT", server, serverBody())
+	if again.status != first.status || again.header.Get("Azure-AsyncOperation") != first.header.Get("Azure-AsyncOperation") {
+		t.Errorf("identical retry = %d %s (operation %q); want %d joining operation %q",
+			again.status, again.raw, again.header.Get("Azure-AsyncOperation"), first.status, first.header.Get("Azure-AsyncOperation"))
+	}
+	changed := serverBody()
+	changed["tags"] = map[string]string{"x": "y"}
+	if r := g.do("PUT", server, changed); r.status != http.StatusConflict {
+		t.Errorf("different PUT during the create = %d %s; want 409", r.status, r.raw)
+	}
+	close(block)
+	eventually(t, "server Ready", func() bool { return g.must("GET", server, nil).str("properties.state") == "Ready" })
+	g.eng.mu.Lock()
+	n := g.eng.calls["create"]
+	g.eng.mu.Unlock()
+	if n != 1 {
+		t.Errorf("engine Create ran %d times; want 1", n)
+	}
+}
+
+// TestServerCreateRacingGroupDelete: a server whose create was accepted just before its group's
+// delete began leaves no cluster behind, whether its create runs before or after the delete
+// began; and no server can be created in the group once its delete has begun.
+func TestServerCreateRacingGroupDelete(t *testing.T) {
+	id := resource.MustParse(sub + server)
+	t.Run("create queued", func(t *testing.T) {
+		g := newRigWith(t, 0, false) // workers start once both requests are in
+		g.must("PUT", "/resourceGroups/rg", map[string]any{"location": "eastus"})
+		g.must("PUT", server, serverBody())
+		if r := g.do("DELETE", "/resourceGroups/rg", nil); r.status >= 300 {
+			t.Fatalf("delete group = %d %s", r.status, r.raw)
+		}
+		if r := g.do("PUT", "/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db2", serverBody()); r.code() != "ResourceGroupBeingDeleted" {
+			t.Errorf("create in a Deleting group = %d %s; want 409 ResourceGroupBeingDeleted", r.status, r.raw)
+		}
+		g.start()
+		eventually(t, "group gone", func() bool { return g.do("GET", "/resourceGroups/rg", nil).status == http.StatusNotFound })
+		if exists, _ := g.eng.cluster(id); exists {
+			t.Errorf("the group delete left the server's cluster behind")
+		}
+		g.eng.mu.Lock()
+		n := g.eng.calls["create"]
+		g.eng.mu.Unlock()
+		if n != 0 {
+			t.Errorf("engine Create ran %d times for a server whose group was being deleted; want 0", n)
+		}
+	})
+	t.Run("create running", func(t *testing.T) {
+		g := newRigWith(t, 0, true)
+		g.must("PUT", "/resourceGroups/rg", map[string]any{"location": "eastus"})
+		block := make(chan struct{})
+		g.eng.mu.Lock()
+		g.eng.block["create"] = block
+		g.eng.mu.Unlock()
+		g.must("PUT", server, serverBody())
+		eventually(t, "engine create called", func() bool {
+			g.eng.mu.Lock()
+			defer g.eng.mu.Unlock()
+			return g.eng.calls["create"] == 1
+		})
+		if r := g.do("DELETE", "/resourceGroups/rg", nil); r.status >= 300 {
+			t.Fatalf("delete group = %d %s", r.status, r.raw)
+		}
+		close(block)
+		eventually(t, "group gone", func() bool { return g.do("GET", "/resourceGroups/rg", nil).status == http.StatusNotFound })
+		if exists, _ := g.eng.cluster(id); exists {
+			t.Errorf("the group delete left the server's cluster behind")
+		}
+	})
+}
+
+// TestLoginsAndPasswordsPostgreSQLRefuses are refused with 400 before any operation starts.
+func TestLoginsAndPasswordsPostgreSQLRefuses(t *testing.T) {
+	g := newRig(t)
+	g.must("PUT", "/resourceGroups/rg", map[string]any{"location": "eastus"})
+	for _, tc := range []struct{ login, password string }{
+		{"none", "S3cret-pass!"},
+		{"NONE", "S3cret-pass!"},
+		{"public", "S3cret-pass!"},
+		{"current_user", "S3cret-pass!"},
+		{"session_user", "S3cret-pass!"},
+		{"current_role", "S3cret-pass!"},
+		{"pg_monitor", "S3cret-pass!"},
+		{"pglink", "S3cret-pass!"},
+		{"azure_superuser", "S3cret-pass!"},
+		{"ad\x00min", "S3cret-pass!"},
+		{strings.Repeat("a", 64), "S3cret-pass!"},
+		{"dbadmin", "S3cret\x00pass!"},
+		{"dbadmin", "S3cret\npass!"},
+		{"dbadmin", "S3cret-pass!" + strings.Repeat("x", 120)},
+	} {
+		body := serverBody()
+		body["properties"] = map[string]any{"administratorLogin": tc.login, "administratorLoginPassword": tc.password, "version": "16"}
+		r := g.do("PUT", server, body)
+		if r.status != http.StatusBadRequest || r.code() != "InvalidParameterValue" {
+			t.Errorf("create with login %q password %q = %d %s; want 400 InvalidParameterValue", tc.login, tc.password, r.status, r.raw)
+		}
+	}
+	g.eng.mu.Lock()
+	n := g.eng.calls["create"]
+	g.eng.mu.Unlock()
+	if n != 0 {
+		t.Errorf("engine Create ran %d times; want 0", n)
+	}
+	g.must("PUT", server, serverBody())
+	r := g.do("PATCH", server, map[string]any{"properties": map[string]any{"administratorLoginPassword": "N3w\x00pass-word"}})
+	if r.status != http.StatusBadRequest || r.code() != "InvalidParameterValue" {
+		t.Errorf("update to a password with NUL = %d %s; want 400 InvalidParameterValue", r.status, r.raw)
 	}
 }
