@@ -54,6 +54,11 @@ type Commit func(ctx context.Context, tx store.Tx) error
 // the operation failed for a reason the user should see; any other error is retried.
 type Func func(ctx context.Context, op Op) (Commit, error)
 
+// ErrBusy is returned (wrapped) by a Func whose operation must wait for other operations to
+// finish first. The workers release it, free its slot for others, and run it again shortly;
+// it does not count as a failed attempt.
+var ErrBusy = errors.New("operation waits for other operations")
+
 // Failure returns the commit that leaves the resource of op in a sane state (its previous
 // state, or gone) after op failed for good with cause: a *resource.Error from its Func (whose
 // own rollback commit, if it returned one, failed or was missing), an error retried until the
@@ -247,6 +252,12 @@ func (w *Workers) run(ctx context.Context, op store.Operation) {
 		log.Info("operation interrupted by shutdown; releasing it", "err", err)
 		w.release(fctx, op.ID, 0)
 		return
+	case errors.Is(err, ErrBusy):
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		log.Debug("operation waits", "err", err)
+		w.later(fctx, op.ID, w.retry/4)
+		return
 	case err != nil && resource.KindOf(err) == resource.Internal && op.Attempts < maxAttempts:
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
@@ -296,6 +307,27 @@ func (w *Workers) release(ctx context.Context, id string, d time.Duration) {
 	})
 	if err != nil && ctx.Err() == nil {
 		w.log.Error("extend lease", "op", id, "err", err)
+	}
+}
+
+// later frees the lease of an operation this worker holds until d from now, without counting
+// the attempt.
+func (w *Workers) later(ctx context.Context, id string, d time.Duration) {
+	err := w.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Operation(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur.LeaseOwner != w.owner || cur.Done() {
+			return nil
+		}
+		cur.LeaseUntil = w.now().Add(d)
+		cur.Attempts = max(cur.Attempts-1, 0)
+		_, err = tx.PutOperation(ctx, cur)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("release waiting operation", "op", id, "err", err)
 	}
 }
 

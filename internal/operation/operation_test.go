@@ -289,3 +289,26 @@ func TestFailureCommits(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestBusyDoesNotCountAsAttempt: a Func that must wait for other operations (ErrBusy) is run
+// again until it can proceed, beyond the attempts an error would get.
+func TestBusyDoesNotCountAsAttempt(t *testing.T) {
+	st := openStore(t)
+	w := operation.NewWorkers(st, log(t), operation.Options{RetryDelay: 4 * time.Millisecond})
+	var n atomic.Int32
+	w.Register("waits", func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		if n.Add(1) <= 10 {
+			return nil, fmt.Errorf("another operation runs: %w", operation.ErrBusy)
+		}
+		return nil, nil
+	})
+	run(t, w)
+	op := startOp(t, st, "waits", "g", target)
+	got, err := w.Wait(context.Background(), op.ID, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.OpSucceeded || n.Load() != 11 {
+		t.Errorf("status = %s after %d runs; want Succeeded after 11", got.Status, n.Load())
+	}
+}

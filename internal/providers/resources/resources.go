@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/operation"
@@ -277,7 +276,8 @@ func (p *Provider) deleteGroup(ctx context.Context, req *arm.Request) (*arm.Resp
 
 // runDelete removes everything in a resource group, each resource through its type's own
 // delete logic, then the group. While the group is Deleting no request may write into it, so
-// the operations already running on its resources are the last: it waits for them first. It
+// the operations already running on its resources are the last: it waits for them first
+// (operation.ErrBusy). It
 // then checks, in a transaction it rolls back, that every type's delete accepts (a subnet that
 // a private endpoint of another group uses refuses it); runs the types' cleanups (database
 // clusters); and returns the commit that removes it all in one transaction.
@@ -286,7 +286,7 @@ func (p *Provider) runDelete(ctx context.Context, op operation.Op) (operation.Co
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", op.ResourceID, err)
 	}
-	if err := p.waitIdle(ctx, id); err != nil {
+	if err := p.checkIdle(ctx, id); err != nil {
 		return nil, err
 	}
 	err = p.st.Update(ctx, func(tx store.Tx) error {
@@ -357,43 +357,36 @@ func (p *Provider) ordered(all []store.Resource) []store.Resource {
 	return out
 }
 
-// waitIdle waits until no operation runs on a resource inside group id.
-func (p *Provider) waitIdle(ctx context.Context, id resource.ID) error {
-	for {
-		var busy string
-		err := p.st.View(ctx, func(tx store.Tx) error {
-			inside, err := tx.List(ctx, store.ListOptions{Prefix: id.Key()})
-			if err != nil {
+// checkIdle returns operation.ErrBusy while an operation runs on a resource inside group id.
+func (p *Provider) checkIdle(ctx context.Context, id resource.ID) error {
+	var busy string
+	err := p.st.View(ctx, func(tx store.Tx) error {
+		inside, err := tx.List(ctx, store.ListOptions{Prefix: id.Key()})
+		if err != nil {
+			return err
+		}
+		for _, r := range inside {
+			if r.Key == id.Key() {
+				continue
+			}
+			a, err := tx.ActiveOperation(ctx, r.Key)
+			if err == nil {
+				busy = a.ID + " on " + r.ID
+				return nil
+			}
+			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			for _, r := range inside {
-				if r.Key == id.Key() {
-					continue
-				}
-				a, err := tx.ActiveOperation(ctx, r.Key)
-				if err == nil {
-					busy = a.ID + " on " + r.ID
-					return nil
-				}
-				if !errors.Is(err, store.ErrNotFound) {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("find operations in %s: %w", id, err)
 		}
-		if busy == "" {
-			return nil
-		}
-		p.log.Debug("group delete waits for an operation", "group", id.String(), "operation", busy)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("find operations in %s: %w", id, err)
 	}
+	if busy != "" {
+		return fmt.Errorf("delete of %s waits for operation %s: %w", id, busy, operation.ErrBusy)
+	}
+	return nil
 }
 
 // failDelete puts a group whose delete failed back to Succeeded: the delete changed nothing in
