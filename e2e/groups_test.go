@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
@@ -199,5 +201,53 @@ func TestWritesIntoDeletingGroup(t *testing.T) {
 	// Reads still work.
 	if _, err := c.servers.Get(ctx, "doomed", "db1", nil); err != nil {
 		t.Errorf("read a server in a Deleting group: %v", err)
+	}
+}
+
+// TestDataPlaneGroupDelete, with real PostgreSQL: deleting the private endpoint's group cuts
+// the sessions through it and removes its connection on the server in the other group;
+// deleting the server's group removes its cluster.
+func TestDataPlaneGroupDelete(t *testing.T) {
+	in := startLocal(t)
+	c := newClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "db")
+	c.group(t, "ep")
+	srv := c.localServer(t, "db", "orders-db")
+	subnet := c.vnet(t, "ep", "vnet")
+	if _, err := c.endpoint(t, "ep", "app-pe", subnet, *srv.ID, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	addr := peAddress(t, c, "ep", "app-pe")
+	conn, err := connect(ctx, addr, "", "disable", adminPassword)
+	if err != nil {
+		t.Fatalf("connect through the approved endpoint: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if err := selectOne(t, conn); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := c.deleteGroup(ctx, "ep"); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, conn, 5*time.Second)
+	if c2, err := connect(ctx, addr, "", "disable", adminPassword); err == nil {
+		c2.Close(context.Background())
+		t.Errorf("connected through the endpoint of a deleted group")
+	}
+	if conns := c.connections(t, "db", "orders-db"); len(conns) != 0 {
+		t.Errorf("server has %d connections after its endpoint's group was deleted; want none", len(conns))
+	}
+
+	pattern := filepath.Join(in.dir, "servers", "*", "data", "PG_VERSION")
+	if clusters, _ := filepath.Glob(pattern); len(clusters) != 1 {
+		t.Fatalf("clusters before the group delete: %v; want the server's one (%s)", clusters, pattern)
+	}
+	if err := c.deleteGroup(ctx, "db"); err != nil {
+		t.Fatal(err)
+	}
+	if clusters, _ := filepath.Glob(pattern); len(clusters) != 0 {
+		t.Errorf("clusters left after the server's group was deleted: %v", clusters)
 	}
 }
