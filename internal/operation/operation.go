@@ -366,10 +366,15 @@ func (w *Workers) finish(ctx context.Context, o Op, commit Commit, runErr error,
 // Failure commit. If that cannot be recorded, the failure is kept on the operation, which
 // stays InProgress, and tried again after a delay.
 func (w *Workers) fail(ctx context.Context, o Op, rollback Commit, cause error, log *slog.Logger) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
+	// Record the failure even if the workers are shutting down, each write within its own
+	// time limit.
+	bounded := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	}
 	if rollback != nil {
+		fctx, cancel := bounded()
 		err := w.write(fctx, o.Operation, o.Meta, rollback, cause)
+		cancel()
 		switch {
 		case err == nil:
 			w.failed(o.ID, cause, log)
@@ -392,6 +397,8 @@ func (w *Workers) fail(ctx context.Context, o Op, rollback Commit, cause error, 
 			err = fmt.Errorf("clean up after failure: %w", err)
 		}
 	}
+	fctx, cancel := bounded()
+	defer cancel()
 	if err == nil {
 		err = w.write(fctx, o.Operation, o.Meta, commit, cause)
 	}
