@@ -117,11 +117,17 @@ func (e *fakeEngine) Restart(ctx context.Context, id resource.ID) error {
 	})
 }
 func (e *fakeEngine) Delete(ctx context.Context, id resource.ID) error {
-	return e.call("delete", func() {
-		if e.fail["delete"] == nil {
+	err := e.call("delete", func() {
+		if e.fail["delete"] == nil && e.fail["delete "+id.Name()] == nil {
 			delete(e.clusters, id.Key())
 		}
 	})
+	if err == nil {
+		e.mu.Lock()
+		err = e.fail["delete "+id.Name()]
+		e.mu.Unlock()
+	}
+	return err
 }
 func (e *fakeEngine) SetPassword(ctx context.Context, id resource.ID, login, password string) error {
 	return e.call("setpassword", nil)
@@ -648,5 +654,39 @@ func TestLoginsAndPasswordsPostgreSQLRefuses(t *testing.T) {
 	r := g.do("PATCH", server, map[string]any{"properties": map[string]any{"administratorLoginPassword": "N3w\x00pass-word"}})
 	if r.status != http.StatusBadRequest || r.code() != "InvalidParameterValue" {
 		t.Errorf("update to a password with NUL = %d %s; want 400 InvalidParameterValue", r.status, r.raw)
+	}
+}
+
+// TestGroupDeleteFailingHalfway: a group delete whose cleanup fails for one server (for good)
+// removes what it had cleaned up, keeps the rest as it was, and the group works again.
+func TestGroupDeleteFailingHalfway(t *testing.T) {
+	g := newRig(t)
+	g.must("PUT", "/resourceGroups/rg", map[string]any{"location": "eastus"})
+	db2 := "/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db2"
+	g.must("PUT", server, serverBody())
+	g.must("PUT", db2, serverBody())
+	g.eng.setFail("delete db2", internalErr)
+	if r := g.do("DELETE", "/resourceGroups/rg", nil); r.code() != "InternalServerError" {
+		t.Fatalf("group delete = %d %s; want it to fail", r.status, r.raw)
+	}
+	if p := g.must("GET", "/resourceGroups/rg", nil).str("properties.provisioningState"); p != "Succeeded" {
+		t.Errorf("group after a failed delete: provisioningState %s; want Succeeded", p)
+	}
+	if r := g.do("GET", server, nil); r.status != http.StatusNotFound {
+		t.Errorf("server whose cluster the failed delete removed: %d %s; want 404", r.status, r.raw)
+	}
+	if exists, _ := g.eng.cluster(resource.MustParse(sub + server)); exists {
+		t.Errorf("cluster of db1 left")
+	}
+	if s := g.must("GET", db2, nil).str("properties.state"); s != "Ready" {
+		t.Errorf("server the failed delete did not reach: state %s; want Ready", s)
+	}
+	if exists, running := g.eng.cluster(resource.MustParse(sub + db2)); !exists || !running {
+		t.Errorf("cluster of db2: exists %v running %v; want it running", exists, running)
+	}
+	g.eng.setFail("delete db2", nil)
+	g.must("DELETE", "/resourceGroups/rg", nil)
+	if r := g.do("GET", "/resourceGroups/rg", nil); r.status != http.StatusNotFound {
+		t.Errorf("group after the second delete: %d %s; want 404", r.status, r.raw)
 	}
 }

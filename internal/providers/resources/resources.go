@@ -305,14 +305,35 @@ func (p *Provider) runDelete(ctx context.Context, op operation.Op) (operation.Co
 	}); err != nil {
 		return nil, fmt.Errorf("list resources of %s: %w", id, err)
 	}
+	var cleaned []store.Resource
 	for _, r := range p.ordered(inside) {
 		if i, ok := p.rank[strings.ToLower(r.Type)]; ok && p.removers[i].Cleanup != nil {
 			if err := p.removers[i].Cleanup(ctx, r); err != nil {
-				return nil, fmt.Errorf("clean up %s: %w", r.ID, err)
+				// Should this be the last attempt, what was cleaned up is gone (as in Azure, a
+				// failed group delete keeps what it had not deleted yet) and the group is back.
+				return p.partial(id, cleaned), fmt.Errorf("clean up %s: %w", r.ID, err)
 			}
+			cleaned = append(cleaned, r)
 		}
 	}
 	return func(ctx context.Context, tx store.Tx) error { return p.removeAll(ctx, tx, id) }, nil
+}
+
+// partial returns the commit of a group delete that failed after cleaning up some resources:
+// those are removed, through their type's Remove, and the group is Succeeded again.
+func (p *Provider) partial(id resource.ID, cleaned []store.Resource) operation.Commit {
+	return func(ctx context.Context, tx store.Tx) error {
+		for _, r := range cleaned {
+			if rm := p.removers[p.rank[strings.ToLower(r.Type)]].Remove; rm != nil {
+				if err := rm(ctx, tx, r); err != nil {
+					return fmt.Errorf("remove %s: %w", r.ID, err)
+				}
+			} else if err := tx.Delete(ctx, r.Key); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("remove %s: %w", r.ID, err)
+			}
+		}
+		return groupBack(ctx, tx, id)
+	}
 }
 
 var errDryRun = errors.New("dry run")
@@ -396,18 +417,21 @@ func (p *Provider) failDelete(ctx context.Context, op operation.Op, cause error)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", op.ResourceID, err)
 	}
-	return func(ctx context.Context, tx store.Tx) error {
-		var g Group
-		if _, err := arm.Load(ctx, tx, id, &g); err != nil {
-			if resource.KindOf(err) == resource.NotFound {
-				return nil
-			}
-			return err
+	return func(ctx context.Context, tx store.Tx) error { return groupBack(ctx, tx, id) }, nil
+}
+
+// groupBack sets group id, if it exists, back to Succeeded inside tx.
+func groupBack(ctx context.Context, tx store.Tx, id resource.ID) error {
+	var g Group
+	if _, err := arm.Load(ctx, tx, id, &g); err != nil {
+		if resource.KindOf(err) == resource.NotFound {
+			return nil
 		}
-		g.Properties.ProvisioningState = "Succeeded"
-		_, err := arm.Save(ctx, tx, id, g)
 		return err
-	}, nil
+	}
+	g.Properties.ProvisioningState = "Succeeded"
+	_, err := arm.Save(ctx, tx, id, g)
+	return err
 }
 
 // OpMeta returns the operation metadata of a request.
