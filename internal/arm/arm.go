@@ -214,7 +214,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 		}
 		req.Body = body
 	}
-	if err := s.checkScope(r.Context(), t, typ); err != nil {
+	if err := s.checkScope(r.Context(), t, typ, isWrite(r.Method)); err != nil {
 		return 0, err
 	}
 	resp, err := typ.Handler(r.Context(), req)
@@ -249,8 +249,9 @@ func apiVersionError(t *Type, v string) error {
 }
 
 // checkScope answers SubscriptionNotFound / ResourceGroupNotFound before any handler runs, as
-// ARM does.
-func (s *Server) checkScope(ctx context.Context, t Target, typ *Type) error {
+// ARM does, and refuses a write into a resource group that is being deleted (409
+// ResourceGroupBeingDeleted).
+func (s *Server) checkScope(ctx context.Context, t Target, typ *Type, write bool) error {
 	id := t.ID
 	if id.Subscription == "" {
 		return nil
@@ -267,6 +268,9 @@ func (s *Server) checkScope(ctx context.Context, t Target, typ *Type) error {
 			return nil
 		}
 		rg := id.ResourceGroupID()
+		if write {
+			return CheckGroupWritable(ctx, tx, id)
+		}
 		if _, err := tx.Get(ctx, rg.Key()); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return resource.NotFoundError(rg)

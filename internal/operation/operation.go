@@ -54,6 +54,21 @@ type Commit func(ctx context.Context, tx store.Tx) error
 // the operation failed for a reason the user should see; any other error is retried.
 type Func func(ctx context.Context, op Op) (Commit, error)
 
+// ErrBusy is returned (wrapped) by a Func whose operation must wait for other operations to
+// finish first. The workers release it, free its slot for others, and run it again shortly;
+// it does not count as a failed attempt.
+var ErrBusy = errors.New("operation waits for other operations")
+
+// Failure returns the commit that leaves the resource of op in a sane state (its previous
+// state, or gone) after op failed for good with cause: a *resource.Error from its Func (whose
+// own rollback commit, if it returned one, failed or was missing), an error retried until the
+// attempts ran out, or a commit that failed. The commit runs in the transaction that records
+// the operation Failed. Before returning, a Failure may undo side effects outside the store;
+// they must be idempotent, since a Failure may run again. If a Failure or its commit returns
+// an error, the workers log it and try again later: the operation stays InProgress until its
+// failure is recorded, and is never recorded Failed with its resource left mid-transition.
+type Failure func(ctx context.Context, op Op, cause error) (Commit, error)
+
 // New builds an InProgress operation of kind on the resource id, started by an HTTP method.
 // goal identifies the request: an identical retry joins the operation (see Start).
 func New(kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
@@ -121,6 +136,8 @@ type Workers struct {
 	parallel int
 	now      func() time.Time
 	funcs    map[string]Func
+	failures map[string]Failure
+	retry    time.Duration
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // guarded by mu: operation id -> waiting requests
@@ -131,6 +148,9 @@ type Options struct {
 	Owner    string        // lease owner name; default a random id
 	Lease    time.Duration // default 10s; renewed while an operation runs
 	Parallel int           // operations run at once; default 4
+	// RetryDelay is how long a failed attempt waits before the next, times the number of
+	// attempts so far; default 1s.
+	RetryDelay time.Duration
 }
 
 // NewWorkers returns workers over st. Register every kind before Run.
@@ -146,12 +166,20 @@ func NewWorkers(st store.Store, log *slog.Logger, o Options) *Workers {
 	if o.Parallel <= 0 {
 		o.Parallel = 4
 	}
+	if o.RetryDelay <= 0 {
+		o.RetryDelay = time.Second
+	}
 	return &Workers{st: st, log: log.With("component", "operation"), owner: o.Owner, lease: o.Lease,
-		parallel: o.Parallel, now: time.Now, funcs: map[string]Func{}, waiters: map[string][]chan struct{}{}}
+		parallel: o.Parallel, now: time.Now, funcs: map[string]Func{}, failures: map[string]Failure{},
+		retry: o.RetryDelay, waiters: map[string][]chan struct{}{}}
 }
 
 // Register sets the Func for kind.
 func (w *Workers) Register(kind string, f Func) { w.funcs[kind] = f }
+
+// RegisterFailure sets the Failure for kind: what an operation of kind that fails leaves
+// behind. A kind without one is recorded Failed with nothing applied.
+func (w *Workers) RegisterFailure(kind string, f Failure) { w.failures[kind] = f }
 
 // Run leases and runs operations until ctx is done, then waits for running ones to stop.
 func (w *Workers) Run(ctx context.Context) error {
@@ -199,33 +227,54 @@ func (w *Workers) run(ctx context.Context, op store.Operation) {
 	log := w.log.With("op", op.ID, "kind", op.Kind, "resource", op.ResourceID)
 	var env envelope
 	if err := json.Unmarshal(op.Input, &env); err != nil {
-		w.finish(ctx, op, Meta{}, nil, fmt.Errorf("decode operation input: %w", err), log)
+		w.finish(ctx, Op{Operation: op}, nil, fmt.Errorf("decode operation input: %w", err), log)
+		return
+	}
+	o := Op{Operation: op, Meta: env.Meta, Data: env.Data}
+	if len(op.Error) > 0 {
+		// An earlier attempt failed for good but could not record it: finish that failure.
+		w.fail(ctx, o, nil, DecodeError(op.Error), log)
 		return
 	}
 	f := w.funcs[op.Kind]
 	if f == nil {
-		w.finish(ctx, op, env.Meta, nil, fmt.Errorf("no worker for operation kind %q", op.Kind), log)
+		w.finish(ctx, o, nil, fmt.Errorf("no worker for operation kind %q", op.Kind), log)
 		return
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	go w.renew(runCtx, op.ID)
-	commit, err := f(runCtx, Op{Operation: op, Meta: env.Meta, Data: env.Data})
+	commit, err := f(runCtx, o)
 	stop()
-	// Record the outcome even if the workers are shutting down: a commit that is ready must
-	// not wait for a lease to expire.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
 	switch {
 	case err != nil && ctx.Err() != nil:
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		log.Info("operation interrupted by shutdown; releasing it", "err", err)
 		w.release(fctx, op.ID, 0)
 		return
+	case errors.Is(err, ErrBusy):
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		log.Debug("operation waits", "err", err)
+		w.later(fctx, op.ID, w.retry/4)
+		return
 	case err != nil && resource.KindOf(err) == resource.Internal && op.Attempts < maxAttempts:
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
 		log.Warn("operation failed, will retry", "attempt", op.Attempts, "err", err)
-		w.release(fctx, op.ID, time.Duration(op.Attempts)*time.Second)
+		w.release(fctx, op.ID, time.Duration(op.Attempts)*w.retry)
 		return
 	}
-	w.finish(fctx, op, env.Meta, commit, err, log)
+	w.finish(ctx, o, commit, err, log)
+}
+
+// DecodeError turns an operation's stored error back into a *resource.Error.
+func DecodeError(raw []byte) *resource.Error {
+	var e resource.Error
+	if err := json.Unmarshal(raw, &e); err != nil || e.Code == "" {
+		return resource.Errorf(resource.Internal, "InternalServerError", "The operation failed.")
+	}
+	return &e
 }
 
 // renew extends the lease of a running operation until ctx is done.
@@ -261,78 +310,193 @@ func (w *Workers) release(ctx context.Context, id string, d time.Duration) {
 	}
 }
 
+// later frees the lease of an operation this worker holds until d from now, without counting
+// the attempt.
+func (w *Workers) later(ctx context.Context, id string, d time.Duration) {
+	err := w.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Operation(ctx, id)
+		if err != nil {
+			return err
+		}
+		if cur.LeaseOwner != w.owner || cur.Done() {
+			return nil
+		}
+		cur.LeaseUntil = w.now().Add(d)
+		cur.Attempts = max(cur.Attempts-1, 0)
+		_, err = tx.PutOperation(ctx, cur)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("release waiting operation", "op", id, "err", err)
+	}
+}
+
 var errLeaseLost = errors.New("lease lost")
 
-// finish records the outcome of op: commit and status in one transaction, if the lease is
-// still ours.
-func (w *Workers) finish(ctx context.Context, op store.Operation, meta Meta, commit Commit, runErr error, log *slog.Logger) {
-	write := func(commit Commit, runErr error) error {
-		return w.st.Update(ctx, func(tx store.Tx) error {
-			cur, err := tx.Operation(ctx, op.ID)
-			if err != nil {
-				return err
-			}
-			if cur.LeaseOwner != w.owner || cur.Done() {
-				return errLeaseLost
-			}
-			if commit != nil {
-				if err := commit(ctx, tx); err != nil {
-					return err
-				}
-			}
-			cur.Status = store.OpSucceeded
-			cur.LeaseOwner = ""
-			cur.Updated = w.now().UTC()
-			entry := activity.Entry{Time: cur.Updated, TenantID: meta.TenantID, Caller: meta.Caller,
-				CallerObjectID: meta.CallerObjectID, Operation: meta.Action, Scope: op.ResourceID,
-				Status: "Succeeded", StatusCode: "OK", CorrelationID: meta.CorrelationID,
-				OperationID: op.ID, Description: meta.Description}
-			if runErr != nil {
-				e, ok := resource.AsError(runErr)
-				if !ok {
-					e = resource.Errorf(resource.Internal, "InternalServerError",
-						"An unexpected error occurred while processing the operation. Tracking ID: '%s'", op.ID)
-				}
-				cur.Status = store.OpFailed
-				cur.Error, _ = json.Marshal(e)
-				entry.Status, entry.StatusCode = "Failed", strings.ReplaceAll(http.StatusText(statusText(e.Kind)), " ", "")
-				entry.ErrorCode, entry.ErrorMessage = e.Code, e.Message
-			}
-			if _, err := tx.PutOperation(ctx, cur); err != nil {
-				return err
-			}
-			ev, err := activity.Build(entry)
-			if err != nil {
-				return err
-			}
-			return tx.AppendEvent(ctx, ev)
-		})
+// finish records the outcome of o: commit and status in one transaction, if the lease is
+// still ours. A failure (runErr, or a commit that fails) goes to fail.
+func (w *Workers) finish(ctx context.Context, o Op, commit Commit, runErr error, log *slog.Logger) {
+	if runErr != nil {
+		w.fail(ctx, o, commit, runErr, log)
+		return
 	}
-	err := write(commit, runErr)
-	if err != nil && !errors.Is(err, errLeaseLost) && ctx.Err() == nil && runErr == nil {
-		// The commit itself failed: record the operation as failed, with nothing applied.
-		log.Error("commit operation", "err", err)
-		err = write(nil, fmt.Errorf("commit: %w", err))
-	}
+	// Record the outcome even if the workers are shutting down: a commit that is ready must
+	// not wait for a lease to expire.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := w.write(fctx, o.Operation, o.Meta, commit, nil)
 	switch {
 	case errors.Is(err, errLeaseLost):
 		log.Warn("operation lease lost; another worker owns it")
 		return
-	case err != nil:
-		if ctx.Err() == nil {
-			log.Error("finish operation", "err", err)
-		}
+	case err != nil && ctx.Err() != nil:
+		log.Info("operation commit interrupted by shutdown; it will run again", "err", err)
 		return
-	case runErr != nil:
-		if resource.KindOf(runErr) == resource.Internal {
-			log.Error("operation failed", "err", runErr)
-		} else {
-			log.Info("operation failed", "err", runErr)
-		}
-	default:
-		log.Debug("operation succeeded")
+	case err != nil:
+		log.Error("commit operation", "err", err)
+		w.fail(ctx, o, nil, fmt.Errorf("commit: %w", err), log)
+		return
 	}
-	w.wake(op.ID)
+	log.Debug("operation succeeded")
+	w.wake(o.ID)
+}
+
+// fail records o as Failed with cause, in the transaction that applies rollback (what the
+// operation's Func returned with its error) or, if there is none or it fails, the kind's
+// Failure commit. If that cannot be recorded, the failure is kept on the operation, which
+// stays InProgress, and tried again after a delay.
+func (w *Workers) fail(ctx context.Context, o Op, rollback Commit, cause error, log *slog.Logger) {
+	// Record the failure even if the workers are shutting down, each write within its own
+	// time limit.
+	bounded := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	}
+	if rollback != nil {
+		fctx, cancel := bounded()
+		err := w.write(fctx, o.Operation, o.Meta, rollback, cause)
+		cancel()
+		switch {
+		case err == nil:
+			w.failed(o.ID, cause, log)
+			return
+		case errors.Is(err, errLeaseLost):
+			log.Warn("operation lease lost; another worker owns it")
+			return
+		}
+		log.Error("roll back failed operation", "err", err, "cause", cause)
+	}
+	var commit Commit
+	var err error
+	if f := w.failures[o.Kind]; f != nil {
+		// Undoing side effects may take a while: keep the lease meanwhile.
+		rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		go w.renew(rctx, o.ID)
+		commit, err = f(rctx, o, cause)
+		stop()
+		if err != nil {
+			err = fmt.Errorf("clean up after failure: %w", err)
+		}
+	}
+	fctx, cancel := bounded()
+	defer cancel()
+	if err == nil {
+		err = w.write(fctx, o.Operation, o.Meta, commit, cause)
+	}
+	switch {
+	case err == nil:
+		w.failed(o.ID, cause, log)
+		return
+	case errors.Is(err, errLeaseLost):
+		log.Warn("operation lease lost; another worker owns it")
+		return
+	}
+	delay := min(time.Duration(o.Attempts)*w.retry, 30*w.retry)
+	log.Error("record operation failure; will try again", "err", err, "cause", cause, "in", delay)
+	w.postpone(fctx, o.Operation, publicError(o.ID, cause), delay)
+}
+
+// failed logs a recorded failure and wakes those waiting for it.
+func (w *Workers) failed(id string, cause error, log *slog.Logger) {
+	if resource.KindOf(cause) == resource.Internal {
+		log.Error("operation failed", "err", cause)
+	} else {
+		log.Info("operation failed", "err", cause)
+	}
+	w.wake(id)
+}
+
+// publicError is what the user sees of err: the *resource.Error in it, or an internal error
+// that names the operation.
+func publicError(id string, err error) *resource.Error {
+	e, ok := resource.AsError(err)
+	if !ok {
+		e = resource.Errorf(resource.Internal, "InternalServerError",
+			"An unexpected error occurred while processing the operation. Tracking ID: '%s'", id)
+	}
+	return e
+}
+
+// postpone keeps the failure e on an InProgress operation this worker holds and frees its
+// lease after d, so that a worker finishes the failure later.
+func (w *Workers) postpone(ctx context.Context, op store.Operation, e *resource.Error, d time.Duration) {
+	err := w.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Operation(ctx, op.ID)
+		if err != nil {
+			return err
+		}
+		if cur.LeaseOwner != w.owner || cur.Done() {
+			return nil
+		}
+		cur.Error, _ = json.Marshal(e)
+		cur.LeaseUntil = w.now().Add(d)
+		_, err = tx.PutOperation(ctx, cur)
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("keep operation failure", "op", op.ID, "err", err)
+	}
+}
+
+// write records the outcome of op: commit and status in one transaction, if the lease is
+// still ours (errLeaseLost otherwise). A non-nil runErr records it Failed.
+func (w *Workers) write(ctx context.Context, op store.Operation, meta Meta, commit Commit, runErr error) error {
+	return w.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Operation(ctx, op.ID)
+		if err != nil {
+			return err
+		}
+		if cur.LeaseOwner != w.owner || cur.Done() {
+			return errLeaseLost
+		}
+		if commit != nil {
+			if err := commit(ctx, tx); err != nil {
+				return err
+			}
+		}
+		cur.Status = store.OpSucceeded
+		cur.Error = nil
+		cur.LeaseOwner = ""
+		cur.Updated = w.now().UTC()
+		entry := activity.Entry{Time: cur.Updated, TenantID: meta.TenantID, Caller: meta.Caller,
+			CallerObjectID: meta.CallerObjectID, Operation: meta.Action, Scope: op.ResourceID,
+			Status: "Succeeded", StatusCode: "OK", CorrelationID: meta.CorrelationID,
+			OperationID: op.ID, Description: meta.Description}
+		if runErr != nil {
+			e := publicError(op.ID, runErr)
+			cur.Status = store.OpFailed
+			cur.Error, _ = json.Marshal(e)
+			entry.Status, entry.StatusCode = "Failed", strings.ReplaceAll(http.StatusText(statusText(e.Kind)), " ", "")
+			entry.ErrorCode, entry.ErrorMessage = e.Code, e.Message
+		}
+		if _, err := tx.PutOperation(ctx, cur); err != nil {
+			return err
+		}
+		ev, err := activity.Build(entry)
+		if err != nil {
+			return err
+		}
+		return tx.AppendEvent(ctx, ev)
+	})
 }
 
 func statusText(k resource.Kind) int {

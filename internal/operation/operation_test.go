@@ -172,3 +172,143 @@ func TestExactlyOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFailureCommits: whatever makes an operation fail — an error for the user, an internal
+// error retried until the attempts run out, a commit that fails — its kind's Failure commit
+// runs in the transaction that records it Failed. A Failure that itself fails is tried again
+// later; the operation is never recorded Failed without it.
+func TestFailureCommits(t *testing.T) {
+	st := openStore(t)
+	w := operation.NewWorkers(st, log(t), operation.Options{RetryDelay: 5 * time.Millisecond})
+	var mu sync.Mutex
+	runs := map[string]int{}     // kind -> Func runs
+	failures := map[string]int{} // kind -> Failure runs
+	causes := map[string]string{}
+	count := func(m map[string]int, k string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		m[k]++
+		return m[k]
+	}
+	put := func(op operation.Op, body string) operation.Commit {
+		return func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.Put(ctx, store.Resource{Key: op.ResourceKey, ID: op.ResourceID, Type: "t", Body: []byte(body)}, "")
+			return err
+		}
+	}
+	broken := func(ctx context.Context, tx store.Tx) error { return errors.New("constraint violated") }
+	funcs := map[string]operation.Func{
+		"user": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return nil, resource.Errorf(resource.Invalid, "EngineRefused", "no")
+		},
+		"internal": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return nil, errors.New("engine crashed")
+		},
+		"commit": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return broken, nil
+		},
+		"rollback": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return put(op, `{"state":"rolled back"}`), resource.Errorf(resource.Conflict, "Nope", "no")
+		},
+		"brokenrollback": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return broken, resource.Errorf(resource.Conflict, "Nope", "no")
+		},
+		"flakycleanup": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return nil, resource.Errorf(resource.Invalid, "EngineRefused", "no")
+		},
+		"flakycommit": func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			return nil, resource.Errorf(resource.Invalid, "EngineRefused", "no")
+		},
+	}
+	for kind, f := range funcs {
+		w.Register(kind, func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+			count(runs, kind)
+			return f(ctx, op)
+		})
+		w.RegisterFailure(kind, func(ctx context.Context, op operation.Op, cause error) (operation.Commit, error) {
+			n := count(failures, kind)
+			mu.Lock()
+			causes[kind] = cause.Error()
+			mu.Unlock()
+			switch {
+			case kind == "flakycleanup" && n == 1:
+				return nil, errors.New("engine busy")
+			case kind == "flakycommit" && n == 1:
+				return broken, nil
+			}
+			return put(op, `{"state":"sane"}`), nil
+		})
+	}
+	run(t, w)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		kind, code, body string
+		runs, failures   int
+	}{
+		{"user", "EngineRefused", `{"state":"sane"}`, 1, 1},
+		{"internal", "InternalServerError", `{"state":"sane"}`, 5, 1},
+		{"commit", "InternalServerError", `{"state":"sane"}`, 1, 1},
+		{"rollback", "Nope", `{"state":"rolled back"}`, 1, 0},
+		{"brokenrollback", "Nope", `{"state":"sane"}`, 1, 1},
+		{"flakycleanup", "EngineRefused", `{"state":"sane"}`, 1, 2},
+		{"flakycommit", "EngineRefused", `{"state":"sane"}`, 1, 2},
+	} {
+		id := target.Child("firewallRules", tc.kind)
+		op := startOp(t, st, tc.kind, "g", id)
+		var got store.Operation
+		for i := 0; i < 100; i++ { // a postponed failure finishes after a retry delay
+			var err error
+			if got, err = w.Wait(ctx, op.ID, 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if got.Done() {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got.Status != store.OpFailed {
+			t.Errorf("%s: status = %s; want Failed", tc.kind, got.Status)
+			continue
+		}
+		if e := operation.DecodeError(got.Error); e.Code != tc.code {
+			t.Errorf("%s: error = %s; want code %s", tc.kind, got.Error, tc.code)
+		}
+		var body string
+		st.View(ctx, func(tx store.Tx) error {
+			r, err := tx.Get(ctx, id.Key())
+			body = string(r.Body)
+			return err
+		})
+		if body != tc.body {
+			t.Errorf("%s: resource after failure = %q; want %q", tc.kind, body, tc.body)
+		}
+		mu.Lock()
+		if runs[tc.kind] != tc.runs || failures[tc.kind] != tc.failures {
+			t.Errorf("%s: Func ran %d times, Failure %d; want %d and %d (cause %q)", tc.kind, runs[tc.kind], failures[tc.kind], tc.runs, tc.failures, causes[tc.kind])
+		}
+		mu.Unlock()
+	}
+}
+
+// TestBusyDoesNotCountAsAttempt: a Func that must wait for other operations (ErrBusy) is run
+// again until it can proceed, beyond the attempts an error would get.
+func TestBusyDoesNotCountAsAttempt(t *testing.T) {
+	st := openStore(t)
+	w := operation.NewWorkers(st, log(t), operation.Options{RetryDelay: 4 * time.Millisecond})
+	var n atomic.Int32
+	w.Register("waits", func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		if n.Add(1) <= 10 {
+			return nil, fmt.Errorf("another operation runs: %w", operation.ErrBusy)
+		}
+		return nil, nil
+	})
+	run(t, w)
+	op := startOp(t, st, "waits", "g", target)
+	got, err := w.Wait(context.Background(), op.ID, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.OpSucceeded || n.Load() != 11 {
+		t.Errorf("status = %s after %d runs; want Succeeded after 11", got.Status, n.Load())
+	}
+}

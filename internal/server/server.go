@@ -185,7 +185,13 @@ func (s *Server) start(ctx context.Context) error {
 	net := network.New(s.st, nilIfNone(addrs), s.log)
 	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
 	net.AddTarget(resource.TypeServer, pg)
-	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
+	rs := resources.New(s.st, s.log, []resources.Remover{ // dependents first
+		{Type: resource.TypePrivateEndpoint, Remove: net.RemoveEndpoint},
+		{Type: resource.TypeConnection, Remove: pg.RemoveConnection},
+		{Type: resource.TypeServer, Cleanup: pg.Cleanup, Remove: pg.RemoveServer},
+		{Type: resource.TypeSubnet, Remove: net.RemoveSubnet},
+		{Type: resource.TypeVirtualNetwork, Remove: net.RemoveVirtualNetwork},
+	})
 	front.Register(rs.Types()...)
 	front.Register(pg.Types()...)
 	front.Register(net.Types()...)

@@ -180,6 +180,9 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	if err != nil {
 		return store.Resource{}, err
 	}
+	if err := arm.CheckGroupWritable(ctx, tx, subnetID); err != nil {
+		return store.Resource{}, err // the subnet's group is being deleted
+	}
 	var vnet VirtualNetwork
 	if _, err := arm.Load(ctx, tx, subnetID.Parent(), &vnet); err != nil {
 		return store.Resource{}, err
@@ -197,6 +200,9 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	if target == nil {
 		return store.Resource{}, resource.Errorf(resource.Invalid, "PrivateLinkServiceNotSupported",
 			"Resources of type '%s' cannot be reached through private endpoints here.", targetID.Type())
+	}
+	if err := arm.CheckGroupWritable(ctx, tx, targetID); err != nil && resource.KindOf(err) != resource.NotFound {
+		return store.Resource{}, err // the target's group is being deleted; a missing one is the target's to report
 	}
 	addr, err := allocate(&subnet)
 	if err != nil {
@@ -294,40 +300,9 @@ func (p *Provider) deletePrivateEndpoint(ctx context.Context, req *arm.Request) 
 	id := req.Target.ID
 	gone := false
 	err := p.st.Update(ctx, func(tx store.Tx) error {
-		var pe PrivateEndpoint
-		_, err := arm.Load(ctx, tx, id, &pe)
-		if resource.KindOf(err) == resource.NotFound {
-			gone = true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, c := range append(pe.Properties.PrivateLinkServiceConnections, pe.Properties.ManualPrivateLinkServiceConnections...) {
-			target, err := resource.Parse(c.Properties.PrivateLinkServiceID)
-			if err != nil {
-				continue
-			}
-			if t := p.targets[strings.ToLower(target.Type())]; t != nil {
-				conn := target.Child("privateEndpointConnections", id.Name()+"."+pe.Properties.ResourceGUID)
-				if err := t.Disconnect(ctx, tx, conn); err != nil {
-					return err
-				}
-			}
-		}
-		if pe.Properties.Subnet != nil {
-			if err := release(ctx, tx, pe); err != nil {
-				return err
-			}
-		}
-		for _, nic := range pe.Properties.NetworkInterfaces {
-			if nid, err := resource.Parse(nic.ID); err == nil {
-				if err := arm.Delete(ctx, tx, nid); err != nil {
-					return err
-				}
-			}
-		}
-		return arm.Delete(ctx, tx, id)
+		var err error
+		gone, err = p.removeEndpoint(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -336,6 +311,57 @@ func (p *Provider) deletePrivateEndpoint(ctx context.Context, req *arm.Request) 
 		return &arm.Response{Status: http.StatusNoContent}, nil
 	}
 	return &arm.Response{}, nil
+}
+
+// RemoveEndpoint deletes the private endpoint r inside tx as a private endpoint delete does
+// (its connection on the target, in any group, is removed; its address goes back to its
+// subnet, in any group; its network interface is deleted), for a resource group delete. A
+// missing endpoint is not an error.
+func (p *Provider) RemoveEndpoint(ctx context.Context, tx store.Tx, r store.Resource) error {
+	id, err := resource.Parse(r.ID)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", r.ID, err)
+	}
+	_, err = p.removeEndpoint(ctx, tx, id)
+	return err
+}
+
+// removeEndpoint deletes private endpoint id and what it holds elsewhere, inside tx. It
+// reports whether the endpoint was already gone.
+func (p *Provider) removeEndpoint(ctx context.Context, tx store.Tx, id resource.ID) (gone bool, err error) {
+	var pe PrivateEndpoint
+	_, err = arm.Load(ctx, tx, id, &pe)
+	if resource.KindOf(err) == resource.NotFound {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	for _, c := range append(pe.Properties.PrivateLinkServiceConnections, pe.Properties.ManualPrivateLinkServiceConnections...) {
+		target, err := resource.Parse(c.Properties.PrivateLinkServiceID)
+		if err != nil {
+			continue
+		}
+		if t := p.targets[strings.ToLower(target.Type())]; t != nil {
+			conn := target.Child("privateEndpointConnections", id.Name()+"."+pe.Properties.ResourceGUID)
+			if err := t.Disconnect(ctx, tx, conn); err != nil {
+				return false, err
+			}
+		}
+	}
+	if pe.Properties.Subnet != nil {
+		if err := release(ctx, tx, pe); err != nil {
+			return false, err
+		}
+	}
+	for _, nic := range pe.Properties.NetworkInterfaces {
+		if nid, err := resource.Parse(nic.ID); err == nil {
+			if err := arm.Delete(ctx, tx, nid); err != nil {
+				return false, err
+			}
+		}
+	}
+	return false, arm.Delete(ctx, tx, id)
 }
 
 // release gives a deleted endpoint's address back to its subnet.

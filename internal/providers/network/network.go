@@ -317,9 +317,57 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 	return &arm.Response{Status: status, Body: out}, nil
 }
 
+// RemoveSubnet deletes the subnet r inside tx as a subnet delete does, for a resource group
+// delete: it refuses (InUseSubnetCannotBeDeleted) while a private endpoint, of any group, still
+// has an address in it. A missing subnet is not an error.
+func (p *Provider) RemoveSubnet(ctx context.Context, tx store.Tx, r store.Resource) error {
+	var s Subnet
+	cur, err := tx.Get(ctx, r.Key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(cur.Body, &s); err != nil {
+		return fmt.Errorf("decode %s: %w", r.ID, err)
+	}
+	if len(s.Properties.IPConfigurations) > 0 {
+		return subnetInUse(s)
+	}
+	return arm.Delete(ctx, tx, resource.MustParse(cur.ID))
+}
+
+// RemoveVirtualNetwork deletes the virtual network r and its subnets inside tx as a virtual
+// network delete does, for a resource group delete: it refuses while a subnet is in use.
+// A missing network is not an error.
+func (p *Provider) RemoveVirtualNetwork(ctx context.Context, tx store.Tx, r store.Resource) error {
+	subs, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeSubnet})
+	if err != nil {
+		return fmt.Errorf("list subnets of %s: %w", r.ID, err)
+	}
+	for _, s := range subs {
+		if err := p.RemoveSubnet(ctx, tx, s); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Get(ctx, r.Key); errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	id, err := resource.Parse(r.ID)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", r.ID, err)
+	}
+	return arm.Delete(ctx, tx, id)
+}
+
 func subnetInUse(s Subnet) error {
+	var users []string
+	for _, pe := range s.Properties.PrivateEndpoints {
+		users = append(users, pe.ID)
+	}
 	return resource.Errorf(resource.Invalid, "InUseSubnetCannotBeDeleted",
-		"Subnet '%s' is in use by %d private endpoint address(es) and cannot be deleted. Delete the private endpoints first.", s.Name, len(s.Properties.IPConfigurations))
+		"Subnet '%s' is in use by %d private endpoint address(es) and cannot be deleted. Delete the private endpoints first: %s.", s.Name, len(s.Properties.IPConfigurations), strings.Join(users, ", "))
 }
 
 // checkSubnets checks that every subnet lies in the address space and none overlap.

@@ -244,20 +244,24 @@ func (p *Provider) deleteConnection(ctx context.Context, req *arm.Request) (*arm
 
 func (p *Provider) runConnectionDelete(ctx context.Context, op operation.Op) (operation.Commit, error) {
 	id := resource.MustParse(op.ResourceID)
-	return func(ctx context.Context, tx store.Tx) error {
-		var c Connection
-		_, err := arm.Load(ctx, tx, id, &c)
-		if resource.KindOf(err) == resource.NotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := p.disconnect(ctx, tx, id.Parent(), c, "The private endpoint connection was removed by the owner of the private link resource."); err != nil {
-			return err
-		}
-		return arm.Delete(ctx, tx, id)
-	}, nil
+	return func(ctx context.Context, tx store.Tx) error { return p.removeConnection(ctx, tx, id) }, nil
+}
+
+// removeConnection deletes connection id inside tx and tells its private endpoint it is
+// Disconnected. A missing connection is not an error.
+func (p *Provider) removeConnection(ctx context.Context, tx store.Tx, id resource.ID) error {
+	var c Connection
+	_, err := arm.Load(ctx, tx, id, &c)
+	if resource.KindOf(err) == resource.NotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := p.disconnect(ctx, tx, id.Parent(), c, "The private endpoint connection was removed by the owner of the private link resource."); err != nil {
+		return err
+	}
+	return arm.Delete(ctx, tx, id)
 }
 
 // PrivateLinkResource is the one sub-resource a flexible server offers to private endpoints.

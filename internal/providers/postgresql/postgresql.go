@@ -91,15 +91,39 @@ func (p *Provider) Register(w *operation.Workers) {
 	w.Register(kindFirewallDelete, p.runFirewallDelete)
 	w.Register(kindConnectionUpdate, p.runConnectionUpdate)
 	w.Register(kindConnectionDelete, p.runConnectionDelete)
+	p.registerFailures(w)
 }
 
 // Cleanup removes the engine's server for a flexible server a resource group delete removes.
+// It is idempotent.
 func (p *Provider) Cleanup(ctx context.Context, r store.Resource) error {
 	id, err := resource.Parse(r.ID)
 	if err != nil {
 		return err
 	}
 	return p.eng.Delete(ctx, id)
+}
+
+// RemoveServer deletes the flexible server r inside tx as a server delete does (with its
+// firewall rules and connections; the private endpoints that pointed at it, in any group, are
+// Disconnected), for a resource group delete. A missing server is not an error.
+func (p *Provider) RemoveServer(ctx context.Context, tx store.Tx, r store.Resource) error {
+	id, err := resource.Parse(r.ID)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", r.ID, err)
+	}
+	return p.remove(ctx, tx, id)
+}
+
+// RemoveConnection deletes the private endpoint connection r inside tx as a connection delete
+// does (its private endpoint, in any group, is Disconnected), for a resource group delete. A
+// missing connection is not an error.
+func (p *Provider) RemoveConnection(ctx context.Context, tx store.Tx, r store.Resource) error {
+	id, err := resource.Parse(r.ID)
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", r.ID, err)
+	}
+	return p.removeConnection(ctx, tx, id)
 }
 
 // view runs fn in a read-only transaction.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/engine"
@@ -139,8 +140,11 @@ func (s *Server) publicAccess() string {
 var serverNameRE = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 var loginRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,62}$`)
 
-// reservedLogins may not be used as administratorLogin (as Azure).
-var reservedLogins = []string{"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public", "postgres", "azuresu", "sa", "dbmanager", "loginmanager", "dbo"}
+// reservedLogins may not be used as administratorLogin: Azure's list, then the role names
+// PostgreSQL refuses or gives another meaning (none, public and the current_user family), and
+// the role pglink's engine keeps for itself. Names starting with pg_ are refused too.
+var reservedLogins = []string{"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public", "postgres", "azuresu", "sa", "dbmanager", "loginmanager", "dbo",
+	"none", "current_user", "session_user", "current_role", "pglink"}
 
 func validateServerName(name string) error {
 	if len(name) < 3 || len(name) > 63 || !serverNameRE.MatchString(name) {
@@ -155,19 +159,29 @@ func validateLogin(login string) error {
 		return resource.InvalidParameter("administratorLogin",
 			"The parameter administratorLogin is required to create a server with password authentication.")
 	}
-	if !loginRE.MatchString(login) || strings.HasPrefix(strings.ToLower(login), "pg_") || slices.Contains(reservedLogins, strings.ToLower(login)) {
+	if !loginRE.MatchString(login) {
 		return resource.InvalidParameter("administratorLogin",
-			"Invalid value given for parameter administratorLogin '%s'. It must be 1-63 letters, digits or underscores, start with a letter, not start with 'pg_', and not be a reserved name such as admin, administrator, root, guest, public or azure_superuser.", login)
+			"Invalid value given for parameter administratorLogin %q. It must be 1-63 letters, digits or underscores and start with a letter.", login)
+	}
+	if strings.HasPrefix(strings.ToLower(login), "pg_") || slices.Contains(reservedLogins, strings.ToLower(login)) {
+		return resource.InvalidParameter("administratorLogin",
+			"The administrator login '%s' is reserved and cannot be used. Names starting with 'pg_' and names such as admin, administrator, root, guest, public, none, current_user, session_user, postgres and azure_superuser are reserved; choose another login.", login)
 	}
 	return nil
 }
 
 // validatePassword applies Azure's rule: 8-128 characters from at least three of uppercase
-// letters, lowercase letters, digits and non-alphanumeric characters.
+// letters, lowercase letters, digits and non-alphanumeric characters. PostgreSQL cannot store a
+// password with a NUL, so control characters (and text that is not UTF-8) are refused here
+// rather than by the engine.
 func validatePassword(pw string) error {
 	if pw == "" {
 		return resource.InvalidParameter("administratorLoginPassword",
 			"The parameter administratorLoginPassword is required to create a server with password authentication.")
+	}
+	if !utf8.ValidString(pw) || strings.ContainsFunc(pw, unicode.IsControl) {
+		return resource.InvalidParameter("administratorLoginPassword",
+			"The password contains a character that is not allowed: control characters such as NUL, tab or newline cannot be used in a password.")
 	}
 	var up, low, dig, other int
 	for _, r := range pw {
@@ -292,7 +306,7 @@ func loadServer(ctx context.Context, tx store.Tx, id resource.ID) (Server, store
 // the resource document).
 type serverInput struct {
 	Password string  `json:"password,omitempty"`
-	Restore  *Server `json:"restore,omitempty"` // a failed create removes the record
+	Restore  *Server `json:"restore,omitempty"` // the server before an update: a failed update restores it
 }
 
 func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Response, error) {
@@ -319,9 +333,18 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if err := req.CheckPreconditions(curp); err != nil {
 			return err
 		}
+		createGoal := operation.Digest("create", string(req.Body))
+		if a, err := tx.ActiveOperation(ctx, id.Key()); exists && err == nil && a.Kind == kindCreate && a.Goal == createGoal {
+			// An identical retry of a create in flight joins it, and is answered as the create.
+			op, out, created = a, cur, true
+			return nil
+		}
 		if !exists {
 			if req.Method == http.MethodPatch {
 				return resource.NotFoundError(id)
+			}
+			if err := arm.CheckGroupWritable(ctx, tx, id); err != nil {
+				return err
 			}
 			out, err = p.newServer(ctx, tx, req, id, in)
 			if err != nil {
@@ -332,7 +355,7 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 			if err != nil {
 				return err
 			}
-			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, operation.Digest("create", string(req.Body)),
+			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, createGoal,
 				arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
 			op = o
 			return err
@@ -352,8 +375,10 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if err := resource.RequireReady(id.Name(), cur.Properties.State, "update the server"); err != nil {
 			return err
 		}
+		prev := cur
+		prev.Properties.PrivateEndpointConnections = nil
 		o, err := operation.Begin(ctx, tx, kindUpdate, id, out.Location, req.Method, goal,
-			arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
+			arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword, Restore: &prev})
 		if err != nil {
 			return err
 		}
@@ -667,6 +692,11 @@ func (p *Provider) runCreate(ctx context.Context, op operation.Op) (operation.Co
 	}
 	var s Server
 	if err := p.view(ctx, func(tx store.Tx) error {
+		// The group may have begun its delete since the request: then make no cluster (the
+		// failure removes the record).
+		if err := arm.CheckGroupWritable(ctx, tx, id); err != nil {
+			return err
+		}
 		var err error
 		s, _, err = loadServer(ctx, tx, id)
 		return err
@@ -675,11 +705,7 @@ func (p *Provider) runCreate(ctx context.Context, op operation.Op) (operation.Co
 	}
 	spec := engine.Spec{ID: id, Version: s.Properties.Version, AdminLogin: s.Properties.AdministratorLogin, AdminPassword: in.Password}
 	if err := p.eng.Create(ctx, spec); err != nil {
-		if _, ok := resource.AsError(err); ok {
-			// The engine refused (e.g. a version that is not installed): the server never existed.
-			return func(ctx context.Context, tx store.Tx) error { return arm.Delete(ctx, tx, id) }, err
-		}
-		return nil, err
+		return nil, err // the kind's failure removes the cluster and the record
 	}
 	minor := p.eng.MinorVersion(s.Properties.Version)
 	return setState(id, resource.ServerReady, func(s *Server) { s.Properties.MinorVersion = minor }), nil
@@ -701,10 +727,7 @@ func (p *Provider) runUpdate(ctx context.Context, op operation.Op) (operation.Co
 			return nil, err
 		}
 		if err := p.eng.SetPassword(ctx, id, s.Properties.AdministratorLogin, in.Password); err != nil {
-			if _, ok := resource.AsError(err); ok {
-				return setState(id, resource.ServerReady, nil), err
-			}
-			return nil, err
+			return nil, err // the kind's failure restores the server as it was
 		}
 	}
 	return setState(id, resource.ServerReady, nil), nil
@@ -715,23 +738,26 @@ func (p *Provider) runDelete(ctx context.Context, op operation.Op) (operation.Co
 	if err := p.eng.Delete(ctx, id); err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, tx store.Tx) error {
-		// Every private endpoint that pointed here is now Disconnected.
-		conns, err := tx.List(ctx, store.ListOptions{Parent: id.Key(), Type: resource.TypeConnection})
-		if err != nil {
+	return func(ctx context.Context, tx store.Tx) error { return p.remove(ctx, tx, id) }, nil
+}
+
+// remove deletes server id and everything below it inside tx, as a server delete does: every
+// private endpoint that pointed at it is now Disconnected. A missing server is not an error.
+func (p *Provider) remove(ctx context.Context, tx store.Tx, id resource.ID) error {
+	conns, err := tx.List(ctx, store.ListOptions{Parent: id.Key(), Type: resource.TypeConnection})
+	if err != nil {
+		return fmt.Errorf("list connections of %s: %w", id, err)
+	}
+	for _, c := range conns {
+		var pec Connection
+		if err := json.Unmarshal(c.Body, &pec); err != nil {
+			return fmt.Errorf("decode %s: %w", c.ID, err)
+		}
+		if err := p.disconnect(ctx, tx, id, pec, "The private link resource was deleted."); err != nil {
 			return err
 		}
-		for _, c := range conns {
-			var pec Connection
-			if err := json.Unmarshal(c.Body, &pec); err != nil {
-				return err
-			}
-			if err := p.disconnect(ctx, tx, id, pec, "The private link resource was deleted."); err != nil {
-				return err
-			}
-		}
-		return arm.Delete(ctx, tx, id)
-	}, nil
+	}
+	return arm.Delete(ctx, tx, id)
 }
 
 func (p *Provider) runAction(ctx context.Context, op operation.Op) (operation.Commit, error) {
