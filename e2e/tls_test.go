@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -361,4 +362,49 @@ func show(v any) string {
 		return fmt.Sprintf("%+v", v)
 	}
 	return string(b)
+}
+
+// TestAzParameters: az postgres flexible-server parameter show, list and set.
+func TestAzParameters(t *testing.T) {
+	if _, err := exec.LookPath("az"); err != nil {
+		if os.Getenv("CI") != "true" {
+			t.Skip("az not on PATH; install it with .ci/install-az")
+		}
+		t.Fatalf("az not on PATH in CI: %v; run .ci/install-az first", err)
+	}
+	in := start(t, nil)
+	c := newAzCLI(t, in)
+	srvID := "/subscriptions/" + in.boot.SubscriptionID + "/resourceGroups/rg1/providers/Microsoft.DBforPostgreSQL/flexibleServers/srv1"
+	c.az(t, "group", "create", "-n", "rg1", "-l", "eastus")
+	c.az(t, "rest", "--method", "put", "--url", srvID+"?api-version=2024-08-01", "--body",
+		`{"location":"eastus","properties":{"administratorLogin":"pgadmin","administratorLoginPassword":"S3cret-pass!","version":"16"}}`)
+	c.waitServer(t, "Ready")
+
+	type param struct {
+		Name   string `json:"name"`
+		Value  string `json:"value"`
+		Source string `json:"source"`
+	}
+	var p param
+	decode(t, c.az(t, "postgres", "flexible-server", "parameter", "show", "-g", "rg1", "-s", "srv1", "-n", "require_secure_transport"), &p)
+	if p != (param{"require_secure_transport", "on", "system-default"}) {
+		t.Errorf("az parameter show require_secure_transport = %+v; want on, system-default", p)
+	}
+	decode(t, c.az(t, "postgres", "flexible-server", "parameter", "set", "-g", "rg1", "-s", "srv1", "-n", "require_secure_transport", "--value", "off"), &p)
+	if p != (param{"require_secure_transport", "off", "user-override"}) {
+		t.Errorf("az parameter set require_secure_transport off = %+v; want off, user-override", p)
+	}
+	var list []param
+	decode(t, c.az(t, "postgres", "flexible-server", "parameter", "list", "-g", "rg1", "-s", "srv1"), &list)
+	if !slices.Contains(list, param{"require_secure_transport", "off", "user-override"}) || !slices.Contains(list, param{"ssl_min_protocol_version", "TLSv1.2", "system-default"}) {
+		t.Errorf("az parameter list = %+v; want require_secure_transport off (user-override) and ssl_min_protocol_version TLSv1.2", list)
+	}
+	stderr := c.azFail(t, "postgres", "flexible-server", "parameter", "set", "-g", "rg1", "-s", "srv1", "-n", "ssl_min_protocol_version", "--value", "TLSv1.1")
+	if !strings.Contains(stderr, "InvalidParameterValue") || !strings.Contains(stderr, "TLSv1.2,TLSv1.3") {
+		t.Errorf("az parameter set ssl_min_protocol_version TLSv1.1: stderr = %q; want InvalidParameterValue naming the allowed values", stderr)
+	}
+	stderr = c.azFail(t, "postgres", "flexible-server", "parameter", "show", "-g", "rg1", "-s", "srv1", "-n", "no_such_parameter")
+	if !strings.Contains(stderr, "ConfigurationNotExists") {
+		t.Errorf("az parameter show no_such_parameter: stderr = %q; want ConfigurationNotExists", stderr)
+	}
 }
