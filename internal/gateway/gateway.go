@@ -94,7 +94,7 @@ type Endpoint struct {
 	// RequireTLS refuses a client that did not negotiate TLS (SSLRequest) with SQLSTATE 28000
 	// before any byte reaches PostgreSQL, and revokes such open sessions when a new policy sets
 	// it: the server's require_secure_transport. Cancel requests are exempt, as in PostgreSQL
-	// (libpq sends them in plaintext).
+	// (libpq sends them in plaintext). Without Config.TLS no client can meet it.
 	RequireTLS bool
 	// MinTLSVersion is the lowest TLS version (tls.VersionTLS12, …) a handshake on this
 	// endpoint accepts, and the lowest an open TLS session may keep using: the server's
