@@ -56,6 +56,7 @@ type ConfigurationProperties struct {
 // parameter is one entry of the catalogue of server parameters.
 type parameter struct {
 	name, description, defaultValue, dataType, allowed, unit string
+	doc                                                      string // documentation link
 	// norm returns the canonical spelling of a valid value, and false for an invalid one;
 	// nil makes the parameter read-only: pglink serves its value but cannot apply a change.
 	norm func(string) (string, bool)
@@ -84,7 +85,7 @@ func boolean(v string) (string, bool) {
 	return "", false
 }
 
-const docBase = "https://go.microsoft.com/fwlink/?linkid=2195207" // Azure's "server parameters" page
+const pgDocs = "https://www.postgresql.org/docs/current/"
 
 // catalogue lists the server parameters served, sorted by name. The two transport parameters
 // are enforced by the gateway; the others are PostgreSQL's defaults, which the engine keeps,
@@ -92,19 +93,26 @@ const docBase = "https://go.microsoft.com/fwlink/?linkid=2195207" // Azure's "se
 // true to show.
 var catalogue = []parameter{
 	{name: "idle_in_transaction_session_timeout", description: "Sets the maximum allowed idle time between queries, when in a transaction.",
-		defaultValue: "0", dataType: "Integer", allowed: "0-2147483647", unit: "milliseconds"},
+		defaultValue: "0", dataType: "Integer", allowed: "0-2147483647", unit: "milliseconds",
+		doc: pgDocs + "runtime-config-client.html#GUC-IDLE-IN-TRANSACTION-SESSION-TIMEOUT"},
 	{name: "log_min_duration_statement", description: "Sets the minimum execution time above which statements will be logged.",
-		defaultValue: "-1", dataType: "Integer", allowed: "-1-2147483647", unit: "milliseconds"},
+		defaultValue: "-1", dataType: "Integer", allowed: "-1-2147483647", unit: "milliseconds",
+		doc: pgDocs + "runtime-config-logging.html#GUC-LOG-MIN-DURATION-STATEMENT"},
 	{name: "password_encryption", description: "Chooses the algorithm for encrypting passwords.",
-		defaultValue: "scram-sha-256", dataType: "Enumeration", allowed: "md5,scram-sha-256"},
+		defaultValue: "scram-sha-256", dataType: "Enumeration", allowed: "md5,scram-sha-256",
+		doc: pgDocs + "runtime-config-connection.html#GUC-PASSWORD-ENCRYPTION"},
 	{name: ParamRequireSecureTransport, description: "Whether client connections to the server are required to use some form of secure transport.",
-		defaultValue: "on", dataType: "Boolean", allowed: "on,off", norm: boolean},
+		defaultValue: "on", dataType: "Boolean", allowed: "on,off", norm: boolean,
+		doc: "https://learn.microsoft.com/azure/postgresql/flexible-server/concepts-networking-ssl-tls"},
 	{name: ParamSSLMinProtocolVersion, description: "Sets the minimum SSL/TLS protocol version to use.",
-		defaultValue: "TLSv1.2", dataType: "Enumeration", allowed: "TLSv1.2,TLSv1.3", norm: enum("TLSv1.2", "TLSv1.3")},
+		defaultValue: "TLSv1.2", dataType: "Enumeration", allowed: "TLSv1.2,TLSv1.3", norm: enum("TLSv1.2", "TLSv1.3"),
+		doc: pgDocs + "runtime-config-connection.html#GUC-SSL-MIN-PROTOCOL-VERSION"},
 	{name: "statement_timeout", description: "Sets the maximum allowed duration of any statement.",
-		defaultValue: "0", dataType: "Integer", allowed: "0-2147483647", unit: "milliseconds"},
+		defaultValue: "0", dataType: "Integer", allowed: "0-2147483647", unit: "milliseconds",
+		doc: pgDocs + "runtime-config-client.html#GUC-STATEMENT-TIMEOUT"},
 	{name: "work_mem", description: "Sets the amount of memory to be used by internal sort operations and hash tables before writing to temporary disk files.",
-		defaultValue: "4096", dataType: "Integer", allowed: "4096-2097151", unit: "KB"},
+		defaultValue: "4096", dataType: "Integer", allowed: "64-2147483647", unit: "KB",
+		doc: pgDocs + "runtime-config-resource.html#GUC-WORK-MEM"},
 }
 
 // lookupParameter finds a catalogued parameter by name, case-insensitively.
@@ -128,7 +136,7 @@ func (p parameter) render(server resource.ID, override *Configuration) Configura
 	c := Configuration{ID: id.String(), Name: p.name, Type: resource.TypeConfiguration, Properties: ConfigurationProperties{
 		Value: p.defaultValue, Source: SourceSystemDefault, Description: p.description, DefaultValue: p.defaultValue,
 		DataType: p.dataType, AllowedValues: p.allowed, IsDynamicConfig: &t, IsReadOnly: readOnly, IsConfigPendingRestart: &f,
-		Unit: p.unit, DocumentationLink: docBase,
+		Unit: p.unit, DocumentationLink: p.doc,
 	}}
 	if override != nil {
 		c.Properties.Value, c.Properties.Source = override.Properties.Value, SourceUserOverride

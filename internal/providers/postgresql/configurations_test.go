@@ -10,8 +10,8 @@ func TestCatalogue(t *testing.T) {
 	names := make([]string, len(catalogue))
 	for i, p := range catalogue {
 		names[i] = p.name
-		if p.name != strings.ToLower(p.name) || p.description == "" || p.defaultValue == "" || p.dataType == "" || p.allowed == "" {
-			t.Errorf("catalogue entry %+v: want a lower-case name, a description, a default, a data type and allowed values", p)
+		if p.name != strings.ToLower(p.name) || p.description == "" || p.defaultValue == "" || p.dataType == "" || p.allowed == "" || !strings.HasPrefix(p.doc, "https://") {
+			t.Errorf("catalogue entry %+v: want a lower-case name, a description, a default, a data type, allowed values and a documentation link", p)
 		}
 		if p.norm != nil {
 			if got, ok := p.norm(p.defaultValue); !ok || got != p.defaultValue {
