@@ -236,7 +236,8 @@ func TestHTTPSOffersOnlyAEAD(t *testing.T) {
 // TestDataPlaneRequireSecureTransport: require_secure_transport is on by default; plaintext
 // clients get FATAL 28000 on the public endpoint and on a private endpoint; turning it off
 // through the API admits them; turning it on again cuts their open sessions (57P01) before the
-// API answers; ssl_min_protocol_version TLSv1.3 refuses a TLS 1.2 handshake.
+// API answers; ssl_min_protocol_version TLSv1.3 refuses a TLS 1.2 handshake; TLS 1.2 suites are
+// AEAD only.
 func TestDataPlaneRequireSecureTransport(t *testing.T) {
 	in := startLocal(t)
 	c := newClients(t, in)
@@ -269,6 +270,24 @@ func TestDataPlaneRequireSecureTransport(t *testing.T) {
 		if err := selectOne(t, conn); err != nil {
 			t.Error(err)
 		}
+		conn.Close(ctx)
+	}
+
+	// The gateway, like the API, offers only AEAD suites on TLS 1.2.
+	cbc := dsnConfig(t, pub, "require")
+	cbc.TLSConfig.MaxVersion = tls.VersionTLS12
+	cbc.TLSConfig.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256, tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_128_GCM_SHA256}
+	if conn, err := pgx.ConnectConfig(ctx, cbc); err == nil {
+		conn.Close(ctx)
+		t.Error("a TLS 1.2 client offering only CBC and static-RSA suites connected")
+	}
+	gcm := dsnConfig(t, pub, "require")
+	gcm.TLSConfig.MaxVersion = tls.VersionTLS12
+	gcm.TLSConfig.CipherSuites = []uint16{tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256}
+	if conn, err := pgx.ConnectConfig(ctx, gcm); err != nil {
+		t.Errorf("a TLS 1.2 client offering ECDHE AES-GCM: %v", err)
+	} else {
 		conn.Close(ctx)
 	}
 
