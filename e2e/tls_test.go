@@ -418,6 +418,11 @@ func TestAzParameters(t *testing.T) {
 	if !slices.Contains(list, param{"require_secure_transport", "off", "user-override"}) || !slices.Contains(list, param{"ssl_min_protocol_version", "TLSv1.2", "system-default"}) {
 		t.Errorf("az parameter list = %+v; want require_secure_transport off (user-override) and ssl_min_protocol_version TLSv1.2", list)
 	}
+	// Without --value, az sends the default with source system-default: back to the default.
+	decode(t, c.az(t, "postgres", "flexible-server", "parameter", "set", "-g", "rg1", "-s", "srv1", "-n", "require_secure_transport"), &p)
+	if p != (param{"require_secure_transport", "on", "system-default"}) {
+		t.Errorf("az parameter set require_secure_transport (no value) = %+v; want on, system-default", p)
+	}
 	stderr := c.azFail(t, "postgres", "flexible-server", "parameter", "set", "-g", "rg1", "-s", "srv1", "-n", "ssl_min_protocol_version", "--value", "TLSv1.1")
 	if !strings.Contains(stderr, "InvalidParameterValue") || !strings.Contains(stderr, "TLSv1.2,TLSv1.3") {
 		t.Errorf("az parameter set ssl_min_protocol_version TLSv1.1: stderr = %q; want InvalidParameterValue naming the allowed values", stderr)

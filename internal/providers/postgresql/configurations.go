@@ -251,7 +251,8 @@ type configurationInput struct {
 }
 
 // putConfiguration serves PUT and PATCH (both long-running, as in Azure). The body's
-// properties.value is the new value; source "system-default" restores the default.
+// properties.value is the new value; source "system-default", or the default value, restores
+// the default (source system-default again).
 func (p *Provider) putConfiguration(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	id := req.Target.ID
 	var in Configuration
@@ -284,6 +285,9 @@ func (p *Provider) putConfiguration(ctx context.Context, req *arm.Request) (*arm
 			if !ok {
 				return resource.InvalidParameter("value",
 					"Invalid value given for parameter %s: '%s'. Specify one of the allowed values: %s.", par.name, in.Properties.Value, par.allowed)
+			}
+			if v == par.defaultValue {
+				break // the default is not an override: az resets a parameter this way
 			}
 			override = &Configuration{ID: par.render(id.Parent(), nil).ID, Name: par.name, Type: resource.TypeConfiguration,
 				Properties: ConfigurationProperties{Value: v, Source: SourceUserOverride}}
