@@ -81,10 +81,11 @@ func pgCode(err error) (string, string) {
 	return "", ""
 }
 
-// wantRefused checks that connecting fails with SQLSTATE code and a message containing want.
+// wantRefused checks that connecting over TLS fails with SQLSTATE code and a message
+// containing want.
 func wantRefused(t *testing.T, what, addr, from, code, want string) {
 	t.Helper()
-	conn, err := connect(ctxT(t), addr, from, "disable", adminPassword)
+	conn, err := connect(ctxT(t), addr, from, "require", adminPassword)
 	if err == nil {
 		conn.Close(context.Background())
 		t.Fatalf("%s: connected; want refusal %s %q", what, code, want)
@@ -139,7 +140,7 @@ func TestDataPlanePrivateEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Approved: the new rule is in force as soon as the operation says Succeeded.
-	conn, err := connect(ctx, addr, "", "disable", adminPassword)
+	conn, err := connect(ctx, addr, "", "require", adminPassword)
 	if err != nil {
 		t.Fatalf("connect after approve: %v", err)
 	}
@@ -151,7 +152,9 @@ func TestDataPlanePrivateEndpoint(t *testing.T) {
 	if user != "pgadmin" {
 		t.Errorf("current_user = %q; want pgadmin", user)
 	}
-	// TLS with the pglink CA, verified.
+	// require_secure_transport is on by default: a plaintext client is refused.
+	wantPlainRefused(t, "plaintext client of an approved endpoint", addr, `connection requires TLS: server "orders-db" has require_secure_transport on`)
+	// TLS, checked.
 	tlsConn, err := connect(ctx, addr, "", "require", adminPassword)
 	if err != nil {
 		t.Fatalf("sslmode=require: %v", err)
@@ -164,7 +167,7 @@ func TestDataPlanePrivateEndpoint(t *testing.T) {
 	}
 	tlsConn.Close(ctx)
 	// A wrong password is PostgreSQL's answer, through the gateway.
-	if _, err := connect(ctx, addr, "", "disable", "wrong-password"); err == nil {
+	if _, err := connect(ctx, addr, "", "require", "wrong-password"); err == nil {
 		t.Fatal("wrong password connected")
 	} else if code, _ := pgCode(err); code != "28P01" {
 		t.Errorf("wrong password: %v; want 28P01", err)
@@ -243,7 +246,7 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	if _, err := rp.PollUntilDone(ctx, &azcoreFast); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := connect(ctx, addr, "127.0.0.1", "disable", adminPassword)
+	conn, err := connect(ctx, addr, "127.0.0.1", "require", adminPassword)
 	if err != nil {
 		t.Fatalf("client 127.0.0.1 with a rule for it: %v", err)
 	}
@@ -270,7 +273,7 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	if _, err := rp.PollUntilDone(ctx, &azcoreFast); err != nil {
 		t.Fatal(err)
 	}
-	conn, err = connect(ctx, addr, "127.0.0.1", "disable", adminPassword)
+	conn, err = connect(ctx, addr, "127.0.0.1", "require", adminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +299,7 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	}
 
 	// Stop cuts and refuses naming Stopped; start brings the data back.
-	conn, err = connect(ctx, addr, "127.0.0.1", "disable", adminPassword)
+	conn, err = connect(ctx, addr, "127.0.0.1", "require", adminPassword)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +321,7 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	}
 	checkData := func(when string) {
 		t.Helper()
-		conn, err := connect(ctx, addr, "127.0.0.1", "disable", adminPassword)
+		conn, err := connect(ctx, addr, "127.0.0.1", "require", adminPassword)
 		if err != nil {
 			t.Fatalf("%s: connect: %v", when, err)
 		}
@@ -358,10 +361,10 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	if _, err := pp.PollUntilDone(ctx, &azcoreFast); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := connect(ctx, addr, "127.0.0.1", "disable", adminPassword); err == nil {
+	if _, err := connect(ctx, addr, "127.0.0.1", "require", adminPassword); err == nil {
 		t.Error("old password still works")
 	}
-	if conn, err := connect(ctx, addr, "127.0.0.1", "disable", "N3w-secret-pass"); err != nil {
+	if conn, err := connect(ctx, addr, "127.0.0.1", "require", "N3w-secret-pass"); err != nil {
 		t.Errorf("new password: %v", err)
 	} else {
 		conn.Close(ctx)

@@ -115,6 +115,12 @@ func (e *env) createResources(ctx context.Context) error {
 	}
 	e.pgVersion = field(srv, "properties.version")
 	fmt.Printf("server created in %v\n", time.Since(began).Round(time.Millisecond))
+	// Every run here is plaintext (sslmode=disable), as PgBouncer's are: turn off
+	// require_secure_transport, which is on by default as in Azure.
+	if _, err := e.api.call(ctx, "PUT", e.serverPath+"/configurations/require_secure_transport"+pgAPI, map[string]any{
+		"properties": map[string]any{"value": "off", "source": "user-override"}}); err != nil {
+		return fmt.Errorf("turn require_secure_transport off: %w", err)
+	}
 	vnet := rg + "/providers/Microsoft.Network/virtualNetworks/bench-vnet"
 	if _, err := e.api.call(ctx, "PUT", vnet+netAPI, map[string]any{"location": "eastus", "properties": map[string]any{
 		"addressSpace": map[string]any{"addressPrefixes": []string{"10.0.0.0/8"}},

@@ -46,3 +46,29 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 	}
 	return &Response{Body: list}, nil
 }
+
+// PageKeys lists one page of n items that are not in the store (a catalogue, say), continuing
+// after the request's $skipToken. keys[i] is item i's key, and keys must be sorted ascending
+// and unique; render(i) returns item i as served.
+func (r *Request) PageKeys(keys []string, render func(i int) (any, error)) (*Response, error) {
+	after := r.Query.Get("$skipToken")
+	list := List{Value: []any{}}
+	for i, k := range keys {
+		if after != "" && k <= after {
+			continue
+		}
+		if len(list.Value) == r.pageSize {
+			q := url.Values{}
+			q.Set("api-version", r.APIVersion)
+			q.Set("$skipToken", keys[i-1])
+			list.NextLink = r.endpoint + r.path + "?" + q.Encode()
+			break
+		}
+		v, err := render(i)
+		if err != nil {
+			return nil, err
+		}
+		list.Value = append(list.Value, v)
+	}
+	return &Response{Body: list}, nil
+}

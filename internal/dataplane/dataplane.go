@@ -6,6 +6,7 @@ package dataplane
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -101,17 +102,28 @@ func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapsh
 			return fmt.Errorf("list servers: %w", err)
 		}
 		byKey := map[string]*postgresql.Server{}
+		transport := map[string]postgresql.Transport{}
 		for _, r := range servers {
 			var s postgresql.Server
 			if err := json.Unmarshal(r.Body, &s); err != nil {
 				return fmt.Errorf("decode %s: %w", r.ID, err)
 			}
 			byKey[r.Key] = &s
+			id, err := resource.Parse(r.ID)
+			if err != nil {
+				continue
+			}
+			tr, err := postgresql.TransportOf(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			transport[r.Key] = tr
 			ep, ok, err := publicEndpoint(ctx, tx, r, &s, sockets)
 			if err != nil {
 				return err
 			}
 			if ok {
+				secure(&ep, tr)
 				snap.Endpoints = append(snap.Endpoints, ep)
 			}
 		}
@@ -125,12 +137,31 @@ func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapsh
 				return err
 			}
 			if ok {
+				var tr postgresql.Transport
+				known := false
+				if target, err := resource.Parse(ep.Server); err == nil {
+					tr, known = transport[target.Key()]
+				}
+				if !known {
+					tr = postgresql.Transport{RequireSecure: true} // fail closed; the endpoint refuses anyway
+				}
+				secure(&ep, tr)
 				snap.Endpoints = append(snap.Endpoints, ep)
 			}
 		}
 		return nil
 	})
 	return snap, err
+}
+
+// secure applies a server's transport parameters to one of its endpoints: the public endpoint
+// and every private endpoint alike.
+func secure(ep *gateway.Endpoint, tr postgresql.Transport) {
+	ep.RequireTLS = tr.RequireSecure
+	ep.MinTLSVersion = tls.VersionTLS12
+	if tr.MinTLS == "TLSv1.3" {
+		ep.MinTLSVersion = tls.VersionTLS13
+	}
 }
 
 func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postgresql.Server, sockets Sockets) (gateway.Endpoint, bool, error) {

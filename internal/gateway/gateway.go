@@ -61,11 +61,14 @@ const (
 	ReasonPublicDisabled Reason = "public_disabled" // public network access is Disabled
 	ReasonFirewall       Reason = "firewall"        // no firewall rule admits the client address
 	ReasonStopped        Reason = "stopped"         // the server is not running
-	ReasonOther          Reason = "other"           // anything else
+	// ReasonInsecureTransport: the server requires TLS (require_secure_transport) and the
+	// client did not negotiate it, or negotiated a version below ssl_min_protocol_version.
+	ReasonInsecureTransport Reason = "insecure_transport"
+	ReasonOther             Reason = "other" // anything else
 )
 
-// reasons lists every Reason that Stats counts, in a stable order.
-var reasons = [...]Reason{ReasonPending, ReasonRejected, ReasonRemoved, ReasonPublicDisabled, ReasonFirewall, ReasonStopped, ReasonOther}
+// reasons lists every Reason that Stats counts, in a stable order; ReasonOther is last.
+var reasons = [...]Reason{ReasonPending, ReasonRejected, ReasonRemoved, ReasonPublicDisabled, ReasonFirewall, ReasonStopped, ReasonInsecureTransport, ReasonOther}
 
 // Endpoint is one listening address and the rule that admits clients on it.
 type Endpoint struct {
@@ -88,6 +91,15 @@ type Endpoint struct {
 	// outside all of them is refused with "no firewall rule of server %q admits client address
 	// %s" and a hint to add one.
 	Allow []AddrRange
+	// RequireTLS refuses a client that did not negotiate TLS (SSLRequest) with SQLSTATE 28000
+	// before any byte reaches PostgreSQL, and revokes such open sessions when a new policy sets
+	// it: the server's require_secure_transport. Cancel requests are exempt, as in PostgreSQL
+	// (libpq sends them in plaintext). Without Config.TLS no client can meet it.
+	RequireTLS bool
+	// MinTLSVersion is the lowest TLS version (tls.VersionTLS12, …) a handshake on this
+	// endpoint accepts, and the lowest an open TLS session may keep using: the server's
+	// ssl_min_protocol_version. Zero means Config.TLS's MinVersion.
+	MinTLSVersion uint16
 }
 
 // Snapshot is the whole data-plane policy at one store revision.
@@ -99,7 +111,8 @@ type Snapshot struct {
 // Config configures a Gateway. Every field is optional.
 type Config struct {
 	// TLS is the server side TLS configuration used after an SSLRequest (certificate from
-	// pglink's CA); nil answers 'N' to SSLRequest.
+	// pglink's CA); nil answers 'N' to SSLRequest. An endpoint's MinTLSVersion raises its
+	// MinVersion for that endpoint. It must not be modified after New.
 	TLS *tls.Config
 	// DialTimeout bounds dialing the upstream unix socket; zero means 5s.
 	DialTimeout time.Duration
@@ -136,6 +149,9 @@ type Gateway struct {
 	ended     sessionTotals      // byte totals of ended sessions
 	nextID    uint64             // connection ids, for logs
 
+	tlsMu    sync.Mutex             // guards tlsByMin
+	tlsByMin map[uint16]*tls.Config // cfg.TLS with a higher MinVersion, by that version
+
 	reactor *reactor       // relays plain sessions; nil where unavailable (goroutines relay)
 	wg      sync.WaitGroup // accept loops, connection goroutines and the reactor
 	stats   counters       // atomic counters
@@ -167,6 +183,7 @@ func New(cfg Config) *Gateway {
 		conns:     map[*conn]struct{}{},
 		appliedCh: make(chan struct{}),
 		done:      make(chan struct{}),
+		tlsByMin:  map[uint16]*tls.Config{},
 	}
 	g.policy.Store(&policy{byAddr: map[netip.AddrPort]*Endpoint{}})
 	if r, err := newReactor(g.log); err != nil {
@@ -180,6 +197,23 @@ func New(cfg Config) *Gateway {
 		}()
 	}
 	return g
+}
+
+// tlsConfig returns the TLS configuration for a handshake on ep (nil if there is no endpoint):
+// Config.TLS, with MinVersion raised to ep.MinTLSVersion.
+func (g *Gateway) tlsConfig(ep *Endpoint) *tls.Config {
+	if ep == nil || ep.MinTLSVersion <= g.cfg.TLS.MinVersion {
+		return g.cfg.TLS
+	}
+	g.tlsMu.Lock()
+	defer g.tlsMu.Unlock()
+	c := g.tlsByMin[ep.MinTLSVersion]
+	if c == nil {
+		c = g.cfg.TLS.Clone()
+		c.MinVersion = ep.MinTLSVersion
+		g.tlsByMin[ep.MinTLSVersion] = c
+	}
+	return c
 }
 
 // Apply makes s the policy. It binds listeners for new endpoint addresses, swaps the admission
@@ -270,7 +304,7 @@ func (g *Gateway) revoke(p *policy) {
 		if !c.admitted {
 			continue
 		}
-		d := p.decide(c.listen, c.client.Addr(), c.ep)
+		d := p.decideSession(c.listen, c.client.Addr(), c.tlsVersion, c.ep)
 		if !d.admit {
 			victims = append(victims, c)
 			c.revokeWith(d)

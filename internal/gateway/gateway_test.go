@@ -256,6 +256,107 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("RequireTLS", func(t *testing.T) {
+		proxy := newSocketProxy(t, pg.Socket)
+		g := newGateway(t, Config{TLS: testTLS(t)})
+		pe, pub := freeAddr(t), freeAddr(t)
+		open := []Endpoint{private(pe, "a", proxy.Dir), public(pub, proxy.Dir, "127.0.0.1")}
+		apply(t, g, 1, open...)
+		plainPE := mustConnect(t, pe, pg, connOpts{})
+		plainPub := mustConnect(t, pub, pg, connOpts{})
+		tlsPE := mustConnect(t, pe, pg, connOpts{sslmode: "require"})
+		before := proxy.accepted.Load()
+
+		// require_secure_transport on: open plaintext sessions are revoked on both kinds of
+		// endpoint, the TLS session stays, new plaintext clients are refused before PostgreSQL
+		// sees a byte.
+		required := []Endpoint{private(pe, "a", proxy.Dir), public(pub, proxy.Dir, "127.0.0.1")}
+		for i := range required {
+			required[i].RequireTLS = true
+		}
+		apply(t, g, 2, required...)
+		const msg = `connection requires TLS: server "srv" has require_secure_transport on`
+		for name, c := range map[string]*pgx.Conn{"private": plainPE, "public": plainPub} {
+			err := selectOne(t.Context(), c)
+			if err == nil {
+				t.Errorf("%s plaintext session: select 1 after require_secure_transport on succeeded", name)
+				continue
+			}
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) {
+				if pe.Code != "57P01" || pe.Message != "terminating connection: "+msg {
+					t.Errorf("%s plaintext session: %s %q; want 57P01 %q", name, pe.Code, pe.Message, "terminating connection: "+msg)
+				}
+			} else if !c.IsClosed() {
+				t.Errorf("%s plaintext session: error %v is neither 57P01 nor a closed connection", name, err)
+			}
+		}
+		if err := selectOne(t.Context(), tlsPE); err != nil {
+			t.Errorf("TLS session after require_secure_transport on: %v", err)
+		}
+		for _, addr := range []netip.AddrPort{pe, pub} {
+			_, err := connect(t, addr, pg, connOpts{})
+			wantRefused(t, err, msg)
+			if pe := pgError(t, err); !strings.Contains(pe.Hint, "sslmode=require") || !strings.Contains(pe.Hint, "require_secure_transport") {
+				t.Errorf("hint = %q; want advice to use sslmode=require or turn require_secure_transport off", pe.Hint)
+			}
+			out, err := psql(t, addr, pg, "disable", "-c", "select 1")
+			if err == nil || !strings.Contains(out, msg) {
+				t.Errorf("psql sslmode=disable = %q, %v; want an error naming %q", out, err, msg)
+			}
+		}
+		if got := proxy.accepted.Load(); got != before {
+			t.Errorf("PostgreSQL saw %d connections from refused plaintext clients; want 0", got-before)
+		}
+		for _, addr := range []netip.AddrPort{pe, pub} {
+			if err := selectOne(t.Context(), mustConnect(t, addr, pg, connOpts{sslmode: "require"})); err != nil {
+				t.Errorf("TLS client on %s: %v", addr, err)
+			}
+		}
+		if out, err := psql(t, pe, pg, "require", "-c", "select 40+2"); err != nil || out != "42" {
+			t.Errorf("psql sslmode=require = %q, %v; want 42", out, err)
+		}
+		if st := g.Stats(); st.Refused[ReasonInsecureTransport] != 4 || st.Revoked != 2 {
+			t.Errorf("Stats() = %+v; want 4 refused for insecure transport, 2 revoked", st)
+		}
+		// A cancel request needs no TLS (libpq sends it in plaintext).
+		c := mustConnect(t, pe, pg, connOpts{sslmode: "require", cancel: true})
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		if _, err := c.Exec(ctx, "select pg_sleep(10)"); pgError(t, err).Code != "57014" {
+			t.Errorf("cancelled query over TLS: %v; want 57014 query_canceled", err)
+		}
+
+		// ssl_min_protocol_version TLSv1.3: a TLS 1.2 handshake fails, TLS 1.3 works, and an
+		// open TLS 1.2 session is revoked.
+		apply(t, g, 3, required...)
+		cfg12 := connConfig(t, pe, pg, connOpts{sslmode: "require"})
+		cfg12.TLSConfig.MaxVersion = tls.VersionTLS12
+		old, err := pgx.ConnectConfig(t.Context(), cfg12)
+		if err != nil {
+			t.Fatalf("TLS 1.2 client before ssl_min_protocol_version TLSv1.3: %v", err)
+		}
+		defer old.Close(context.Background())
+		strict := []Endpoint{private(pe, "a", proxy.Dir)}
+		strict[0].RequireTLS, strict[0].MinTLSVersion = true, tls.VersionTLS13
+		apply(t, g, 4, strict...)
+		if err := selectOne(t.Context(), old); err == nil {
+			t.Error("TLS 1.2 session after ssl_min_protocol_version TLSv1.3: select 1 succeeded")
+		} else if pe := new(pgconn.PgError); errors.As(err, &pe) && pe.Message != `terminating connection: connection uses TLSv1.2, below the ssl_min_protocol_version TLSv1.3 of server "srv"` {
+			t.Errorf("TLS 1.2 session revoked with %q", pe.Message)
+		}
+		cfg12 = connConfig(t, pe, pg, connOpts{sslmode: "require"})
+		cfg12.TLSConfig.MaxVersion = tls.VersionTLS12
+		if c, err := pgx.ConnectConfig(t.Context(), cfg12); err == nil {
+			c.Close(context.Background())
+			t.Error("TLS 1.2 client connected with ssl_min_protocol_version TLSv1.3")
+		}
+		c13 := mustConnect(t, pe, pg, connOpts{sslmode: "require"})
+		if v := c13.PgConn().Conn().(*tls.Conn).ConnectionState().Version; v != tls.VersionTLS13 {
+			t.Errorf("TLS version = %x; want TLS 1.3", v)
+		}
+	})
+
 	t.Run("WrongPassword", func(t *testing.T) {
 		g := newGateway(t, Config{})
 		addr := freeAddr(t)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -73,6 +74,44 @@ func (p *policy) decide(listen netip.AddrPort, client netip.Addr, prev *Endpoint
 			hint: "Start the server and try again."}
 	}
 	return decision{admit: true, ep: ep}
+}
+
+// decideSession is decide for a session (not a cancel request) whose transport is TLS of
+// version tlsVersion, or plaintext if tlsVersion is 0: an endpoint that admits the client still
+// refuses it if the transport does not meet the endpoint's RequireTLS and MinTLSVersion.
+func (p *policy) decideSession(listen netip.AddrPort, client netip.Addr, tlsVersion uint16, prev *Endpoint) decision {
+	d := p.decide(listen, client, prev)
+	if !d.admit {
+		return d
+	}
+	ep := d.ep
+	switch {
+	case ep.RequireTLS && tlsVersion == 0:
+		return decision{ep: ep, reason: ReasonInsecureTransport,
+			msg:  fmt.Sprintf("connection requires TLS: server %q has require_secure_transport on", ep.ServerName),
+			hint: "Connect with sslmode=require (or verify-full with the pglink CA), or set the server parameter require_secure_transport to off."}
+	case tlsVersion != 0 && tlsVersion < ep.MinTLSVersion:
+		return decision{ep: ep, reason: ReasonInsecureTransport,
+			msg: fmt.Sprintf("connection uses %s, below the ssl_min_protocol_version %s of server %q",
+				tlsName(tlsVersion), tlsName(ep.MinTLSVersion), ep.ServerName),
+			hint: fmt.Sprintf("Connect with a client that supports %s, or lower the server parameter ssl_min_protocol_version.", tlsName(ep.MinTLSVersion))}
+	}
+	return d
+}
+
+// tlsName names a TLS version as PostgreSQL's ssl_min_protocol_version does ("TLSv1.2").
+func tlsName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLSv1"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	}
+	return fmt.Sprintf("TLS version 0x%04x", v)
 }
 
 func allowed(rs []AddrRange, a netip.Addr) bool {

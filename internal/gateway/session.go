@@ -47,8 +47,9 @@ type conn struct {
 	started  time.Time
 	admitted bool // guarded by g.mu
 
-	cl  net.Conn  // the client side as the relay sees it: raw or tlsc; owned by run
-	tls *tls.Conn // non-nil after an SSLRequest
+	cl         net.Conn  // the client side as the relay sees it: raw or tlsc; owned by run
+	tls        *tls.Conn // non-nil after an SSLRequest
+	tlsVersion uint16    // the negotiated TLS version, 0 for plaintext; set before admitted
 
 	mu     sync.Mutex
 	up     *net.UnixConn // guarded by mu
@@ -149,12 +150,14 @@ func (c *conn) run() {
 				out.decision, out.msg = "closed", err.Error()
 				return
 			}
-			tc := tls.Server(c.raw, g.cfg.TLS)
+			// The endpoint's ssl_min_protocol_version applies to the handshake; the decision
+			// checks the negotiated version again under the policy it is taken with.
+			tc := tls.Server(c.raw, g.tlsConfig(g.policy.Load().byAddr[c.listen]))
 			if err := tc.Handshake(); err != nil {
 				out.decision, out.msg = "closed", fmt.Sprintf("TLS handshake: %v", err)
 				return
 			}
-			c.tls, c.cl = tc, tc
+			c.tls, c.cl, c.tlsVersion = tc, tc, tc.ConnectionState().Version
 		case gssEncRequestCode:
 			if gssDone || c.tls != nil {
 				out.decision, out.msg = "closed", "unexpected GSSENCRequest"
@@ -215,7 +218,7 @@ func (c *conn) session(msg []byte) outcome {
 
 	t0 := g.now()
 	p := g.policy.Load()
-	d := p.decide(c.listen, c.client.Addr(), nil)
+	d := p.decideSession(c.listen, c.client.Addr(), c.tlsVersion, nil)
 	for d.admit {
 		c.ep, c.started = d.ep, g.now()
 		cur, ok := g.admit(c, p)
@@ -223,7 +226,7 @@ func (c *conn) session(msg []byte) outcome {
 			break
 		}
 		p = cur
-		d = p.decide(c.listen, c.client.Addr(), nil)
+		d = p.decideSession(c.listen, c.client.Addr(), c.tlsVersion, nil)
 	}
 	g.stats.observe(g.now().Sub(t0))
 	if !d.admit {

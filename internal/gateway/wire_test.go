@@ -81,6 +81,56 @@ func TestRefusalOnTheWire(t *testing.T) {
 	}
 }
 
+// requireTLSFrame is the refusal a plaintext client of a server with require_secure_transport
+// on receives, written out by hand.
+func requireTLSFrame() []byte {
+	body := "SFATAL\x00VFATAL\x00C28000\x00" +
+		"Mconnection requires TLS: server \"srv\" has require_secure_transport on\x00" +
+		"HConnect with sslmode=require (or verify-full with the pglink CA), or set the server parameter require_secure_transport to off.\x00\x00"
+	return cat([]byte{'E'}, be32(4+len(body)), []byte(body))
+}
+
+func TestRequireTLSOnTheWire(t *testing.T) {
+	g := newGateway(t, Config{TLS: testTLS(t)})
+	addr := freeAddr(t)
+	ep := private(addr, "a", "/nonexistent")
+	ep.RequireTLS = true
+	apply(t, g, 1, ep)
+	want := requireTLSFrame()
+	// The first bytes, pinned: 'E', length 0xe1 (225), then the severity field.
+	if got, head := want[:12], []byte{'E', 0, 0, 0, 0xe1, 'S', 'F', 'A', 'T', 'A', 'L', 0}; !bytes.Equal(got, head) {
+		t.Errorf("frame head = % x; want % x", got, head)
+	}
+	if got := exchange(t, addr, startup); !bytes.Equal(got, want) {
+		t.Errorf("answer to a plaintext startup message =\n%q\nwant\n%q", got, want)
+	}
+	// GSSENCRequest is declined and does not count as encryption.
+	if got := exchange(t, addr, gssEncRequest, startup); !bytes.Equal(got, cat([]byte("N"), want)) {
+		t.Errorf("answer to GSSENCRequest + startup =\n%q\nwant\n%q", got, cat([]byte("N"), want))
+	}
+	// Over TLS the endpoint admits the client; the upstream is missing, so 57P03 follows.
+	c, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(sslRequest)
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != 'S' {
+		t.Fatalf("answer to SSLRequest = %q, %v; want S", b, err)
+	}
+	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+	tc.Write(startup)
+	got, _ := io.ReadAll(tc)
+	if !bytes.Contains(got, []byte("C57P03\x00")) {
+		t.Errorf("answer over TLS = %q; want 57P03 (admitted, upstream missing)", got)
+	}
+	if st := g.Stats(); st.Refused[ReasonInsecureTransport] != 2 || st.Admitted != 1 {
+		t.Errorf("Stats() = %+v; want 2 refused for insecure transport, 1 admitted", st)
+	}
+}
+
 func TestSSLRequestAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name string

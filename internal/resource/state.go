@@ -10,6 +10,7 @@ const (
 	TypeFirewallRule       = "Microsoft.DBforPostgreSQL/flexibleServers/firewallRules"
 	TypeConnection         = "Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnections"
 	TypePrivateLink        = "Microsoft.DBforPostgreSQL/flexibleServers/privateLinkResources"
+	TypeConfiguration      = "Microsoft.DBforPostgreSQL/flexibleServers/configurations"
 	TypeVirtualNetwork     = "Microsoft.Network/virtualNetworks"
 	TypeSubnet             = "Microsoft.Network/virtualNetworks/subnets"
 	TypePrivateEndpoint    = "Microsoft.Network/privateEndpoints"

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -43,8 +42,10 @@ func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.
 	if err != nil {
 		return nil, nil, err
 	}
+	gwTLS := serverTLS()
+	gwTLS.GetCertificate = certs.GetCertificate
 	s.gateway = gateway.New(gateway.Config{
-		TLS:    &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
+		TLS:    gwTLS,
 		Logger: s.log,
 	})
 	return eng, &dataplane.Allocator{Network: network.Masked(), Port: uint16(port)}, nil

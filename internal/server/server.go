@@ -211,7 +211,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/", issuer.Handler())
 	s.http = &http.Server{
 		Handler:           mux,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		TLSConfig:         apiTLS(cert),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -19,6 +19,31 @@ import (
 	"time"
 )
 
+// aeadSuites are the TLS 1.2 cipher suites pglink's listeners offer: ECDHE key exchange with
+// AES-GCM or ChaCha20-Poly1305 only (authenticated encryption, forward secrecy), for ECDSA (the
+// local CA's) and RSA certificates (an operator's). TLS 1.3 suites are all AEAD; Go does not
+// let them be configured.
+var aeadSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// serverTLS returns a listener's TLS configuration: TLS 1.2 or later, AEAD cipher suites only.
+func serverTLS() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: aeadSuites}
+}
+
+// apiTLS returns the HTTPS API's TLS configuration for cert.
+func apiTLS(cert tls.Certificate) *tls.Config {
+	c := serverTLS()
+	c.Certificates = []tls.Certificate{cert}
+	return c
+}
+
 // ensureTLS returns the certificate for the HTTPS listener: the operator's, if given, or one
 // signed by a local CA that is made once under dir/tls. The server certificate is reissued
 // when it does not cover host. It returns the server certificate, the CA (zero with an

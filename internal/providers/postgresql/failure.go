@@ -27,8 +27,9 @@ func (p *Provider) registerFailures(w *operation.Workers) {
 	w.RegisterFailure(kindUpdate, p.failUpdate)
 	w.RegisterFailure(kindDelete, p.failEngineState)
 	w.RegisterFailure(kindAction, p.failEngineState)
-	w.RegisterFailure(kindFirewallPut, failFirewall)
-	w.RegisterFailure(kindFirewallDelete, failFirewall)
+	w.RegisterFailure(kindFirewallPut, failServerChild)
+	w.RegisterFailure(kindFirewallDelete, failServerChild)
+	w.RegisterFailure(kindConfigurationPut, failServerChild)
 	w.RegisterFailure(kindConnectionUpdate, failConnection)
 	w.RegisterFailure(kindConnectionDelete, failConnection)
 }
@@ -122,8 +123,9 @@ func (p *Provider) failEngineState(ctx context.Context, op operation.Op, cause e
 	}, nil
 }
 
-// failFirewall sets the server back to Ready: the rule change was never applied.
-func failFirewall(ctx context.Context, op operation.Op, cause error) (operation.Commit, error) {
+// failServerChild leaves a firewall rule or server parameter as it was and the server Ready
+// (it went Updating when the change was accepted).
+func failServerChild(ctx context.Context, op operation.Op, cause error) (operation.Commit, error) {
 	id, err := resource.Parse(op.ResourceID)
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", op.ResourceID, err)

@@ -1,7 +1,7 @@
 // Package postgresql is the Microsoft.DBforPostgreSQL provider: flexible servers, their
-// firewall rules, private endpoint connections and private link resources, and the
-// start/stop/restart actions. It owns validation, defaults and the state machine of those types;
-// the engine runs the servers.
+// firewall rules, private endpoint connections, private link resources and server parameters
+// (configurations), and the start/stop/restart actions. It owns validation, defaults and the
+// state machine of those types; the engine runs the servers.
 package postgresql
 
 import (
@@ -77,6 +77,7 @@ func (p *Provider) Types() []arm.Type {
 		{Name: resource.TypeFirewallRule, APIVersions: APIVersions, Handler: p.serveFirewallRule},
 		{Name: resource.TypeConnection, APIVersions: APIVersions, Handler: p.serveConnection},
 		{Name: resource.TypePrivateLink, APIVersions: APIVersions, Handler: p.servePrivateLink},
+		{Name: resource.TypeConfiguration, APIVersions: APIVersions, Handler: p.serveConfiguration},
 		{Name: Namespace + "/locations/capabilities", APIVersions: APIVersions, Handler: p.serveCapabilities},
 	}
 }
@@ -91,6 +92,7 @@ func (p *Provider) Register(w *operation.Workers) {
 	w.Register(kindFirewallDelete, p.runFirewallDelete)
 	w.Register(kindConnectionUpdate, p.runConnectionUpdate)
 	w.Register(kindConnectionDelete, p.runConnectionDelete)
+	w.Register(kindConfigurationPut, p.runConfigurationPut)
 	p.registerFailures(w)
 }
 
