@@ -219,7 +219,7 @@ func TestDataPlaneGroupDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := peAddress(t, c, "ep", "app-pe")
-	conn, err := connect(ctx, addr, "", "disable", adminPassword)
+	conn, err := connect(ctx, addr, "", "require", adminPassword)
 	if err != nil {
 		t.Fatalf("connect through the approved endpoint: %v", err)
 	}
@@ -232,7 +232,7 @@ func TestDataPlaneGroupDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitClosed(t, conn, 5*time.Second)
-	if c2, err := connect(ctx, addr, "", "disable", adminPassword); err == nil {
+	if c2, err := connect(ctx, addr, "", "require", adminPassword); err == nil {
 		c2.Close(context.Background())
 		t.Errorf("connected through the endpoint of a deleted group")
 	}
