@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
@@ -44,9 +45,29 @@ func newTestBase(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		killAll(t, base)
+		removeUsers(t, base)
 		os.RemoveAll(base)
 	})
 	return base
+}
+
+// removeUsers removes the OS users of the clusters a test left below base.
+func removeUsers(t *testing.T, base string) {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(base, "*", "*", "data"))
+	for _, d := range dirs {
+		fi, err := os.Stat(filepath.Dir(d))
+		if err != nil {
+			continue
+		}
+		u, err := user.LookupId(strconv.FormatUint(uint64(fi.Sys().(*syscall.Stat_t).Uid), 10))
+		if err != nil || !strings.HasPrefix(u.Username, userPrefix) {
+			continue
+		}
+		if err := removeUser(context.Background(), u.Username); err != nil {
+			t.Errorf("remove OS user %s: %v", u.Username, err)
+		}
+	}
 }
 
 // killAll shuts down (SIGQUIT: immediate) any postmaster a test left running below base.
@@ -77,9 +98,23 @@ func testID(name string) resource.ID {
 	return resource.MustParse("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + name)
 }
 
+// testPassword is the administrator password of testSpec(name).
+func testPassword(name string) string { return "Secret-" + name + "-1" }
+
 func testSpec(name string) Spec {
-	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminPassword: "Secret-" + name + "-1"}
+	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminVerifier: mustVerifier(testPassword(name))}
 }
+
+func mustVerifier(password string) string {
+	v, err := Verifier(password)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// adminPassword is the administrator password of s, made by testSpec.
+func adminPassword(s Spec) string { return testPassword(s.ID.Names[0]) }
 
 // create creates s on l and stops it when the test ends.
 func create(t *testing.T, l *Local, s Spec) {
@@ -162,7 +197,7 @@ func TestCreateConnect(t *testing.T) {
 	if !l.Running(s.ID) {
 		t.Errorf("Running after Create = false; want true")
 	}
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var one int
 	if err := conn.QueryRow(t.Context(), "select 1").Scan(&one); err != nil || one != 1 {
 		t.Errorf("select 1 = %d, %v; want 1", one, err)
@@ -172,21 +207,21 @@ func TestCreateConnect(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "select rolsuper, current_database(), pg_encoding_to_char(encoding) from pg_roles, pg_database where rolname = current_user and datname = current_database()").Scan(&super, &db, &encoding); err != nil {
 		t.Fatal(err)
 	}
-	if !super || db != "postgres" || encoding != "UTF8" {
-		t.Errorf("admin superuser, database, encoding = %v, %q, %q; want true, postgres, UTF8", super, db, encoding)
+	if super || db != "postgres" || encoding != "UTF8" {
+		t.Errorf("admin superuser, database, encoding = %v, %q, %q; want false, postgres, UTF8", super, db, encoding)
 	}
 
 	_, err := dial(t.Context(), l, s.ID, s.AdminLogin, "wrong")
 	if got := sqlState(err); got != "28P01" {
 		t.Errorf("connect with a wrong password: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
 	}
-	_, err = dial(t.Context(), l, s.ID, "nobody", s.AdminPassword)
+	_, err = dial(t.Context(), l, s.ID, "nobody", adminPassword(s))
 	if got := sqlState(err); got != "28P01" {
 		t.Errorf("connect as an unknown role: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
 	}
 
 	c := l.cluster(s.ID)
-	for path, want := range map[string]os.FileMode{c.dir: 0o700, c.socket(): 0o700, c.password(): 0o600, c.data(): 0o700} {
+	for path, want := range map[string]os.FileMode{c.dir: 0o700, c.socket(): 0o700, c.secret: 0o600, c.data(): 0o700, c.meta(): 0o600, l.secrets(): 0o700} {
 		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
 			t.Errorf("mode of %s = %v, %v; want %v", path, fi.Mode().Perm(), err, want)
 		}
@@ -209,15 +244,26 @@ func TestCreateConnect(t *testing.T) {
 	}
 	uid := fi.Sys().(*syscall.Stat_t).Uid
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
+		u, err := user.Lookup(c.user)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want, _ := strconv.Atoi(u.Uid); int(uid) != want {
-			t.Errorf("postmaster runs as uid %d; want %d (postgres)", uid, want)
+			t.Errorf("postmaster runs as uid %d; want %d (%s)", uid, want, c.user)
 		}
-		if fi, err := os.Stat(c.dir); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
-			t.Errorf("cluster directory not owned by postgres: %v", err)
+		for _, p := range []string{c.dir, c.socket(), c.data()} {
+			if fi, err := os.Stat(p); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+				t.Errorf("%s not owned by %s: %v", p, c.user, err)
+			}
+		}
+		if fi, err := os.Stat(c.secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("superuser password %s not owned by root: %v", c.secret, err)
+		}
+		if _, err := os.Stat(c.password()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("superuser password in the cluster directory: %v; want none", err)
+		}
+		if !regexp.MustCompile(`^pglink-[0-9a-f]{12}$`).MatchString(c.user) {
+			t.Errorf("OS user %q; want pglink-<12 hex digits>", c.user)
 		}
 	} else if int(uid) != os.Geteuid() {
 		t.Errorf("postmaster runs as uid %d; want %d", uid, os.Geteuid())
@@ -232,16 +278,25 @@ func TestNoTCP(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("notcp")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var listen string
 	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
 		t.Errorf("listen_addresses = %q, %v; want \"\"", listen, err)
 	}
-	// Even ALTER SYSTEM by the administrator, a superuser, does not open a TCP port.
-	if _, err := conn.Exec(t.Context(), "alter system set listen_addresses = '*'"); err != nil {
-		t.Fatal(err)
+	// The administrator may not ALTER SYSTEM; and even ALTER SYSTEM by a superuser does not
+	// open a TCP port.
+	if _, err := conn.Exec(t.Context(), "alter system set listen_addresses = '*'"); sqlState(err) != "42501" {
+		t.Errorf("ALTER SYSTEM as the administrator: %v; want SQLSTATE 42501", err)
 	}
 	conn.Close(t.Context())
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(t.Context(), "alter system set listen_addresses = '*'"); err != nil {
+		t.Fatal(err)
+	}
+	closeConn(su)
 	if err := l.Restart(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +317,7 @@ func TestNoTCP(t *testing.T) {
 	if ports := tcpListeners(t, pm.pid); len(ports) > 0 {
 		t.Errorf("postmaster %d listens on TCP sockets %v; want none", pm.pid, ports)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
 		t.Errorf("listen_addresses after ALTER SYSTEM and restart = %q, %v; want \"\"", listen, err)
 	}
@@ -305,9 +360,9 @@ func TestSetPassword(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("password")
 	create(t, l, s)
-	old := s.AdminPassword
-	for _, pw := range []string{`new'pass"word\1`, "pässwörd-ünïcode'\\x", "plain-Again-2"} {
-		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, pw); err != nil {
+	old := adminPassword(s)
+	for _, pw := range []string{`new'pass"word\1`, "pässwörd-ünïcode'\\x", "Пароль-Secret1", "plain-Again-2"} {
+		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, mustVerifier(pw)); err != nil {
 			t.Fatalf("SetPassword(%q): %v", pw, err)
 		}
 		if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, old); sqlState(err) != "28P01" {
@@ -321,16 +376,19 @@ func TestSetPassword(t *testing.T) {
 		conn.Close(t.Context())
 		old = pw
 	}
-	if err := l.SetPassword(t.Context(), s.ID, "pglink", "x"); resource.KindOf(err) != resource.Invalid {
+	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, "Clear-Password-1"); err == nil {
+		t.Errorf("SetPassword with a password in clear succeeded; want an error")
+	}
+	if err := l.SetPassword(t.Context(), s.ID, "pglink", mustVerifier("x")); resource.KindOf(err) != resource.Invalid {
 		t.Errorf("SetPassword of the bootstrap superuser = %v; want an Invalid error", err)
 	}
-	if err := l.SetPassword(t.Context(), testID("nosuch"), s.AdminLogin, "x"); !errors.Is(err, ErrNoCluster) {
+	if err := l.SetPassword(t.Context(), testID("nosuch"), s.AdminLogin, mustVerifier("x")); !errors.Is(err, ErrNoCluster) {
 		t.Errorf("SetPassword on a missing server = %v; want ErrNoCluster", err)
 	}
 	if err := l.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, "x"); !errors.Is(err, ErrNotRunning) {
+	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, mustVerifier("x")); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("SetPassword on a stopped server = %v; want ErrNotRunning", err)
 	}
 }
@@ -340,7 +398,7 @@ func TestStopStart(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("stopstart")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('before stop')"); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +413,7 @@ func TestStopStart(t *testing.T) {
 	if err := conn.Ping(t.Context()); err == nil {
 		t.Errorf("a session survived Stop")
 	}
-	if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, s.AdminPassword); err == nil {
+	if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, adminPassword(s)); err == nil {
 		t.Errorf("connect after Stop succeeded; want an error")
 	}
 	if err := l.Stop(t.Context(), s.ID); err != nil {
@@ -369,7 +427,7 @@ func TestStopStart(t *testing.T) {
 	if err := l.Start(t.Context(), s.ID); err != nil {
 		t.Errorf("Start of a running server: %v", err)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var v string
 	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "before stop" {
 		t.Errorf("select after Start = %q, %v; want \"before stop\"", v, err)
@@ -393,7 +451,7 @@ func TestRestart(t *testing.T) {
 	if after := readPostmaster(l.cluster(s.ID).data()).pid; after == before {
 		t.Errorf("postmaster pid after Restart = %d; want a new one", after)
 	}
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if err := l.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +469,7 @@ func TestCreateIdempotent(t *testing.T) {
 	s := testSpec("twice")
 	create(t, l, s)
 	pid := readPostmaster(l.cluster(s.ID).data()).pid
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -431,18 +489,18 @@ func TestCreateIdempotent(t *testing.T) {
 	if err := l.Create(t.Context(), s); err != nil {
 		t.Fatalf("Create of a stopped server: %v", err)
 	}
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	// A Create cut short after initdb (the work directory left behind) starts over.
 	s2 := testSpec("resumed")
 	c := l.cluster(s2.ID)
-	if err := l.mkdir(c.dir); err != nil {
+	if err := mkdir(c.dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.mkdir(c.initDir()); err != nil {
+	if err := mkdir(c.initDir(), nil); err != nil {
 		t.Fatal(err)
 	}
 	create(t, l, s2)
-	mustDial(t, l, s2.ID, s2.AdminLogin, s2.AdminPassword)
+	mustDial(t, l, s2.ID, s2.AdminLogin, adminPassword(s2))
 }
 
 func TestEnsureAfterKill(t *testing.T) {
@@ -450,7 +508,7 @@ func TestEnsureAfterKill(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("killed")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('committed')"); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +528,7 @@ func TestEnsureAfterKill(t *testing.T) {
 	if got := readPostmaster(l.cluster(s.ID).data()).pid; got == pm.pid {
 		t.Errorf("postmaster pid after Ensure = %d, the killed one", got)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var v string
 	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "committed" {
 		t.Errorf("select after crash = %q, %v; want \"committed\"", v, err)
@@ -527,7 +585,7 @@ func TestNewLocalSameDir(t *testing.T) {
 		if err := l2.Ensure(t.Context(), s.ID, true); err != nil {
 			t.Fatalf("Ensure(%s, running): %v", s.ID.Names[0], err)
 		}
-		mustDial(t, l2, s.ID, s.AdminLogin, s.AdminPassword)
+		mustDial(t, l2, s.ID, s.AdminLogin, adminPassword(s))
 	}
 	if got := readPostmaster(l2.cluster(running.ID).data()).pid; got != pid {
 		t.Errorf("postmaster pid = %d; want %d, reused", got, pid)
@@ -583,7 +641,7 @@ func TestDelete(t *testing.T) {
 	}
 	// The same ID can be created again, from scratch.
 	create(t, l, s)
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 }
 
 func TestConcurrent(t *testing.T) {
@@ -616,7 +674,7 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 	for _, s := range specs {
-		mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+		mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	}
 }
 
@@ -716,11 +774,19 @@ func TestQuoting(t *testing.T) {
 	if got, want := clusterName("my server.é"), "my_server.__"; got != want {
 		t.Errorf("clusterName = %q; want %q", got, want)
 	}
-	if _, err := passwordLiteral("a\x00b"); err == nil {
-		t.Errorf("passwordLiteral with NUL succeeded; want an error")
+	if _, err := Verifier("a\x00b"); err == nil {
+		t.Errorf("Verifier with NUL succeeded; want an error")
 	}
-	v, err := scramVerifier("secret")
+	v, err := Verifier("secret")
 	if err != nil || !regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$`).MatchString(v) {
-		t.Errorf("scramVerifier = %q, %v; want SCRAM-SHA-256$4096:salt$stored:server", v, err)
+		t.Errorf("Verifier = %q, %v; want SCRAM-SHA-256$4096:salt$stored:server", v, err)
+	}
+	if err := checkVerifier(v); err != nil {
+		t.Errorf("checkVerifier(%q) = %v; want nil", v, err)
+	}
+	for _, bad := range []string{"", "secret", "SCRAM-SHA-256$4096:c2FsdA==$x:y", "md5abcdef"} {
+		if err := checkVerifier(bad); err == nil {
+			t.Errorf("checkVerifier(%q) = nil; want an error", bad)
+		}
 	}
 }

@@ -37,7 +37,9 @@ type Engine interface {
 	Stop(ctx context.Context, id resource.ID) error
 	Restart(ctx context.Context, id resource.ID) error
 	Delete(ctx context.Context, id resource.ID) error
-	SetPassword(ctx context.Context, id resource.ID, login, password string) error
+	// SetPassword sets the password of role login to the one whose SCRAM-SHA-256 verifier is
+	// verifier (engine.Verifier).
+	SetPassword(ctx context.Context, id resource.ID, login, verifier string) error
 	MinorVersion(major string) string
 	// Versions lists the installed PostgreSQL major versions, oldest first.
 	Versions() []string
