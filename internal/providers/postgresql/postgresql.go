@@ -6,6 +6,7 @@ package postgresql
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,11 +66,14 @@ type Provider struct {
 	addrs     Addresses // nil: servers get no data-plane address
 	endpoints Endpoints
 	log       *slog.Logger
+	goalKey   []byte // keys the password's hash in operation goals; random, never stored
 }
 
 // New returns the provider. addrs may be nil when there is no data plane.
 func New(st store.Store, eng Engine, endpoints Endpoints, addrs Addresses, log *slog.Logger) *Provider {
-	return &Provider{st: st, eng: eng, endpoints: endpoints, addrs: addrs, log: log.With("component", "postgresql")}
+	key := make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	return &Provider{st: st, eng: eng, endpoints: endpoints, addrs: addrs, log: log.With("component", "postgresql"), goalKey: key}
 }
 
 // Types returns the resource types the provider serves.
