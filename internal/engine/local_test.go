@@ -790,3 +790,186 @@ func TestQuoting(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolation: server A's administrator, after every escalation PostgreSQL 15 lets it make,
+// can neither read server B's files nor the superuser passwords (B's or its own), nor reach
+// B's unix socket. Programs it runs run as A's OS user, which owns nothing of B's.
+func TestIsolation(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("isolating servers needs pglink to run as root")
+		}
+		t.Skip("isolating servers needs pglink to run as root")
+	}
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	a, b := testSpec("alpha"), testSpec("bravo")
+	create(t, l, a)
+	create(t, l, b)
+	ca, cb := l.cluster(a.ID), l.cluster(b.ID)
+	secretA, err := os.ReadFile(ca.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretB, err := os.ReadFile(cb.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something only B's files hold: its ID is in server.json, its log names its cluster.
+	markerB := b.ID.String()
+	psql := filepath.Join(testBin, "psql")
+	if _, err := os.Stat(psql); err != nil {
+		psql = "psql"
+	}
+
+	conn := mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	// In PostgreSQL 15, a CREATEROLE role may grant itself these.
+	for _, role := range []string{"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"} {
+		if _, err := conn.Exec(t.Context(), "grant "+role+" to azureuser"); err != nil {
+			t.Logf("grant %s to the administrator: %v", role, err)
+		}
+	}
+	conn.Close(t.Context())
+	conn = mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	if _, err := conn.Exec(t.Context(), "create table out (line text)"); err != nil {
+		t.Fatal(err)
+	}
+	// run runs q, a COPY into out or a query of one text column, and returns what it read.
+	run := func(q string) (string, error) {
+		if strings.HasPrefix(q, "copy out") {
+			if _, err := conn.Exec(t.Context(), "truncate out"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(t.Context(), q); err != nil {
+				return "", err
+			}
+			q = "select coalesce(string_agg(line, E'\\n'), '') from out"
+		}
+		if strings.HasPrefix(q, "copy (") {
+			_, err := conn.Exec(t.Context(), q)
+			return "", err
+		}
+		var got string
+		err := conn.QueryRow(t.Context(), q).Scan(&got)
+		return got, err
+	}
+
+	// The escalation works: programs run, as A's OS user.
+	if got, err := run("copy out from program 'id -un'"); err != nil || got != ca.user {
+		t.Fatalf("COPY FROM PROGRAM 'id -un' = %q, %v; want %q (the self-granted escalation should run as A's OS user)", got, err, ca.user)
+	}
+
+	// sh runs cmd and keeps what it writes, errors included (tabs would split COPY's columns).
+	sh := func(cmd string) string {
+		return "copy out from program " + quoteLiteral("{ "+cmd+"; } 2>&1 | tr '\\t' ' '; true")
+	}
+	for _, tc := range []struct {
+		name   string
+		q      string
+		denied bool // the output must say the OS refused
+	}{
+		{"cat B's server.json", sh("cat " + cb.meta()), true},
+		{"cat B's postgresql.conf", sh("cat " + filepath.Join(cb.data(), "postgresql.conf")), true},
+		{"cat B's log", sh("cat " + cb.logFile()), true},
+		{"list B's cluster", sh("ls -la " + cb.dir), true},
+		{"cat B's superuser password", sh("cat " + cb.secret), true},
+		{"cat A's own superuser password", sh("cat " + ca.secret), true},
+		{"cat A's old password file", sh("cat " + ca.password()), false},
+		{"psql to B's socket", sh(psql + " -w -h " + cb.socket() + " -U pglink -d postgres -c 'select 1'"), true},
+		{"psql to B's socket with B's password", sh("PGPASSWORD=" + strings.TrimSpace(string(secretB)) + " " + psql + " -w -h " + cb.socket() + " -U pglink -d postgres -c 'select 1'"), true},
+		{"COPY FROM B's file", "copy out from " + quoteLiteral(cb.meta()), false},
+		{"COPY TO B's directory", "copy (select 'x') to " + quoteLiteral(filepath.Join(cb.data(), "evil")), false},
+		{"pg_read_file", "select pg_read_file(" + quoteLiteral(cb.meta()) + ")", false},
+		{"pg_read_binary_file", "select encode(pg_read_binary_file(" + quoteLiteral(cb.secret) + "), 'escape')", false},
+		{"pg_ls_dir", "select string_agg(f, ',') from pg_ls_dir(" + quoteLiteral(cb.dir) + ") f", false},
+		{"lo_import", "select lo_get(lo_import(" + quoteLiteral(cb.meta()) + "))::text", false},
+		{"ALTER SYSTEM", "alter system set archive_command = " + quoteLiteral("cat "+cb.meta()), false},
+		{"become superuser", "alter role azureuser superuser", false},
+		{"create superuser", "create role evil superuser login", false},
+		{"set role pglink", "set role pglink", false},
+		{"plperlu", "create function evil() returns text language plperlu as $$ return `cat " + cb.meta() + "`; $$", false},
+		{"plpython3u", "create function evil() returns text language plpython3u as $$ return open(" + quoteLiteral(cb.meta()) + ").read() $$", false},
+		{"file_fdw", "create extension file_fdw", false},
+		{"adminpack", "create extension adminpack", false},
+		{"untrusted language", "create language plperlu", false},
+	} {
+		got, err := run(tc.q)
+		for what, s := range map[string]string{"B's ID": markerB, "B's superuser password": strings.TrimSpace(string(secretB)), "A's superuser password": strings.TrimSpace(string(secretA))} {
+			if strings.Contains(got, s) {
+				t.Errorf("%s: read %s: %q", tc.name, what, got)
+			}
+		}
+		if strings.Contains(got, "(1 row)") {
+			t.Errorf("%s: reached B's PostgreSQL: %q", tc.name, got)
+		}
+		switch {
+		case tc.denied && !strings.Contains(got, "Permission denied"):
+			t.Errorf("%s = %q, %v; want the OS to deny it (Permission denied)", tc.name, got, err)
+		case !tc.denied && !strings.HasPrefix(tc.name, "cat") && err == nil:
+			t.Errorf("%s = %q, nil; want an error", tc.name, got)
+		default:
+			t.Logf("%s: %q, %v", tc.name, got, err)
+		}
+	}
+	// B is untouched and still serves its administrator.
+	if _, err := os.Stat(filepath.Join(cb.data(), "evil")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file written into B's cluster: %v", err)
+	}
+	mustDial(t, l, b.ID, b.AdminLogin, adminPassword(b))
+}
+
+// TestAdminPrivileges: the administrator does what an Azure administrator does (create
+// databases and roles, own what it creates, read and write all data) without being a superuser.
+func TestAdminPrivileges(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("privileges")
+	create(t, l, s)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	var super, createdb, createrole, repl bool
+	if err := conn.QueryRow(t.Context(), "select rolsuper, rolcreatedb, rolcreaterole, rolreplication from pg_roles where rolname = current_user").Scan(&super, &createdb, &createrole, &repl); err != nil {
+		t.Fatal(err)
+	}
+	if super || !createdb || !createrole || !repl {
+		t.Errorf("superuser, createdb, createrole, replication = %v, %v, %v, %v; want false, true, true, true", super, createdb, createrole, repl)
+	}
+	for _, role := range []string{"pg_read_all_data", "pg_write_all_data", "pg_monitor", "pg_signal_backend"} {
+		var member bool
+		if err := conn.QueryRow(t.Context(), "select pg_has_role(current_user, $1, 'member')", role).Scan(&member); err != nil || !member {
+			t.Errorf("member of %s = %v, %v; want true", role, member, err)
+		}
+	}
+	for _, role := range []string{"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"} {
+		var member bool
+		if err := conn.QueryRow(t.Context(), "select pg_has_role(current_user, $1, 'member')", role).Scan(&member); err != nil || member {
+			t.Errorf("member of %s = %v, %v; want false", role, member, err)
+		}
+	}
+	for _, q := range []string{
+		"create table t (x int)",
+		"insert into t values (1)",
+		"create schema app",
+		"create database appdb",
+		"create role app login password 'App-Password-1'",
+		"grant select on t to app",
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	// Existing clusters' administrators were superusers: a Create demotes them.
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(su)
+	if _, err := su.Exec(t.Context(), "alter role azureuser superuser"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Create(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	if err := su.QueryRow(t.Context(), "select rolsuper from pg_roles where rolname = 'azureuser'").Scan(&super); err != nil || super {
+		t.Errorf("administrator superuser after Create = %v, %v; want false", super, err)
+	}
+}
