@@ -718,6 +718,11 @@ func (l *Local) adopt(ctx context.Context, c cluster) (*osUser, error) {
 		}
 	}
 	os.Remove(c.pwfile()) // left by a crash during initdb
+	for _, p := range []string{c.meta(), c.logFile(), c.logFile() + ".1"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) { // older versions: 0644
+			return nil, fmt.Errorf("cluster file permissions: %w", err)
+		}
+	}
 	if !l.root {
 		return nil, nil
 	}

@@ -3,11 +3,13 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -971,5 +973,125 @@ func TestAdminPrivileges(t *testing.T) {
 	}
 	if err := su.QueryRow(t.Context(), "select rolsuper from pg_roles where rolname = 'azureuser'").Scan(&super); err != nil || super {
 		t.Errorf("administrator superuser after Create = %v, %v; want false", super, err)
+	}
+}
+
+// TestVerifierUnicode: a role given Verifier(pw) accepts pw at login, for any Unicode pw,
+// through libpq (psql, which prepares passwords with SASLprep as PostgreSQL does) and pgx.
+func TestVerifierUnicode(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("unicode")
+	create(t, l, s)
+	psql := filepath.Join(testBin, "psql")
+	if _, err := os.Stat(psql); err != nil {
+		t.Fatalf("psql: %v", err)
+	}
+	for _, tc := range []struct {
+		pw  string
+		pgx bool // pgx prepares it as PostgreSQL does (it uses NFC where SASLprep uses NFKC)
+	}{
+		{"Пароль-Secret1", true},
+		{"pässwörd-ÅÅ1", true},
+		{"Ｗｉｄｅ-ｐａｓｓ-１２３", false},                 // full-width: SASLprep maps it to ASCII
+		{"ﬁne-Ligature-½-Ⅻ", false},              // compatibility characters
+		{"Non\u00a0Breaking\u200bSpace1", false}, // mapped to a space; mapped to nothing
+		{"prohibited-\u0007-Bell1", true},        // SASLprep refuses it: the raw bytes are hashed
+		{"\u0627\u0628-mixed-bidi1", true},       // RandALCat and LCat mixed: refused, raw bytes
+		{"unassigned-\U000E0080-x1", true},       // unassigned in Unicode 3.2: raw bytes
+		{"\u00ad", true},                         // mapped to nothing at all: raw bytes
+		{"invalid-\xff-utf8", false},             // not UTF-8: raw bytes
+	} {
+		v, err := Verifier(tc.pw)
+		if err != nil {
+			t.Fatalf("Verifier(%q): %v", tc.pw, err)
+		}
+		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, v); err != nil {
+			t.Fatalf("SetPassword(Verifier(%q)): %v", tc.pw, err)
+		}
+		cmd := exec.CommandContext(t.Context(), psql, "-w", "-X", "-A", "-t", "-h", l.Socket(s.ID), "-U", s.AdminLogin, "-d", "postgres", "-c", "select 1")
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+tc.pw, "PGCONNECT_TIMEOUT=5")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "1" {
+			t.Errorf("psql login with %q = %q, %v; want 1", tc.pw, out, err)
+		}
+		if tc.pgx {
+			conn, err := dial(t.Context(), l, s.ID, s.AdminLogin, tc.pw)
+			if err != nil {
+				t.Errorf("pgx login with %q: %v", tc.pw, err)
+				continue
+			}
+			conn.Close(t.Context())
+		}
+	}
+	if _, err := Verifier("a\x00b"); err == nil {
+		t.Errorf("Verifier with NUL succeeded; want an error")
+	}
+}
+
+func TestSASLprep(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain-ASCII", "plain-ASCII"},
+		{"Ｗｉｄｅ１", "Wide1"},
+		{"a\u00a0b", "a b"},
+		{"a\u200bb\u00adc", "a bc"}, // U+200B is a space (C.1.2) before it is nothing (B.1)
+		{"ﬁ", "fi"},
+		{"a\u0007b", "a\u0007b"},           // prohibited: unchanged
+		{"\u00ad", "\u00ad"},               // empty after mapping: unchanged
+		{"\xffＷ", "\xffＷ"},                 // not UTF-8: unchanged
+		{"\u0627\u0628x", "\u0627\u0628x"}, // bidi rule broken: unchanged
+		{"\u0627\u0628", "\u0627\u0628"},   // right-to-left only: allowed
+		{"x\U000E0080Ｗ", "x\U000E0080Ｗ"},   // unassigned: unchanged
+		{"Cafe\u0301", "Café"},             // NFKC composes
+	} {
+		if got := saslprep(tc.in); got != tc.want {
+			t.Errorf("saslprep(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestVerifierMatchesPostgreSQL: for passwords PostgreSQL hashes itself (given in clear),
+// Verifier's hash with PostgreSQL's salt is PostgreSQL's verifier, byte for byte.
+func TestVerifierMatchesPostgreSQL(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("saslprep")
+	create(t, l, s)
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(su)
+	for _, pw := range []string{
+		"plain-ASCII-1", "Пароль-Secret1", "pässwörd-ÅÅ1", "Ｗｉｄｅ-ｐａｓｓ-１２３", "ﬁne-Ligature-½-Ⅻ",
+		"Non\u00a0Breaking\u200bSpace1", "a\u1680b\u3000c\u2028d", "soft\u00adhyphen\u180e\u200d\ufeff",
+		"prohibited-\u0007-Bell1", "private-\ue000-use", "\u0627\u0628-mixed-bidi1", "\u0627\u0628\u0629",
+		"\u0627x\u0628", "unassigned-\U000E0080-x1", "new-\U0001F600-emoji", "\u00ad", "\u00ad\u200b",
+		"Cafe\u0301", "Ａ\u0301", "ǅ-titlecase-ß-ﬀ", "tab\tand\nnewline",
+		"x\u2126\u212b\u00b5", "\U0002F800-cjk-compat", "\u0340\u0341-deprecated",
+	} {
+		if _, err := su.Exec(t.Context(), "alter role "+pgx.Identifier{s.AdminLogin}.Sanitize()+" password "+quoteLiteral(pw)); err != nil {
+			t.Errorf("alter role password %q: %v", pw, err)
+			continue
+		}
+		var stored string
+		if err := su.QueryRow(t.Context(), "select rolpassword from pg_authid where rolname = $1", s.AdminLogin).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+		rest, _ := strings.CutPrefix(stored, "SCRAM-SHA-256$")
+		params, _, _ := strings.Cut(rest, "$")
+		iter, salt64, _ := strings.Cut(params, ":")
+		n, err := strconv.Atoi(iter)
+		if err != nil {
+			t.Fatalf("verifier %q: %v", stored, err)
+		}
+		salt, err := base64.StdEncoding.DecodeString(salt64)
+		if err != nil {
+			t.Fatalf("verifier %q: %v", stored, err)
+		}
+		got, err := scramVerifierSalt(saslprep(pw), salt, n)
+		if err != nil || got != stored {
+			t.Errorf("verifier of %q = %q, %v; PostgreSQL's is %q", pw, got, err, stored)
+		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/xdg-go/stringprep"
+	"golang.org/x/text/unicode/norm"
 )
 
 // scramIterations is PostgreSQL's default scram_iterations.
@@ -32,16 +33,59 @@ func Verifier(password string) (string, error) {
 }
 
 // saslprep returns password as PostgreSQL's pg_saslprep prepares it for SCRAM, or password
-// itself where PostgreSQL falls back to the raw bytes.
+// itself where PostgreSQL falls back to the raw bytes: an ASCII password, one that is not valid
+// UTF-8, one that SASLprep prohibits, or one mapped to nothing. It follows PostgreSQL rather than
+// the letter of RFC 4013 where they differ: non-ASCII spaces (RFC 3454 C.1.2) become a space
+// before characters mapped to nothing (B.1) are removed (U+200B is in both), and prohibited and
+// unassigned characters and the bidirectional rules are checked on the mapped password before
+// NFKC normalization, not on the normalized one.
 func saslprep(password string) string {
 	if isASCII(password) || !utf8.ValidString(password) {
 		return password
 	}
-	p, err := stringprep.SASLprep.Prepare(password)
-	if err != nil || p == "" {
+	mapped := make([]rune, 0, len(password))
+	for _, r := range password {
+		switch {
+		case stringprep.TableC1_2.Contains(r):
+			mapped = append(mapped, ' ')
+		default:
+			if _, nothing := stringprep.TableB1.Map(r); nothing {
+				continue
+			}
+			mapped = append(mapped, r)
+		}
+	}
+	if len(mapped) == 0 {
 		return password
 	}
-	return p
+	randAL := false
+	for _, r := range mapped {
+		for _, set := range prohibited {
+			if set.Contains(r) {
+				return password
+			}
+		}
+		randAL = randAL || stringprep.TableD1.Contains(r)
+	}
+	if randAL {
+		for _, r := range mapped {
+			if stringprep.TableD2.Contains(r) {
+				return password
+			}
+		}
+		if !stringprep.TableD1.Contains(mapped[0]) || !stringprep.TableD1.Contains(mapped[len(mapped)-1]) {
+			return password
+		}
+	}
+	return norm.NFKC.String(string(mapped))
+}
+
+// prohibited are the characters SASLprep prohibits (RFC 4013 2.3, 2.5): RFC 3454 tables C.1.2
+// to C.9 and the code points unassigned in Unicode 3.2 (A.1).
+var prohibited = []stringprep.Set{
+	stringprep.TableC1_2, stringprep.TableC2_1, stringprep.TableC2_2, stringprep.TableC3,
+	stringprep.TableC4, stringprep.TableC5, stringprep.TableC6, stringprep.TableC7,
+	stringprep.TableC8, stringprep.TableC9, stringprep.TableA1,
 }
 
 // scramVerifier returns the SCRAM-SHA-256 verifier of the prepared password, with a random
@@ -51,7 +95,12 @@ func scramVerifier(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("scram salt: %w", err)
 	}
-	salted, err := pbkdf2.Key(sha256.New, password, salt, scramIterations, sha256.Size)
+	return scramVerifierSalt(password, salt, scramIterations)
+}
+
+// scramVerifierSalt returns the SCRAM-SHA-256 verifier of the prepared password with salt.
+func scramVerifierSalt(password string, salt []byte, iterations int) (string, error) {
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
 	if err != nil {
 		return "", fmt.Errorf("scram key: %w", err)
 	}
@@ -59,7 +108,7 @@ func scramVerifier(password string) (string, error) {
 	storedKey := sha256.Sum256(clientKey)
 	serverKey := hmacSHA256(salted, "Server Key")
 	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", scramIterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(storedKey[:]), b64(serverKey)), nil
 }
 
 // checkVerifier returns an error unless v has the form of a SCRAM-SHA-256 verifier
