@@ -30,7 +30,6 @@ const adminPassword = "S3cret-pass!"
 func startLocal(t *testing.T) *instance {
 	t.Helper()
 	dir := traversableDir(t)
-	cleanupClusters(t, dir)
 	block := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
 	return start(t, func(c *server.Config) {
 		c.Engine = "local"

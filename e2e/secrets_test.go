@@ -94,7 +94,6 @@ func (b *syncBuffer) Bytes() []byte {
 // by other OS users; and deleting a server removes its OS user.
 func TestSecretsAtRest(t *testing.T) {
 	dir := traversableDir(t)
-	cleanupClusters(t, dir)
 	var logs syncBuffer
 	block := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
 	in := start(t, func(c *server.Config) {
@@ -164,10 +163,13 @@ func TestSecretsAtRest(t *testing.T) {
 	}
 	var forms [][]byte // every way a password might be written down
 	for _, s := range secrets {
-		forms = append(forms, []byte(s), []byte(strings.Trim(strconv.QuoteToASCII(s), `"`)))
+		forms = append(forms, []byte(s), []byte(strings.Trim(strconv.QuoteToASCII(s), `"`))) // as in JSON with \u escapes
 	}
 	check := func(where string, data []byte) {
 		for i, f := range forms {
+			if i%2 == 1 && bytes.Equal(f, forms[i-1]) {
+				continue // an ASCII password
+			}
 			if bytes.Contains(data, f) {
 				t.Errorf("%s holds password %q (as %q)", where, secrets[i/2], f)
 			}

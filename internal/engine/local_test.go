@@ -1095,3 +1095,70 @@ func TestVerifierMatchesPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptOldCluster: a cluster made by an older pglink (run by a shared OS user, the
+// superuser's password inside it, server.json readable by all) gets an OS user of its own, its
+// password moved out and its files made private when it next starts.
+func TestAdoptOldCluster(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OS users of their own need pglink to run as root")
+		}
+		t.Skip("OS users of their own need pglink to run as root")
+	}
+	old, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("the OS user postgres, which older versions ran every cluster as: %v", err)
+	}
+	oldUID, _ := strconv.Atoi(old.Uid)
+	oldGID, _ := strconv.Atoi(old.Gid)
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("old")
+	create(t, l, s)
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := l.cluster(s.ID)
+	if err := os.Rename(c.secret, c.password()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.meta(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, oldUID, oldGID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := removeUser(t.Context(), c.user); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := l.Start(t.Context(), s.ID); err != nil {
+		t.Fatalf("Start of an old cluster: %v", err)
+	}
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	u, err := user.Lookup(c.user)
+	if err != nil {
+		t.Fatalf("OS user of the adopted cluster: %v", err)
+	}
+	for _, p := range []string{c.dir, c.data(), filepath.Join(c.data(), "PG_VERSION"), c.logFile()} {
+		if fi, err := os.Stat(p); err != nil || strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)) != u.Uid {
+			t.Errorf("owner of %s: %v; want %s", p, err, c.user)
+		}
+	}
+	if _, err := os.Stat(c.password()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("superuser password left in the cluster: %v", err)
+	}
+	if fi, err := os.Stat(c.secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("superuser password not moved out, root's, 0600: %v", err)
+	}
+	if fi, err := os.Stat(c.meta()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("server.json mode: %v; want 0600", err)
+	}
+}
