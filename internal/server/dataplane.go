@@ -77,8 +77,8 @@ func (s *Server) metrics() http.Handler {
 }
 
 // serversDir is where the PostgreSQL clusters live: DATA/servers, unless pglink runs as root
-// and the postgres OS user cannot traverse the data dir's parents (a checkout under /root, say):
-// then /var/lib/pglink/servers-<hash of the data dir>, which it can.
+// and the clusters' OS users cannot traverse the data dir's parents (a checkout under /root,
+// say): then /var/lib/pglink/servers-<hash of the data dir>, which they can.
 func (s *Server) serversDir() string {
 	abs, err := filepath.Abs(s.cfg.DataDir)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Server) serversDir() string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	alt := filepath.Join("/var/lib/pglink", "servers-"+hex.EncodeToString(sum[:4]))
-	s.log.Warn("the postgres OS user cannot reach the data dir; keeping PostgreSQL clusters elsewhere",
+	s.log.Warn("the clusters' OS users cannot reach the data dir; keeping PostgreSQL clusters elsewhere",
 		"data_dir", abs, "servers_dir", alt, "fix", "chmod o+x the data dir's parent directories")
 	if err := os.MkdirAll("/var/lib/pglink", 0o711); err != nil {
 		return dir
