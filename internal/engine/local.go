@@ -404,6 +404,11 @@ func (l *Local) initCluster(ctx context.Context, c cluster, s Spec, inst install
 	if !errors.Is(err, ErrNoCluster) {
 		return false, err
 	}
+	defer func() {
+		if err != nil { // leave nothing behind, the OS user least of all
+			l.discard(context.WithoutCancel(ctx), c)
+		}
+	}()
 	var owner *osUser
 	if l.root {
 		if owner, err = ensureUser(ctx, c.user); err != nil {
@@ -706,6 +711,24 @@ func (l *Local) run(ctx context.Context, c cluster, name string, args ...string)
 		return out.Bytes(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), args[0], err, strings.TrimSpace(out.String()))
 	}
 	return out.Bytes(), nil
+}
+
+// discard removes what an unfinished initCluster made: c's directory, its superuser's password
+// and its OS user. It logs what it cannot remove; Delete removes it later.
+func (l *Local) discard(ctx context.Context, c cluster) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := os.RemoveAll(c.dir); err != nil {
+		l.log.Warn("cannot remove an unfinished cluster", "server", c.id.String(), "err", err)
+	}
+	if err := os.Remove(c.secret); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		l.log.Warn("cannot remove an unfinished cluster's superuser password", "server", c.id.String(), "err", err)
+	}
+	if l.root {
+		if err := removeUser(ctx, c.user); err != nil {
+			l.log.Warn("cannot remove an unfinished cluster's OS user", "server", c.id.String(), "user", c.user, "err", err)
+		}
+	}
 }
 
 // adopt makes c's cluster, which does not run, belong to its own OS user (when pglink runs as

@@ -1162,3 +1162,44 @@ func TestAdoptOldCluster(t *testing.T) {
 		t.Errorf("server.json mode: %v; want 0600", err)
 	}
 }
+
+// TestCreateFailureLeavesNothing: when initdb fails, Create leaves no cluster directory, no
+// superuser password and no OS user behind.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	base := newTestBase(t)
+	bin := filepath.Join(base, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range serverBinaries {
+		if err := os.Symlink(filepath.Join(testBin, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An initdb that answers --version and fails at anything else.
+	initdb := "#!/bin/sh\nif [ \"$1\" = --version ]; then exec " + filepath.Join(testBin, "initdb") + " --version; fi\necho 'initdb: disk full' >&2\nexit 1\n"
+	if err := os.Remove(filepath.Join(bin, "initdb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "initdb"), []byte(initdb), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLocal(LocalConfig{Dir: filepath.Join(base, "servers"), PGBin: bin, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec("doomed")
+	if err := l.Create(t.Context(), s); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Create with a failing initdb = %v; want its error", err)
+	}
+	c := l.cluster(s.ID)
+	for _, p := range []string{c.dir, c.secret} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after a failed Create: %v; want it gone", p, err)
+		}
+	}
+	if _, err := user.Lookup(c.user); err == nil {
+		t.Errorf("OS user %s after a failed Create; want it gone", c.user)
+	}
+}
