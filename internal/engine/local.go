@@ -616,26 +616,25 @@ func (l *Local) setAdmin(ctx context.Context, c cluster, login, verifier string)
 	if err != nil {
 		return fmt.Errorf("look up predefined roles: %w", err)
 	}
-	stmts := []string{}
 	if len(grants) > 0 {
-		stmts = append(stmts, "grant "+strings.Join(grants, ", ")+" to "+role)
+		if _, err := conn.Exec(ctx, "grant "+strings.Join(grants, ", ")+" to "+role); err != nil {
+			return fmt.Errorf("grant to %s: %w", login, err)
+		}
 	}
 	var db string
 	if err := conn.QueryRow(ctx, "select current_database()").Scan(&db); err != nil {
 		return fmt.Errorf("current database: %w", err)
 	}
-	if db == "postgres" {
-		stmts = append(stmts, "grant all on database postgres to "+role+" with grant option",
-			"grant all on schema public to "+role+" with grant option")
+	if db != "postgres" {
+		return nil
 	}
-	for _, q := range stmts {
-		if _, err := conn.Exec(ctx, q); err != nil {
-			var pgErr *pgconn.PgError
-			if q != stmts[0] && errors.As(err, &pgErr) && pgErr.Code == "3F000" { // invalid_schema_name: public was dropped
-				continue
-			}
-			return fmt.Errorf("grant to %s: %w", login, err)
-		}
+	if _, err := conn.Exec(ctx, "grant all on database postgres to "+role+" with grant option"); err != nil {
+		return fmt.Errorf("grant to %s: %w", login, err)
+	}
+	_, err = conn.Exec(ctx, "grant all on schema public to "+role+" with grant option")
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "3F000") { // invalid_schema_name: public was dropped
+		return fmt.Errorf("grant to %s: %w", login, err)
 	}
 	return nil
 }

@@ -75,14 +75,18 @@ func (u *osUser) chown(path string) error {
 	return nil
 }
 
-// chownAll gives dir and everything below it to u.
+// chownAll gives dir and everything below it to u, dir last: once dir is u's, all is.
 func (u *osUser) chownAll(dir string) error {
-	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
 			return err
 		}
 		return u.chown(path)
 	})
+	if err != nil {
+		return err
+	}
+	return u.chown(dir)
 }
 
 // userMu serializes this process's useradd and userdel runs; the tools lock /etc/passwd
