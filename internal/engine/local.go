@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sys/unix"
 
 	"github.com/pglink/pglink/internal/resource"
 )
@@ -380,7 +381,7 @@ func (c cluster) pwfile() string { return filepath.Join(c.dir, "initdb.password"
 // version returns the major version of c's initialized cluster, or an error wrapping
 // ErrNoCluster.
 func (c cluster) version() (string, error) {
-	b, err := os.ReadFile(filepath.Join(c.data(), "PG_VERSION"))
+	b, err := readRegular(filepath.Join(c.data(), "PG_VERSION"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%w (%s)", ErrNoCluster, c.dir)
 	}
@@ -462,7 +463,7 @@ func (l *Local) initCluster(ctx context.Context, c cluster, s Spec, inst install
 // a unix socket in a private directory only, and passwords for every connection.
 func configure(c cluster, owner *osUser) error {
 	conf := filepath.Join(c.initDir(), "postgresql.conf")
-	b, err := os.ReadFile(conf)
+	b, err := readRegular(conf)
 	if err != nil {
 		return fmt.Errorf("configure cluster: %w", err)
 	}
@@ -510,6 +511,10 @@ func (l *Local) start(ctx context.Context, c cluster) error {
 	if err != nil {
 		return err
 	}
+	// Before the stale files below are removed from it: the socket directory is a directory.
+	if err := mkdir(c.socket(), owner); err != nil {
+		return err
+	}
 	crashed := pm.pidFile
 	if crashed {
 		l.log.Warn("removing the pid file of a postmaster that is gone", "server", c.id.String(), "pid", pm.pid)
@@ -522,9 +527,6 @@ func (l *Local) start(ctx context.Context, c cluster) error {
 				return fmt.Errorf("remove stale %s: %w", p, err)
 			}
 		}
-	}
-	if err := mkdir(c.socket(), owner); err != nil {
-		return err
 	}
 	if fi, err := os.Stat(c.logFile()); err == nil && fi.Size() > maxLog {
 		if err := os.Rename(c.logFile(), c.logFile()+".1"); err != nil {
@@ -741,7 +743,7 @@ func (l *Local) adopt(ctx context.Context, c cluster) (*osUser, error) {
 	}
 	os.Remove(c.pwfile()) // left by a crash during initdb
 	for _, p := range []string{c.meta(), c.logFile(), c.logFile() + ".1"} {
-		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) { // older versions: 0644
+		if err := chmodRegular(p, 0o600); err != nil { // older versions: 0644
 			return nil, fmt.Errorf("cluster file permissions: %w", err)
 		}
 	}
@@ -768,7 +770,7 @@ func (l *Local) adopt(ctx context.Context, c cluster) (*osUser, error) {
 // moveSecret moves the superuser's password an older pglink kept inside c's directory to
 // c.secret, and returns it.
 func (l *Local) moveSecret(c cluster) ([]byte, error) {
-	pw, err := os.ReadFile(c.password())
+	pw, err := readRegular(c.password())
 	if err != nil {
 		return nil, fmt.Errorf("read superuser password: %w", err)
 	}
@@ -782,22 +784,44 @@ func (l *Local) moveSecret(c cluster) ([]byte, error) {
 	return pw, nil
 }
 
-// mkdir creates directory path, mode 0700, owned by owner (nil: pglink's user).
+// mkdir creates directory path, mode 0700, owned by owner (nil: pglink's user). Whatever else
+// is at path (a symlink, say) is replaced.
 func mkdir(path string, owner *osUser) error {
-	if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("create directory: %w", err)
+	for attempt := 0; ; attempt++ {
+		if err := os.Mkdir(path, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory: %w", err)
+		}
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if (errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) && attempt == 0 {
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("create directory: %w", err)
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("create directory %s: %w", path, err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Fchmod(fd, 0o700); err != nil {
+			return fmt.Errorf("create directory %s: %w", path, err)
+		}
+		if owner != nil {
+			if err := unix.Fchown(fd, int(owner.uid), int(owner.gid)); err != nil {
+				return fmt.Errorf("chown %s to %s: %w", path, owner.name, err)
+			}
+		}
+		return nil
 	}
-	if err := os.Chmod(path, 0o700); err != nil {
-		return fmt.Errorf("create directory: %w", err)
-	}
-	return owner.chown(path)
 }
 
 // writeFile replaces the file at path with data, atomically, owned by owner (nil: pglink's
 // user).
 func writeFile(path string, data []byte, perm os.FileMode, owner *osUser) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -805,14 +829,14 @@ func writeFile(path string, data []byte, perm os.FileMode, owner *osUser) error 
 	if err == nil {
 		err = f.Chmod(perm)
 	}
+	if err == nil && owner != nil {
+		err = f.Chown(int(owner.uid), int(owner.gid))
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil {
-		err = owner.chown(tmp)
 	}
 	if err == nil {
 		err = os.Rename(tmp, path)

@@ -918,6 +918,37 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("file written into B's cluster: %v", err)
 	}
 	mustDial(t, l, b.ID, b.AdminLogin, adminPassword(b))
+
+	// A's OS user owns A's cluster directory: it may plant symlinks, FIFOs and hard links
+	// where pglink, as root, keeps files. Restarting A must not touch what they point to.
+	victimDir := filepath.Join(filepath.Dir(l.dir), "victim")
+	victim := filepath.Join(victimDir, "file")
+	if err := os.Mkdir(victimDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("root's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(victim, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plant := "cd " + ca.dir + " && mv socket socket.old && ln -s " + victimDir + " socket && " +
+		"rm -f server.json && ln -s " + victim + " server.json && " +
+		"mv postgres.log postgres.log.old && mkfifo postgres.log.1"
+	if got, err := run(sh(plant)); err != nil || got != "" {
+		t.Fatalf("plant links as A's OS user: %q, %v", got, err)
+	}
+	conn.Close(t.Context())
+	if err := l.Restart(t.Context(), a.ID); err != nil {
+		t.Fatalf("Restart A after its OS user planted links: %v", err)
+	}
+	mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	for p, want := range map[string]os.FileMode{victimDir: 0o755, victim: 0o644} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s after A's restart: %v, %v; want mode %v, owned by root", p, fi.Mode().Perm(), err, want)
+		}
+	}
 }
 
 // TestAdminPrivileges: the administrator does what an Azure administrator does (create

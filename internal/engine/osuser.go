@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // osUser is the unprivileged OS user a cluster's PostgreSQL runs as when pglink runs as root:
@@ -75,11 +78,21 @@ func (u *osUser) chown(path string) error {
 	return nil
 }
 
-// chownAll gives dir and everything below it to u, dir last: once dir is u's, all is.
+// chownAll gives dir and everything below it to u, dir last: once dir is u's, all is. It
+// refuses a file with more than one link, which may be a hard link to a file elsewhere.
 func (u *osUser) chownAll(dir string) error {
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || path == dir {
 			return err
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				return fmt.Errorf("chown %s to %s: the file has %d links", path, u.name, st.Nlink)
+			}
 		}
 		return u.chown(path)
 	})
@@ -203,4 +216,52 @@ func prepareDir(dir string, root bool) error {
 		return nil
 	}
 	return othersCanTraverse(dir)
+}
+
+// Cluster directories belong to unprivileged OS users, who may put symlinks, FIFOs or hard
+// links where pglink, as root, expects its own files. What pglink opens, creates or changes in
+// them, it does through the functions below, which follow no symlink and never block.
+
+// openRegular opens the file path for reading without following a symlink or blocking on a
+// FIFO, and only if it is a regular file with a single link.
+func openRegular(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &fs.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Nlink != 1 {
+		unix.Close(fd)
+		return nil, fmt.Errorf("open %s: not a regular file with a single link", path)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// readRegular reads the file path as openRegular opens it.
+func readRegular(path string) ([]byte, error) {
+	f, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// chmodRegular sets the mode of the file path if it is a regular file with a single link, as
+// openRegular opens it; it leaves anything else (nothing, a symlink, a FIFO) alone.
+func chmodRegular(path string, mode os.FileMode) error {
+	f, err := openRegular(path)
+	var pathErr *fs.PathError
+	if err != nil && !errors.As(err, &pathErr) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ELOOP) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Chmod(mode)
 }

@@ -119,8 +119,9 @@ func clustersInDataDir(cfg Config) bool {
 // with mode 0700: 0711 when the clusters' OS users must traverse it to reach their clusters
 // (they can list nothing in it, and open only their own cluster). Files and directories left
 // by older versions lose every group and other permission bit, except the clusters' directory
-// (the engine's: 0711, each cluster 0700 for its own OS user); PostgreSQL data directories,
-// which PostgreSQL keeps private itself, are not walked.
+// (the engine's: 0711). Directories pglink's OS user does not own (each cluster's, 0700 for
+// its own OS user, which the engine keeps) and PostgreSQL data directories, which PostgreSQL
+// keeps private itself, are not walked; nor are symlinks followed.
 func secureDataDir(cfg Config) error {
 	syscall.Umask(0o077)
 	mode := os.FileMode(0o700)
@@ -134,6 +135,7 @@ func secureDataDir(cfg Config) error {
 		return fmt.Errorf("data dir permissions: %w", err)
 	}
 	servers := filepath.Join(cfg.DataDir, "servers")
+	euid := os.Geteuid()
 	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -147,11 +149,17 @@ func secureDataDir(cfg Config) error {
 		if d.IsDir() && d.Name() == "data" && filepath.Dir(filepath.Dir(path)) == servers {
 			return fs.SkipDir
 		}
-		if d.Type()&fs.ModeSymlink != 0 || d.Type()&fs.ModeSocket != 0 {
-			return nil
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil // symlinks, sockets, FIFOs
 		}
 		fi, err := d.Info()
 		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != euid {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
 			return nil
 		}
 		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
