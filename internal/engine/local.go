@@ -555,6 +555,10 @@ func (l *Local) start(ctx context.Context, c cluster) error {
 		}
 	}
 	l.log.Info("server started", "server", c.id.String(), "took", time.Since(began))
+	if err := l.demoteAdmins(ctx, c); err != nil {
+		// The cluster's OS user of its own still keeps the administrator to its own cluster.
+		l.log.Warn("cannot demote a superuser administrator", "server", c.id.String(), "err", err)
+	}
 	return nil
 }
 
@@ -607,9 +611,18 @@ func (l *Local) setAdmin(ctx context.Context, c cluster, login, verifier string)
 		verb = "alter"
 	}
 	role := pgx.Identifier{login}.Sanitize()
-	if _, err := conn.Exec(ctx, verb+" role "+role+" with login nosuperuser createdb createrole replication nobypassrls password "+quoteLiteral(verifier)); err != nil {
+	if _, err := conn.Exec(ctx, verb+" role "+role+" with login "+adminAttributes+" password "+quoteLiteral(verifier)); err != nil {
 		return fmt.Errorf("%s role %s: %w", verb, login, err)
 	}
+	return grantAdmin(ctx, conn, login)
+}
+
+// adminAttributes are the role attributes of a server's administrator.
+const adminAttributes = "nosuperuser createdb createrole replication nobypassrls"
+
+// grantAdmin grants role login what a server's administrator has besides its attributes.
+func grantAdmin(ctx context.Context, conn *pgx.Conn, login string) error {
+	role := pgx.Identifier{login}.Sanitize()
 	rows, err := conn.Query(ctx, "select rolname from pg_roles where rolname = any($1) order by rolname", adminRoles)
 	if err != nil {
 		return fmt.Errorf("look up predefined roles: %w", err)
@@ -637,6 +650,34 @@ func (l *Local) setAdmin(ctx context.Context, c cluster, login, verifier string)
 	var pgErr *pgconn.PgError
 	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "3F000") { // invalid_schema_name: public was dropped
 		return fmt.Errorf("grant to %s: %w", login, err)
+	}
+	return nil
+}
+
+// demoteAdmins makes every superuser of c's running cluster but pglink's own an administrator
+// as setAdmin makes it: older versions made the administrator a superuser.
+func (l *Local) demoteAdmins(ctx context.Context, c cluster) error {
+	conn, err := l.connect(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	rows, err := conn.Query(ctx, "select rolname from pg_roles where rolsuper and rolname <> $1", superuser)
+	if err != nil {
+		return fmt.Errorf("look up superusers: %w", err)
+	}
+	supers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("look up superusers: %w", err)
+	}
+	for _, login := range supers {
+		if _, err := conn.Exec(ctx, "alter role "+pgx.Identifier{login}.Sanitize()+" with "+adminAttributes); err != nil {
+			return fmt.Errorf("demote %s: %w", login, err)
+		}
+		if err := grantAdmin(ctx, conn, login); err != nil {
+			return err
+		}
+		l.log.Warn("the server administrator was a superuser: no longer", "server", c.id.String(), "role", login)
 	}
 	return nil
 }

@@ -1147,10 +1147,18 @@ func TestAdoptOldCluster(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("old")
 	create(t, l, s)
+	c := l.cluster(s.ID)
+	su, err := l.connect(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(t.Context(), "alter role azureuser superuser"); err != nil {
+		t.Fatal(err)
+	}
+	closeConn(su)
 	if err := l.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	c := l.cluster(s.ID)
 	if err := os.Rename(c.secret, c.password()); err != nil {
 		t.Fatal(err)
 	}
@@ -1173,7 +1181,11 @@ func TestAdoptOldCluster(t *testing.T) {
 	if err := l.Start(t.Context(), s.ID); err != nil {
 		t.Fatalf("Start of an old cluster: %v", err)
 	}
-	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	var super, createrole bool
+	if err := conn.QueryRow(t.Context(), "select rolsuper, rolcreaterole from pg_roles where rolname = current_user").Scan(&super, &createrole); err != nil || super || !createrole {
+		t.Errorf("administrator superuser, createrole after Start = %v, %v, %v; want false, true", super, createrole, err)
+	}
 	u, err := user.Lookup(c.user)
 	if err != nil {
 		t.Fatalf("OS user of the adopted cluster: %v", err)
