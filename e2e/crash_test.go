@@ -137,7 +137,8 @@ func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
 
-// traversableDir returns a new empty directory that the postgres OS user can reach, for a data
+// traversableDir returns a new empty directory that the clusters' OS users can reach (their
+// clusters are stopped and the users removed when the test ends), for a data
 // dir with the local engine (t.TempDir is private to root).
 func traversableDir(t *testing.T) string {
 	t.Helper()
@@ -149,5 +150,6 @@ func traversableDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
+	cleanupClusters(t, filepath.Join(base, "data"))
 	return filepath.Join(base, "data")
 }

@@ -12,10 +12,12 @@ import (
 
 // Spec is what an engine needs to create a server.
 type Spec struct {
-	ID            resource.ID
-	Version       string // major version, e.g. "16"
-	AdminLogin    string
-	AdminPassword string
+	ID         resource.ID
+	Version    string // major version, e.g. "16"
+	AdminLogin string
+	// AdminVerifier is the SCRAM-SHA-256 verifier of the administrator's password (see
+	// Verifier): the password itself is never handed to an engine.
+	AdminVerifier string
 }
 
 // Records is an engine that keeps servers as records only. It is safe for concurrent use.
@@ -37,7 +39,7 @@ func (Records) Restart(ctx context.Context, id resource.ID) error { return nil }
 func (Records) Delete(ctx context.Context, id resource.ID) error { return nil }
 
 // SetPassword does nothing.
-func (Records) SetPassword(ctx context.Context, id resource.ID, login, password string) error {
+func (Records) SetPassword(ctx context.Context, id resource.ID, login, verifier string) error {
 	return nil
 }
 

@@ -3,10 +3,13 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
@@ -44,9 +47,29 @@ func newTestBase(t *testing.T) string {
 	}
 	t.Cleanup(func() {
 		killAll(t, base)
+		removeUsers(t, base)
 		os.RemoveAll(base)
 	})
 	return base
+}
+
+// removeUsers removes the OS users of the clusters a test left below base.
+func removeUsers(t *testing.T, base string) {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(base, "*", "*", "data"))
+	for _, d := range dirs {
+		fi, err := os.Stat(filepath.Dir(d))
+		if err != nil {
+			continue
+		}
+		u, err := user.LookupId(strconv.FormatUint(uint64(fi.Sys().(*syscall.Stat_t).Uid), 10))
+		if err != nil || !strings.HasPrefix(u.Username, userPrefix) {
+			continue
+		}
+		if err := removeUser(context.Background(), u.Username); err != nil {
+			t.Errorf("remove OS user %s: %v", u.Username, err)
+		}
+	}
 }
 
 // killAll shuts down (SIGQUIT: immediate) any postmaster a test left running below base.
@@ -77,9 +100,23 @@ func testID(name string) resource.ID {
 	return resource.MustParse("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + name)
 }
 
+// testPassword is the administrator password of testSpec(name).
+func testPassword(name string) string { return "Secret-" + name + "-1" }
+
 func testSpec(name string) Spec {
-	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminPassword: "Secret-" + name + "-1"}
+	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminVerifier: mustVerifier(testPassword(name))}
 }
+
+func mustVerifier(password string) string {
+	v, err := Verifier(password)
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// adminPassword is the administrator password of s, made by testSpec.
+func adminPassword(s Spec) string { return testPassword(s.ID.Names[0]) }
 
 // create creates s on l and stops it when the test ends.
 func create(t *testing.T, l *Local, s Spec) {
@@ -162,7 +199,7 @@ func TestCreateConnect(t *testing.T) {
 	if !l.Running(s.ID) {
 		t.Errorf("Running after Create = false; want true")
 	}
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var one int
 	if err := conn.QueryRow(t.Context(), "select 1").Scan(&one); err != nil || one != 1 {
 		t.Errorf("select 1 = %d, %v; want 1", one, err)
@@ -172,21 +209,21 @@ func TestCreateConnect(t *testing.T) {
 	if err := conn.QueryRow(t.Context(), "select rolsuper, current_database(), pg_encoding_to_char(encoding) from pg_roles, pg_database where rolname = current_user and datname = current_database()").Scan(&super, &db, &encoding); err != nil {
 		t.Fatal(err)
 	}
-	if !super || db != "postgres" || encoding != "UTF8" {
-		t.Errorf("admin superuser, database, encoding = %v, %q, %q; want true, postgres, UTF8", super, db, encoding)
+	if super || db != "postgres" || encoding != "UTF8" {
+		t.Errorf("admin superuser, database, encoding = %v, %q, %q; want false, postgres, UTF8", super, db, encoding)
 	}
 
 	_, err := dial(t.Context(), l, s.ID, s.AdminLogin, "wrong")
 	if got := sqlState(err); got != "28P01" {
 		t.Errorf("connect with a wrong password: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
 	}
-	_, err = dial(t.Context(), l, s.ID, "nobody", s.AdminPassword)
+	_, err = dial(t.Context(), l, s.ID, "nobody", adminPassword(s))
 	if got := sqlState(err); got != "28P01" {
 		t.Errorf("connect as an unknown role: %v (SQLSTATE %q); want SQLSTATE 28P01", err, got)
 	}
 
 	c := l.cluster(s.ID)
-	for path, want := range map[string]os.FileMode{c.dir: 0o700, c.socket(): 0o700, c.password(): 0o600, c.data(): 0o700} {
+	for path, want := range map[string]os.FileMode{c.dir: 0o700, c.socket(): 0o700, c.secret: 0o600, c.data(): 0o700, c.meta(): 0o600, l.secrets(): 0o700} {
 		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != want {
 			t.Errorf("mode of %s = %v, %v; want %v", path, fi.Mode().Perm(), err, want)
 		}
@@ -209,15 +246,26 @@ func TestCreateConnect(t *testing.T) {
 	}
 	uid := fi.Sys().(*syscall.Stat_t).Uid
 	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
+		u, err := user.Lookup(c.user)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if want, _ := strconv.Atoi(u.Uid); int(uid) != want {
-			t.Errorf("postmaster runs as uid %d; want %d (postgres)", uid, want)
+			t.Errorf("postmaster runs as uid %d; want %d (%s)", uid, want, c.user)
 		}
-		if fi, err := os.Stat(c.dir); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
-			t.Errorf("cluster directory not owned by postgres: %v", err)
+		for _, p := range []string{c.dir, c.socket(), c.data()} {
+			if fi, err := os.Stat(p); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uid {
+				t.Errorf("%s not owned by %s: %v", p, c.user, err)
+			}
+		}
+		if fi, err := os.Stat(c.secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("superuser password %s not owned by root: %v", c.secret, err)
+		}
+		if _, err := os.Stat(c.password()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("superuser password in the cluster directory: %v; want none", err)
+		}
+		if !regexp.MustCompile(`^pglink-[0-9a-f]{12}$`).MatchString(c.user) {
+			t.Errorf("OS user %q; want pglink-<12 hex digits>", c.user)
 		}
 	} else if int(uid) != os.Geteuid() {
 		t.Errorf("postmaster runs as uid %d; want %d", uid, os.Geteuid())
@@ -232,16 +280,25 @@ func TestNoTCP(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("notcp")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var listen string
 	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
 		t.Errorf("listen_addresses = %q, %v; want \"\"", listen, err)
 	}
-	// Even ALTER SYSTEM by the administrator, a superuser, does not open a TCP port.
-	if _, err := conn.Exec(t.Context(), "alter system set listen_addresses = '*'"); err != nil {
-		t.Fatal(err)
+	// The administrator may not ALTER SYSTEM; and even ALTER SYSTEM by a superuser does not
+	// open a TCP port.
+	if _, err := conn.Exec(t.Context(), "alter system set listen_addresses = '*'"); sqlState(err) != "42501" {
+		t.Errorf("ALTER SYSTEM as the administrator: %v; want SQLSTATE 42501", err)
 	}
 	conn.Close(t.Context())
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(t.Context(), "alter system set listen_addresses = '*'"); err != nil {
+		t.Fatal(err)
+	}
+	closeConn(su)
 	if err := l.Restart(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +319,7 @@ func TestNoTCP(t *testing.T) {
 	if ports := tcpListeners(t, pm.pid); len(ports) > 0 {
 		t.Errorf("postmaster %d listens on TCP sockets %v; want none", pm.pid, ports)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if err := conn.QueryRow(t.Context(), "show listen_addresses").Scan(&listen); err != nil || listen != "" {
 		t.Errorf("listen_addresses after ALTER SYSTEM and restart = %q, %v; want \"\"", listen, err)
 	}
@@ -305,9 +362,9 @@ func TestSetPassword(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("password")
 	create(t, l, s)
-	old := s.AdminPassword
-	for _, pw := range []string{`new'pass"word\1`, "pässwörd-ünïcode'\\x", "plain-Again-2"} {
-		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, pw); err != nil {
+	old := adminPassword(s)
+	for _, pw := range []string{`new'pass"word\1`, "pässwörd-ünïcode'\\x", "Пароль-Secret1", "plain-Again-2"} {
+		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, mustVerifier(pw)); err != nil {
 			t.Fatalf("SetPassword(%q): %v", pw, err)
 		}
 		if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, old); sqlState(err) != "28P01" {
@@ -321,16 +378,19 @@ func TestSetPassword(t *testing.T) {
 		conn.Close(t.Context())
 		old = pw
 	}
-	if err := l.SetPassword(t.Context(), s.ID, "pglink", "x"); resource.KindOf(err) != resource.Invalid {
+	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, "Clear-Password-1"); err == nil {
+		t.Errorf("SetPassword with a password in clear succeeded; want an error")
+	}
+	if err := l.SetPassword(t.Context(), s.ID, "pglink", mustVerifier("x")); resource.KindOf(err) != resource.Invalid {
 		t.Errorf("SetPassword of the bootstrap superuser = %v; want an Invalid error", err)
 	}
-	if err := l.SetPassword(t.Context(), testID("nosuch"), s.AdminLogin, "x"); !errors.Is(err, ErrNoCluster) {
+	if err := l.SetPassword(t.Context(), testID("nosuch"), s.AdminLogin, mustVerifier("x")); !errors.Is(err, ErrNoCluster) {
 		t.Errorf("SetPassword on a missing server = %v; want ErrNoCluster", err)
 	}
 	if err := l.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, "x"); !errors.Is(err, ErrNotRunning) {
+	if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, mustVerifier("x")); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("SetPassword on a stopped server = %v; want ErrNotRunning", err)
 	}
 }
@@ -340,7 +400,7 @@ func TestStopStart(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("stopstart")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('before stop')"); err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +415,7 @@ func TestStopStart(t *testing.T) {
 	if err := conn.Ping(t.Context()); err == nil {
 		t.Errorf("a session survived Stop")
 	}
-	if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, s.AdminPassword); err == nil {
+	if _, err := dial(t.Context(), l, s.ID, s.AdminLogin, adminPassword(s)); err == nil {
 		t.Errorf("connect after Stop succeeded; want an error")
 	}
 	if err := l.Stop(t.Context(), s.ID); err != nil {
@@ -369,7 +429,7 @@ func TestStopStart(t *testing.T) {
 	if err := l.Start(t.Context(), s.ID); err != nil {
 		t.Errorf("Start of a running server: %v", err)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var v string
 	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "before stop" {
 		t.Errorf("select after Start = %q, %v; want \"before stop\"", v, err)
@@ -393,7 +453,7 @@ func TestRestart(t *testing.T) {
 	if after := readPostmaster(l.cluster(s.ID).data()).pid; after == before {
 		t.Errorf("postmaster pid after Restart = %d; want a new one", after)
 	}
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if err := l.Stop(t.Context(), s.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +471,7 @@ func TestCreateIdempotent(t *testing.T) {
 	s := testSpec("twice")
 	create(t, l, s)
 	pid := readPostmaster(l.cluster(s.ID).data()).pid
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v int)"); err != nil {
 		t.Fatal(err)
 	}
@@ -431,18 +491,18 @@ func TestCreateIdempotent(t *testing.T) {
 	if err := l.Create(t.Context(), s); err != nil {
 		t.Fatalf("Create of a stopped server: %v", err)
 	}
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	// A Create cut short after initdb (the work directory left behind) starts over.
 	s2 := testSpec("resumed")
 	c := l.cluster(s2.ID)
-	if err := l.mkdir(c.dir); err != nil {
+	if err := mkdir(c.dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.mkdir(c.initDir()); err != nil {
+	if err := mkdir(c.initDir(), nil); err != nil {
 		t.Fatal(err)
 	}
 	create(t, l, s2)
-	mustDial(t, l, s2.ID, s2.AdminLogin, s2.AdminPassword)
+	mustDial(t, l, s2.ID, s2.AdminLogin, adminPassword(s2))
 }
 
 func TestEnsureAfterKill(t *testing.T) {
@@ -450,7 +510,7 @@ func TestEnsureAfterKill(t *testing.T) {
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	s := testSpec("killed")
 	create(t, l, s)
-	conn := mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	if _, err := conn.Exec(t.Context(), "create table kept (v text); insert into kept values ('committed')"); err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +530,7 @@ func TestEnsureAfterKill(t *testing.T) {
 	if got := readPostmaster(l.cluster(s.ID).data()).pid; got == pm.pid {
 		t.Errorf("postmaster pid after Ensure = %d, the killed one", got)
 	}
-	conn = mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	conn = mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	var v string
 	if err := conn.QueryRow(t.Context(), "select v from kept").Scan(&v); err != nil || v != "committed" {
 		t.Errorf("select after crash = %q, %v; want \"committed\"", v, err)
@@ -527,7 +587,7 @@ func TestNewLocalSameDir(t *testing.T) {
 		if err := l2.Ensure(t.Context(), s.ID, true); err != nil {
 			t.Fatalf("Ensure(%s, running): %v", s.ID.Names[0], err)
 		}
-		mustDial(t, l2, s.ID, s.AdminLogin, s.AdminPassword)
+		mustDial(t, l2, s.ID, s.AdminLogin, adminPassword(s))
 	}
 	if got := readPostmaster(l2.cluster(running.ID).data()).pid; got != pid {
 		t.Errorf("postmaster pid = %d; want %d, reused", got, pid)
@@ -583,7 +643,7 @@ func TestDelete(t *testing.T) {
 	}
 	// The same ID can be created again, from scratch.
 	create(t, l, s)
-	mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+	mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 }
 
 func TestConcurrent(t *testing.T) {
@@ -616,7 +676,7 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 	for _, s := range specs {
-		mustDial(t, l, s.ID, s.AdminLogin, s.AdminPassword)
+		mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
 	}
 }
 
@@ -716,11 +776,473 @@ func TestQuoting(t *testing.T) {
 	if got, want := clusterName("my server.é"), "my_server.__"; got != want {
 		t.Errorf("clusterName = %q; want %q", got, want)
 	}
-	if _, err := passwordLiteral("a\x00b"); err == nil {
-		t.Errorf("passwordLiteral with NUL succeeded; want an error")
+	if _, err := Verifier("a\x00b"); err == nil {
+		t.Errorf("Verifier with NUL succeeded; want an error")
 	}
-	v, err := scramVerifier("secret")
+	v, err := Verifier("secret")
 	if err != nil || !regexp.MustCompile(`^SCRAM-SHA-256\$4096:[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}:[A-Za-z0-9+/=]{44}$`).MatchString(v) {
-		t.Errorf("scramVerifier = %q, %v; want SCRAM-SHA-256$4096:salt$stored:server", v, err)
+		t.Errorf("Verifier = %q, %v; want SCRAM-SHA-256$4096:salt$stored:server", v, err)
+	}
+	if err := checkVerifier(v); err != nil {
+		t.Errorf("checkVerifier(%q) = %v; want nil", v, err)
+	}
+	for _, bad := range []string{"", "secret", "SCRAM-SHA-256$4096:c2FsdA==$x:y", "md5abcdef"} {
+		if err := checkVerifier(bad); err == nil {
+			t.Errorf("checkVerifier(%q) = nil; want an error", bad)
+		}
+	}
+}
+
+// TestIsolation: server A's administrator, after every escalation PostgreSQL 15 lets it make,
+// can neither read server B's files nor the superuser passwords (B's or its own), nor reach
+// B's unix socket. Programs it runs run as A's OS user, which owns nothing of B's.
+func TestIsolation(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("isolating servers needs pglink to run as root")
+		}
+		t.Skip("isolating servers needs pglink to run as root")
+	}
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	a, b := testSpec("alpha"), testSpec("bravo")
+	create(t, l, a)
+	create(t, l, b)
+	ca, cb := l.cluster(a.ID), l.cluster(b.ID)
+	secretA, err := os.ReadFile(ca.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secretB, err := os.ReadFile(cb.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Something only B's files hold: its ID is in server.json, its log names its cluster.
+	markerB := b.ID.String()
+	psql := filepath.Join(testBin, "psql")
+	if _, err := os.Stat(psql); err != nil {
+		psql = "psql"
+	}
+
+	conn := mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	// In PostgreSQL 15, a CREATEROLE role may grant itself these.
+	for _, role := range []string{"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"} {
+		if _, err := conn.Exec(t.Context(), "grant "+role+" to azureuser"); err != nil {
+			t.Logf("grant %s to the administrator: %v", role, err)
+		}
+	}
+	conn.Close(t.Context())
+	conn = mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	if _, err := conn.Exec(t.Context(), "create table out (line text)"); err != nil {
+		t.Fatal(err)
+	}
+	// run runs q, a COPY into out or a query of one text column, and returns what it read.
+	run := func(q string) (string, error) {
+		if strings.HasPrefix(q, "copy out") {
+			if _, err := conn.Exec(t.Context(), "truncate out"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(t.Context(), q); err != nil {
+				return "", err
+			}
+			q = "select coalesce(string_agg(line, E'\\n'), '') from out"
+		}
+		if strings.HasPrefix(q, "copy (") {
+			_, err := conn.Exec(t.Context(), q)
+			return "", err
+		}
+		var got string
+		err := conn.QueryRow(t.Context(), q).Scan(&got)
+		return got, err
+	}
+
+	// The escalation works: programs run, as A's OS user.
+	if got, err := run("copy out from program 'id -un'"); err != nil || got != ca.user {
+		t.Fatalf("COPY FROM PROGRAM 'id -un' = %q, %v; want %q (the self-granted escalation should run as A's OS user)", got, err, ca.user)
+	}
+
+	// sh runs cmd and keeps what it writes, errors included (tabs would split COPY's columns).
+	sh := func(cmd string) string {
+		return "copy out from program " + quoteLiteral("{ "+cmd+"; } 2>&1 | tr '\\t' ' '; true")
+	}
+	for _, tc := range []struct {
+		name   string
+		q      string
+		denied bool // the output must say the OS refused
+	}{
+		{"cat B's server.json", sh("cat " + cb.meta()), true},
+		{"cat B's postgresql.conf", sh("cat " + filepath.Join(cb.data(), "postgresql.conf")), true},
+		{"cat B's log", sh("cat " + cb.logFile()), true},
+		{"list B's cluster", sh("ls -la " + cb.dir), true},
+		{"cat B's superuser password", sh("cat " + cb.secret), true},
+		{"cat A's own superuser password", sh("cat " + ca.secret), true},
+		{"cat A's old password file", sh("cat " + ca.password()), false},
+		{"psql to B's socket", sh(psql + " -w -h " + cb.socket() + " -U pglink -d postgres -c 'select 1'"), true},
+		{"psql to B's socket with B's password", sh("PGPASSWORD=" + strings.TrimSpace(string(secretB)) + " " + psql + " -w -h " + cb.socket() + " -U pglink -d postgres -c 'select 1'"), true},
+		{"COPY FROM B's file", "copy out from " + quoteLiteral(cb.meta()), false},
+		{"COPY TO B's directory", "copy (select 'x') to " + quoteLiteral(filepath.Join(cb.data(), "evil")), false},
+		{"pg_read_file", "select pg_read_file(" + quoteLiteral(cb.meta()) + ")", false},
+		{"pg_read_binary_file", "select encode(pg_read_binary_file(" + quoteLiteral(cb.secret) + "), 'escape')", false},
+		{"pg_ls_dir", "select string_agg(f, ',') from pg_ls_dir(" + quoteLiteral(cb.dir) + ") f", false},
+		{"lo_import", "select lo_get(lo_import(" + quoteLiteral(cb.meta()) + "))::text", false},
+		{"ALTER SYSTEM", "alter system set archive_command = " + quoteLiteral("cat "+cb.meta()), false},
+		{"become superuser", "alter role azureuser superuser", false},
+		{"create superuser", "create role evil superuser login", false},
+		{"set role pglink", "set role pglink", false},
+		{"plperlu", "create function evil() returns text language plperlu as $$ return `cat " + cb.meta() + "`; $$", false},
+		{"plpython3u", "create function evil() returns text language plpython3u as $$ return open(" + quoteLiteral(cb.meta()) + ").read() $$", false},
+		{"file_fdw", "create extension file_fdw", false},
+		{"adminpack", "create extension adminpack", false},
+		{"untrusted language", "create language plperlu", false},
+	} {
+		got, err := run(tc.q)
+		for what, s := range map[string]string{"B's ID": markerB, "B's superuser password": strings.TrimSpace(string(secretB)), "A's superuser password": strings.TrimSpace(string(secretA))} {
+			if strings.Contains(got, s) {
+				t.Errorf("%s: read %s: %q", tc.name, what, got)
+			}
+		}
+		if strings.Contains(got, "(1 row)") {
+			t.Errorf("%s: reached B's PostgreSQL: %q", tc.name, got)
+		}
+		switch {
+		case tc.denied && !strings.Contains(got, "Permission denied"):
+			t.Errorf("%s = %q, %v; want the OS to deny it (Permission denied)", tc.name, got, err)
+		case !tc.denied && !strings.HasPrefix(tc.name, "cat") && err == nil:
+			t.Errorf("%s = %q, nil; want an error", tc.name, got)
+		default:
+			t.Logf("%s: %q, %v", tc.name, got, err)
+		}
+	}
+	// B is untouched and still serves its administrator.
+	if _, err := os.Stat(filepath.Join(cb.data(), "evil")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("file written into B's cluster: %v", err)
+	}
+	mustDial(t, l, b.ID, b.AdminLogin, adminPassword(b))
+
+	// A's OS user owns A's cluster directory: it may plant symlinks, FIFOs and hard links
+	// where pglink, as root, keeps files. Restarting A must not touch what they point to.
+	victimDir := filepath.Join(filepath.Dir(l.dir), "victim")
+	victim := filepath.Join(victimDir, "file")
+	if err := os.Mkdir(victimDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, []byte("root's\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(victim, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	plant := "cd " + ca.dir + " && mv socket socket.old && ln -s " + victimDir + " socket && " +
+		"rm -f server.json && ln -s " + victim + " server.json && " +
+		"mv postgres.log postgres.log.old && mkfifo postgres.log.1"
+	if got, err := run(sh(plant)); err != nil || got != "" {
+		t.Fatalf("plant links as A's OS user: %q, %v", got, err)
+	}
+	conn.Close(t.Context())
+	if err := l.Restart(t.Context(), a.ID); err != nil {
+		t.Fatalf("Restart A after its OS user planted links: %v", err)
+	}
+	mustDial(t, l, a.ID, a.AdminLogin, adminPassword(a))
+	for p, want := range map[string]os.FileMode{victimDir: 0o755, victim: 0o644} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm() != want || fi.Sys().(*syscall.Stat_t).Uid != 0 {
+			t.Errorf("%s after A's restart: %v, %v; want mode %v, owned by root", p, fi.Mode().Perm(), err, want)
+		}
+	}
+}
+
+// TestAdminPrivileges: the administrator does what an Azure administrator does (create
+// databases and roles, own what it creates, read and write all data) without being a superuser.
+func TestAdminPrivileges(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("privileges")
+	create(t, l, s)
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	var super, createdb, createrole, repl bool
+	if err := conn.QueryRow(t.Context(), "select rolsuper, rolcreatedb, rolcreaterole, rolreplication from pg_roles where rolname = current_user").Scan(&super, &createdb, &createrole, &repl); err != nil {
+		t.Fatal(err)
+	}
+	if super || !createdb || !createrole || !repl {
+		t.Errorf("superuser, createdb, createrole, replication = %v, %v, %v, %v; want false, true, true, true", super, createdb, createrole, repl)
+	}
+	for _, role := range []string{"pg_read_all_data", "pg_write_all_data", "pg_monitor", "pg_signal_backend"} {
+		var member bool
+		if err := conn.QueryRow(t.Context(), "select pg_has_role(current_user, $1, 'member')", role).Scan(&member); err != nil || !member {
+			t.Errorf("member of %s = %v, %v; want true", role, member, err)
+		}
+	}
+	for _, role := range []string{"pg_execute_server_program", "pg_read_server_files", "pg_write_server_files"} {
+		var member bool
+		if err := conn.QueryRow(t.Context(), "select pg_has_role(current_user, $1, 'member')", role).Scan(&member); err != nil || member {
+			t.Errorf("member of %s = %v, %v; want false", role, member, err)
+		}
+	}
+	for _, q := range []string{
+		"create table t (x int)",
+		"insert into t values (1)",
+		"create schema app",
+		"create database appdb",
+		"create role app login password 'App-Password-1'",
+		"grant select on t to app",
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	// Existing clusters' administrators were superusers: a Create demotes them.
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(su)
+	if _, err := su.Exec(t.Context(), "alter role azureuser superuser"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Create(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	if err := su.QueryRow(t.Context(), "select rolsuper from pg_roles where rolname = 'azureuser'").Scan(&super); err != nil || super {
+		t.Errorf("administrator superuser after Create = %v, %v; want false", super, err)
+	}
+}
+
+// TestVerifierUnicode: a role given Verifier(pw) accepts pw at login, for any Unicode pw,
+// through libpq (psql, which prepares passwords with SASLprep as PostgreSQL does) and pgx.
+func TestVerifierUnicode(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("unicode")
+	create(t, l, s)
+	psql := filepath.Join(testBin, "psql")
+	if _, err := os.Stat(psql); err != nil {
+		t.Fatalf("psql: %v", err)
+	}
+	for _, tc := range []struct {
+		pw  string
+		pgx bool // pgx prepares it as PostgreSQL does (it uses NFC where SASLprep uses NFKC)
+	}{
+		{"Пароль-Secret1", true},
+		{"pässwörd-ÅÅ1", true},
+		{"Ｗｉｄｅ-ｐａｓｓ-１２３", false},                 // full-width: SASLprep maps it to ASCII
+		{"ﬁne-Ligature-½-Ⅻ", false},              // compatibility characters
+		{"Non\u00a0Breaking\u200bSpace1", false}, // mapped to a space; mapped to nothing
+		{"prohibited-\u0007-Bell1", true},        // SASLprep refuses it: the raw bytes are hashed
+		{"\u0627\u0628-mixed-bidi1", true},       // RandALCat and LCat mixed: refused, raw bytes
+		{"unassigned-\U000E0080-x1", true},       // unassigned in Unicode 3.2: raw bytes
+		{"\u00ad", true},                         // mapped to nothing at all: raw bytes
+		{"invalid-\xff-utf8", false},             // not UTF-8: raw bytes
+	} {
+		v, err := Verifier(tc.pw)
+		if err != nil {
+			t.Fatalf("Verifier(%q): %v", tc.pw, err)
+		}
+		if err := l.SetPassword(t.Context(), s.ID, s.AdminLogin, v); err != nil {
+			t.Fatalf("SetPassword(Verifier(%q)): %v", tc.pw, err)
+		}
+		cmd := exec.CommandContext(t.Context(), psql, "-w", "-X", "-A", "-t", "-h", l.Socket(s.ID), "-U", s.AdminLogin, "-d", "postgres", "-c", "select 1")
+		cmd.Env = append(os.Environ(), "PGPASSWORD="+tc.pw, "PGCONNECT_TIMEOUT=5")
+		if out, err := cmd.CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "1" {
+			t.Errorf("psql login with %q = %q, %v; want 1", tc.pw, out, err)
+		}
+		if tc.pgx {
+			conn, err := dial(t.Context(), l, s.ID, s.AdminLogin, tc.pw)
+			if err != nil {
+				t.Errorf("pgx login with %q: %v", tc.pw, err)
+				continue
+			}
+			conn.Close(t.Context())
+		}
+	}
+	if _, err := Verifier("a\x00b"); err == nil {
+		t.Errorf("Verifier with NUL succeeded; want an error")
+	}
+}
+
+func TestSASLprep(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"plain-ASCII", "plain-ASCII"},
+		{"Ｗｉｄｅ１", "Wide1"},
+		{"a\u00a0b", "a b"},
+		{"a\u200bb\u00adc", "a bc"}, // U+200B is a space (C.1.2) before it is nothing (B.1)
+		{"ﬁ", "fi"},
+		{"a\u0007b", "a\u0007b"},           // prohibited: unchanged
+		{"\u00ad", "\u00ad"},               // empty after mapping: unchanged
+		{"\xffＷ", "\xffＷ"},                 // not UTF-8: unchanged
+		{"\u0627\u0628x", "\u0627\u0628x"}, // bidi rule broken: unchanged
+		{"\u0627\u0628", "\u0627\u0628"},   // right-to-left only: allowed
+		{"x\U000E0080Ｗ", "x\U000E0080Ｗ"},   // unassigned: unchanged
+		{"Cafe\u0301", "Café"},             // NFKC composes
+	} {
+		if got := saslprep(tc.in); got != tc.want {
+			t.Errorf("saslprep(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestVerifierMatchesPostgreSQL: for passwords PostgreSQL hashes itself (given in clear),
+// Verifier's hash with PostgreSQL's salt is PostgreSQL's verifier, byte for byte.
+func TestVerifierMatchesPostgreSQL(t *testing.T) {
+	t.Parallel()
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("saslprep")
+	create(t, l, s)
+	su, err := l.connect(t.Context(), l.cluster(s.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeConn(su)
+	for _, pw := range []string{
+		"plain-ASCII-1", "Пароль-Secret1", "pässwörd-ÅÅ1", "Ｗｉｄｅ-ｐａｓｓ-１２３", "ﬁne-Ligature-½-Ⅻ",
+		"Non\u00a0Breaking\u200bSpace1", "a\u1680b\u3000c\u2028d", "soft\u00adhyphen\u180e\u200d\ufeff",
+		"prohibited-\u0007-Bell1", "private-\ue000-use", "\u0627\u0628-mixed-bidi1", "\u0627\u0628\u0629",
+		"\u0627x\u0628", "unassigned-\U000E0080-x1", "new-\U0001F600-emoji", "\u00ad", "\u00ad\u200b",
+		"Cafe\u0301", "Ａ\u0301", "ǅ-titlecase-ß-ﬀ", "tab\tand\nnewline",
+		"x\u2126\u212b\u00b5", "\U0002F800-cjk-compat", "\u0340\u0341-deprecated",
+	} {
+		if _, err := su.Exec(t.Context(), "alter role "+pgx.Identifier{s.AdminLogin}.Sanitize()+" password "+quoteLiteral(pw)); err != nil {
+			t.Errorf("alter role password %q: %v", pw, err)
+			continue
+		}
+		var stored string
+		if err := su.QueryRow(t.Context(), "select rolpassword from pg_authid where rolname = $1", s.AdminLogin).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		// SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>
+		rest, _ := strings.CutPrefix(stored, "SCRAM-SHA-256$")
+		params, _, _ := strings.Cut(rest, "$")
+		iter, salt64, _ := strings.Cut(params, ":")
+		n, err := strconv.Atoi(iter)
+		if err != nil {
+			t.Fatalf("verifier %q: %v", stored, err)
+		}
+		salt, err := base64.StdEncoding.DecodeString(salt64)
+		if err != nil {
+			t.Fatalf("verifier %q: %v", stored, err)
+		}
+		got, err := scramVerifierSalt(saslprep(pw), salt, n)
+		if err != nil || got != stored {
+			t.Errorf("verifier of %q = %q, %v; PostgreSQL's is %q", pw, got, err, stored)
+		}
+	}
+}
+
+// TestAdoptOldCluster: a cluster made by an older pglink (run by a shared OS user, the
+// superuser's password inside it, server.json readable by all) gets an OS user of its own, its
+// password moved out and its files made private when it next starts.
+func TestAdoptOldCluster(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("OS users of their own need pglink to run as root")
+		}
+		t.Skip("OS users of their own need pglink to run as root")
+	}
+	old, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("the OS user postgres, which older versions ran every cluster as: %v", err)
+	}
+	oldUID, _ := strconv.Atoi(old.Uid)
+	oldGID, _ := strconv.Atoi(old.Gid)
+	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
+	s := testSpec("old")
+	create(t, l, s)
+	c := l.cluster(s.ID)
+	su, err := l.connect(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := su.Exec(t.Context(), "alter role azureuser superuser"); err != nil {
+		t.Fatal(err)
+	}
+	closeConn(su)
+	if err := l.Stop(t.Context(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(c.secret, c.password()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.meta(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(c.dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, oldUID, oldGID)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := removeUser(t.Context(), c.user); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := l.Start(t.Context(), s.ID); err != nil {
+		t.Fatalf("Start of an old cluster: %v", err)
+	}
+	conn := mustDial(t, l, s.ID, s.AdminLogin, adminPassword(s))
+	var super, createrole bool
+	if err := conn.QueryRow(t.Context(), "select rolsuper, rolcreaterole from pg_roles where rolname = current_user").Scan(&super, &createrole); err != nil || super || !createrole {
+		t.Errorf("administrator superuser, createrole after Start = %v, %v, %v; want false, true", super, createrole, err)
+	}
+	u, err := user.Lookup(c.user)
+	if err != nil {
+		t.Fatalf("OS user of the adopted cluster: %v", err)
+	}
+	for _, p := range []string{c.dir, c.data(), filepath.Join(c.data(), "PG_VERSION"), c.logFile()} {
+		if fi, err := os.Stat(p); err != nil || strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)) != u.Uid {
+			t.Errorf("owner of %s: %v; want %s", p, err, c.user)
+		}
+	}
+	if _, err := os.Stat(c.password()); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("superuser password left in the cluster: %v", err)
+	}
+	if fi, err := os.Stat(c.secret); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("superuser password not moved out, root's, 0600: %v", err)
+	}
+	if fi, err := os.Stat(c.meta()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("server.json mode: %v; want 0600", err)
+	}
+}
+
+// TestCreateFailureLeavesNothing: when initdb fails, Create leaves no cluster directory, no
+// superuser password and no OS user behind.
+func TestCreateFailureLeavesNothing(t *testing.T) {
+	t.Parallel()
+	base := newTestBase(t)
+	bin := filepath.Join(base, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range serverBinaries {
+		if err := os.Symlink(filepath.Join(testBin, name), filepath.Join(bin, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An initdb that answers --version and fails at anything else.
+	initdb := "#!/bin/sh\nif [ \"$1\" = --version ]; then exec " + filepath.Join(testBin, "initdb") + " --version; fi\necho 'initdb: disk full' >&2\nexit 1\n"
+	if err := os.Remove(filepath.Join(bin, "initdb")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "initdb"), []byte(initdb), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLocal(LocalConfig{Dir: filepath.Join(base, "servers"), PGBin: bin, Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec("doomed")
+	if err := l.Create(t.Context(), s); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("Create with a failing initdb = %v; want its error", err)
+	}
+	c := l.cluster(s.ID)
+	for _, p := range []string{c.dir, c.secret} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after a failed Create: %v; want it gone", p, err)
+		}
+	}
+	if _, err := user.Lookup(c.user); err == nil {
+		t.Errorf("OS user %s after a failed Create; want it gone", c.user)
 	}
 }

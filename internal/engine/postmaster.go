@@ -26,7 +26,7 @@ type postmaster struct {
 // the postmaster of dataDir: a postmaster killed with SIGKILL leaves its pid file behind, and
 // its pid may since have gone to another process.
 func readPostmaster(dataDir string) postmaster {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	b, err := readRegular(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		return postmaster{}
 	}
@@ -73,7 +73,7 @@ func procCwd(pid int) (string, error) {
 
 // tail returns at most the last n lines of the file at path, "" if it cannot be read.
 func tail(path string, n int) string {
-	f, err := os.Open(path)
+	f, err := openRegular(path)
 	if err != nil {
 		return ""
 	}

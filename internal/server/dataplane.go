@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -75,8 +78,8 @@ func (s *Server) metrics() http.Handler {
 }
 
 // serversDir is where the PostgreSQL clusters live: DATA/servers, unless pglink runs as root
-// and the postgres OS user cannot traverse the data dir's parents (a checkout under /root, say):
-// then /var/lib/pglink/servers-<hash of the data dir>, which it can.
+// and the clusters' OS users cannot traverse the data dir's parents (a checkout under /root,
+// say): then /var/lib/pglink/servers-<hash of the data dir>, which they can.
 func (s *Server) serversDir() string {
 	abs, err := filepath.Abs(s.cfg.DataDir)
 	if err != nil {
@@ -88,12 +91,89 @@ func (s *Server) serversDir() string {
 	}
 	sum := sha256.Sum256([]byte(abs))
 	alt := filepath.Join("/var/lib/pglink", "servers-"+hex.EncodeToString(sum[:4]))
-	s.log.Warn("the postgres OS user cannot reach the data dir; keeping PostgreSQL clusters elsewhere",
+	s.log.Warn("the clusters' OS users cannot reach the data dir; keeping PostgreSQL clusters elsewhere",
 		"data_dir", abs, "servers_dir", alt, "fix", "chmod o+x the data dir's parent directories")
 	if err := os.MkdirAll("/var/lib/pglink", 0o711); err != nil {
 		return dir
 	}
+	if err := os.Chmod("/var/lib/pglink", 0o711); err != nil { // the umask is 0077
+		return dir
+	}
 	return alt
+}
+
+// clustersInDataDir reports whether the PostgreSQL clusters live below the data dir and run as
+// OS users other than pglink's (see serversDir), who must then traverse it.
+func clustersInDataDir(cfg Config) bool {
+	if cfg.Engine == "records" || os.Geteuid() != 0 {
+		return false
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return true
+	}
+	return othersCanTraverse(filepath.Dir(abs))
+}
+
+// secureDataDir makes the data dir pglink's alone. It sets the process's umask to 0077, so
+// that everything pglink creates is readable by its own OS user only, and creates the data dir
+// with mode 0700: 0711 when the clusters' OS users must traverse it to reach their clusters
+// (they can list nothing in it, and open only their own cluster). Files and directories left
+// by older versions lose every group and other permission bit, except the clusters' directory
+// (the engine's: 0711). Directories pglink's OS user does not own (each cluster's, 0700 for
+// its own OS user, which the engine keeps) and PostgreSQL data directories, which PostgreSQL
+// keeps private itself, are not walked; nor are symlinks followed.
+func secureDataDir(cfg Config) error {
+	syscall.Umask(0o077)
+	mode := os.FileMode(0o700)
+	if clustersInDataDir(cfg) {
+		mode = 0o711
+	}
+	if err := os.MkdirAll(cfg.DataDir, mode); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.Chmod(cfg.DataDir, mode); err != nil {
+		return fmt.Errorf("data dir permissions: %w", err)
+	}
+	servers := filepath.Join(cfg.DataDir, "servers")
+	euid := os.Geteuid()
+	err := filepath.WalkDir(cfg.DataDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while we walk (a cluster's log rotated, say)
+			}
+			return err
+		}
+		if path == cfg.DataDir || path == servers {
+			return nil
+		}
+		if d.IsDir() && d.Name() == "data" && filepath.Dir(filepath.Dir(path)) == servers {
+			return fs.SkipDir
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil // symlinks, sockets, FIFOs
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != euid {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(path, perm&^0o077); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("data dir permissions: %w", err)
+	}
+	return nil
 }
 
 // othersCanTraverse reports whether every directory from dir up to / has the x bit for others.

@@ -95,10 +95,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	log := cfg.Logger
-	// 0711: the postgres OS user must traverse it to reach its clusters; nothing in it is
-	// listable, and the secrets in it are 0600.
-	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := secureDataDir(cfg); err != nil {
+		return nil, err
 	}
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {

@@ -6,6 +6,7 @@ package postgresql
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,7 +38,9 @@ type Engine interface {
 	Stop(ctx context.Context, id resource.ID) error
 	Restart(ctx context.Context, id resource.ID) error
 	Delete(ctx context.Context, id resource.ID) error
-	SetPassword(ctx context.Context, id resource.ID, login, password string) error
+	// SetPassword sets the password of role login to the one whose SCRAM-SHA-256 verifier is
+	// verifier (engine.Verifier).
+	SetPassword(ctx context.Context, id resource.ID, login, verifier string) error
 	MinorVersion(major string) string
 	// Versions lists the installed PostgreSQL major versions, oldest first.
 	Versions() []string
@@ -63,11 +66,14 @@ type Provider struct {
 	addrs     Addresses // nil: servers get no data-plane address
 	endpoints Endpoints
 	log       *slog.Logger
+	goalKey   []byte // keys the password's hash in operation goals; random, never stored
 }
 
 // New returns the provider. addrs may be nil when there is no data plane.
 func New(st store.Store, eng Engine, endpoints Endpoints, addrs Addresses, log *slog.Logger) *Provider {
-	return &Provider{st: st, eng: eng, endpoints: endpoints, addrs: addrs, log: log.With("component", "postgresql")}
+	key := make([]byte, 32)
+	rand.Read(key) // never fails (crypto/rand)
+	return &Provider{st: st, eng: eng, endpoints: endpoints, addrs: addrs, log: log.With("component", "postgresql"), goalKey: key}
 }
 
 // Types returns the resource types the provider serves.

@@ -2,6 +2,9 @@ package postgresql
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -302,11 +305,65 @@ func loadServer(ctx context.Context, tx store.Tx, id resource.ID) (Server, store
 	return s, r, err
 }
 
-// serverInput is what a create or update keeps for its operation (the password never touches
-// the resource document).
+// serverInput is what a create or update keeps for its operation. The password is kept as its
+// SCRAM-SHA-256 verifier, never in clear, and never touches the resource document.
 type serverInput struct {
-	Password string  `json:"password,omitempty"`
-	Restore  *Server `json:"restore,omitempty"` // the server before an update: a failed update restores it
+	Verifier string  `json:"verifier,omitempty"`
+	Password string  `json:"password,omitempty"` // in clear: read from operations of older versions only
+	Restore  *Server `json:"restore,omitempty"`  // the server before an update: a failed update restores it
+}
+
+// verifier returns the SCRAM-SHA-256 verifier of the password in, or "" if it sets none.
+func (in serverInput) verifier() (string, error) {
+	if in.Verifier != "" || in.Password == "" {
+		return in.Verifier, nil
+	}
+	return engine.Verifier(in.Password)
+}
+
+// newServerInput returns the operation input for a request that sets password ("": none).
+func newServerInput(password string) (serverInput, error) {
+	if password == "" {
+		return serverInput{}, nil
+	}
+	v, err := engine.Verifier(password)
+	if err != nil {
+		return serverInput{}, resource.InvalidParameter("administratorLoginPassword", "The password is not valid: %v.", err)
+	}
+	return serverInput{Verifier: v}, nil
+}
+
+// goal returns the goal of a create or update (what) of a server from the request body: the
+// body without the password and, when the request sets one, the password's keyed hash. The key
+// is random per process and never stored, so a goal (kept with the operation, in the database)
+// cannot be used to test guesses of the password. An identical retry to the same process gets
+// the same goal and joins the operation; after a restart it does not, and waits like any other
+// request.
+func (p *Provider) goal(what string, body []byte, password string) string {
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		// Decode accepted it, so this does not happen; never let the password in the goal.
+		doc = nil
+	}
+	for k, v := range doc {
+		if strings.EqualFold(k, "properties") {
+			if props, ok := v.(map[string]any); ok {
+				for pk := range props {
+					if strings.EqualFold(pk, "administratorLoginPassword") {
+						delete(props, pk)
+					}
+				}
+			}
+		}
+	}
+	canon, _ := json.Marshal(doc)
+	var keyed string
+	if password != "" {
+		h := hmac.New(sha256.New, p.goalKey)
+		h.Write([]byte(password))
+		keyed = hex.EncodeToString(h.Sum(nil))
+	}
+	return operation.Digest(what, string(canon), keyed)
 }
 
 func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Response, error) {
@@ -333,7 +390,7 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if err := req.CheckPreconditions(curp); err != nil {
 			return err
 		}
-		createGoal := operation.Digest("create", string(req.Body))
+		createGoal := p.goal("create", req.Body, in.Properties.AdministratorLoginPassword)
 		if a, err := tx.ActiveOperation(ctx, id.Key()); exists && err == nil && a.Kind == kindCreate && a.Goal == createGoal {
 			// An identical retry of a create in flight joins it, and is answered as the create.
 			op, out, created = a, cur, true
@@ -355,8 +412,11 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 			if err != nil {
 				return err
 			}
-			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, createGoal,
-				arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword})
+			input, err := newServerInput(in.Properties.AdministratorLoginPassword)
+			if err != nil {
+				return err
+			}
+			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, createGoal, arm.OpMeta(req, ""), input)
 			op = o
 			return err
 		}
@@ -367,7 +427,7 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if reflectEqual(out, cur) && in.Properties.AdministratorLoginPassword == "" {
 			return nil // nothing to change: 200 with the resource as it is
 		}
-		goal := operation.Digest("update", string(req.Body))
+		goal := p.goal("update", req.Body, in.Properties.AdministratorLoginPassword)
 		if a, err := tx.ActiveOperation(ctx, id.Key()); err == nil && a.Goal == goal {
 			op = a // an identical retry joins the operation in flight
 			return nil
@@ -375,10 +435,14 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		if err := resource.RequireReady(id.Name(), cur.Properties.State, "update the server"); err != nil {
 			return err
 		}
+		input, err := newServerInput(in.Properties.AdministratorLoginPassword)
+		if err != nil {
+			return err
+		}
 		prev := cur
 		prev.Properties.PrivateEndpointConnections = nil
-		o, err := operation.Begin(ctx, tx, kindUpdate, id, out.Location, req.Method, goal,
-			arm.OpMeta(req, ""), serverInput{Password: in.Properties.AdministratorLoginPassword, Restore: &prev})
+		input.Restore = &prev
+		o, err := operation.Begin(ctx, tx, kindUpdate, id, out.Location, req.Method, goal, arm.OpMeta(req, ""), input)
 		if err != nil {
 			return err
 		}
@@ -703,7 +767,11 @@ func (p *Provider) runCreate(ctx context.Context, op operation.Op) (operation.Co
 	}); err != nil {
 		return nil, err
 	}
-	spec := engine.Spec{ID: id, Version: s.Properties.Version, AdminLogin: s.Properties.AdministratorLogin, AdminPassword: in.Password}
+	verifier, err := in.verifier()
+	if err != nil {
+		return nil, fmt.Errorf("administrator password: %w", err)
+	}
+	spec := engine.Spec{ID: id, Version: s.Properties.Version, AdminLogin: s.Properties.AdministratorLogin, AdminVerifier: verifier}
 	if err := p.eng.Create(ctx, spec); err != nil {
 		return nil, err // the kind's failure removes the cluster and the record
 	}
@@ -717,7 +785,11 @@ func (p *Provider) runUpdate(ctx context.Context, op operation.Op) (operation.Co
 	if err := json.Unmarshal(op.Data, &in); err != nil {
 		return nil, fmt.Errorf("decode input: %w", err)
 	}
-	if in.Password != "" {
+	verifier, err := in.verifier()
+	if err != nil {
+		return nil, fmt.Errorf("administrator password: %w", err)
+	}
+	if verifier != "" {
 		var s Server
 		if err := p.view(ctx, func(tx store.Tx) error {
 			var err error
@@ -726,7 +798,7 @@ func (p *Provider) runUpdate(ctx context.Context, op operation.Op) (operation.Co
 		}); err != nil {
 			return nil, err
 		}
-		if err := p.eng.SetPassword(ctx, id, s.Properties.AdministratorLogin, in.Password); err != nil {
+		if err := p.eng.SetPassword(ctx, id, s.Properties.AdministratorLogin, verifier); err != nil {
 			return nil, err // the kind's failure restores the server as it was
 		}
 	}
