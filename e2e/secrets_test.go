@@ -145,7 +145,7 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serverAddress(t, c, "rg", "latin")
-	conn, err := connect(ctx, addr, "127.0.0.1", "disable", changed)
+	conn, err := connect(ctx, addr, "127.0.0.1", "require", changed)
 	if err != nil {
 		t.Fatalf("connect with the changed password %q: %v", changed, err)
 	}
@@ -153,7 +153,7 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Error(err)
 	}
 	conn.Close(context.Background())
-	if conn, err := connect(ctx, addr, "127.0.0.1", "disable", passwords["latin"]); err == nil {
+	if conn, err := connect(ctx, addr, "127.0.0.1", "require", passwords["latin"]); err == nil {
 		conn.Close(context.Background())
 		t.Errorf("connected with the old password; want a refusal")
 	}
