@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -385,12 +384,7 @@ func show(v any) string {
 
 // TestAzParameters: az postgres flexible-server parameter show, list and set.
 func TestAzParameters(t *testing.T) {
-	if _, err := exec.LookPath("az"); err != nil {
-		if os.Getenv("CI") != "true" {
-			t.Skip("az not on PATH; install it with .ci/install-az")
-		}
-		t.Fatalf("az not on PATH in CI: %v; run .ci/install-az first", err)
-	}
+	requireTool(t, "az") // .ci/install-deps installs it
 	in := start(t, nil)
 	c := newAzCLI(t, in)
 	srvID := "/subscriptions/" + in.boot.SubscriptionID + "/resourceGroups/rg1/providers/Microsoft.DBforPostgreSQL/flexibleServers/srv1"

@@ -132,3 +132,22 @@ func lessVersion(a, b string) bool {
 	}
 	return len(pa) < len(pb)
 }
+
+// NewestInstalled returns the newest PostgreSQL major version installed on this host and its bin
+// directory, found as NewLocal finds them (PATH, then /usr/lib/postgresql/*/bin), or an error
+// wrapping ErrNoPostgres. Tests use it to run against whatever PostgreSQL the host has.
+func NewestInstalled() (major, bin string, err error) {
+	installs, err := findInstalls("", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return "", "", err
+	}
+	for v, in := range installs {
+		if major == "" || lessVersion(major, v) {
+			major, bin = v, in.bin
+		}
+	}
+	if major == "" {
+		return "", "", fmt.Errorf("%w: looked for initdb on PATH and in /usr/lib/postgresql/*/bin", ErrNoPostgres)
+	}
+	return major, bin, nil
+}

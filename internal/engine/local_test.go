@@ -28,16 +28,28 @@ import (
 	"github.com/pglink/pglink/internal/resource"
 )
 
-// testBin is where the tests expect PostgreSQL 15.
-const testBin = "/usr/lib/postgresql/15/bin"
+// testMajor and testBin are the newest PostgreSQL installed on this host, found as the engine
+// finds it; testBinErr says why there is none.
+var testMajor, testBin, testBinErr = NewestInstalled()
+
+// requirePostgres ends a test that needs PostgreSQL when the host has none: a skip on a
+// developer machine, a failure under CI=true, where every part must be present.
+func requirePostgres(t *testing.T) {
+	t.Helper()
+	if testBinErr == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("PostgreSQL is not installed, and CI=true requires it: %v", testBinErr)
+	}
+	t.Skipf("PostgreSQL is not installed: %v", testBinErr)
+}
 
 // newTestBase returns a fresh directory that the OS user postgres can traverse (t.TempDir is
 // mode 0700), removed after the test, after every postmaster below it is gone.
 func newTestBase(t *testing.T) string {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(testBin, "initdb")); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed: %v", err)
-	}
+	requirePostgres(t)
 	base, err := os.MkdirTemp("", "pglink-engine-")
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +116,7 @@ func testID(name string) resource.ID {
 func testPassword(name string) string { return "Secret-" + name + "-1" }
 
 func testSpec(name string) Spec {
-	return Spec{ID: testID(name), Version: "15", AdminLogin: "azureuser", AdminVerifier: mustVerifier(testPassword(name))}
+	return Spec{ID: testID(name), Version: testMajor, AdminLogin: "azureuser", AdminVerifier: mustVerifier(testPassword(name))}
 }
 
 func mustVerifier(password string) string {
@@ -176,14 +188,14 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 func TestVersions(t *testing.T) {
 	t.Parallel()
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
-	if got, want := l.Versions(), []string{"15"}; !slices.Equal(got, want) {
+	if got, want := l.Versions(), []string{testMajor}; !slices.Equal(got, want) {
 		t.Errorf("Versions() = %v; want %v", got, want)
 	}
 	_, wantMinor, err := binaryVersion(filepath.Join(testBin, "postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := l.MinorVersion("15"); got != wantMinor || !regexp.MustCompile(`^\d+$`).MatchString(got) {
+	if got := l.MinorVersion(testMajor); got != wantMinor || !regexp.MustCompile(`^\d+$`).MatchString(got) {
 		t.Errorf("MinorVersion(15) = %q; want %q", got, wantMinor)
 	}
 	if got := l.MinorVersion("16"); got != "" {

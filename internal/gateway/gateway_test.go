@@ -136,13 +136,14 @@ func wantRefused(t *testing.T, err error, msg string) {
 
 func psql(t *testing.T, addr netip.AddrPort, pg *cluster, sslmode string, args ...string) (string, error) {
 	t.Helper()
-	if _, err := os.Stat("/usr/bin/psql"); err != nil {
-		t.Skip("psql is not installed")
+	bin, err := exec.LookPath("psql")
+	if err != nil {
+		requirePart(t, "psql is not installed: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	conn := fmt.Sprintf("host=%s port=%d user=postgres dbname=postgres sslmode=%s connect_timeout=5", addr.Addr(), addr.Port(), sslmode)
-	cmd := exec.CommandContext(ctx, "/usr/bin/psql", append([]string{conn, "-X", "-At", "-v", "ON_ERROR_STOP=1"}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append([]string{conn, "-X", "-At", "-v", "ON_ERROR_STOP=1"}, args...)...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+pg.Password, "PGGSSENCMODE=disable")
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err

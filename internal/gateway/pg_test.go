@@ -25,11 +25,25 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pglink/pglink/internal/engine"
 )
 
-const pgBin = "/usr/lib/postgresql/15/bin"
+// pgBin is the bin directory of the newest PostgreSQL installed on this host, found as the
+// engine finds it; pgBinErr says why there is none.
+var _, pgBin, pgBinErr = engine.NewestInstalled()
 
-// cluster is a PostgreSQL 15 cluster that listens only on a unix socket.
+// requirePart ends a test that lacks a part it needs: a skip on a developer machine, a failure
+// under CI=true, where every part must be present.
+func requirePart(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+" (CI=true requires it)", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// cluster is a PostgreSQL cluster that listens only on a unix socket.
 type cluster struct {
 	Socket   string // directory of .s.PGSQL.5432
 	Password string // of the superuser "postgres"
@@ -39,8 +53,8 @@ type cluster struct {
 // runs PostgreSQL as the postgres OS user.
 func startPostgres(t testing.TB) *cluster {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
-		t.Skipf("PostgreSQL 15 is not installed: %v", err)
+	if pgBinErr != nil {
+		requirePart(t, "PostgreSQL is not installed: %v", pgBinErr)
 	}
 	// A short path: a unix socket path has at most 107 bytes.
 	base, err := os.MkdirTemp("", "pglgw")
@@ -53,7 +67,7 @@ func startPostgres(t testing.TB) *cluster {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			t.Skipf("running as root and there is no postgres OS user: %v", err)
+			requirePart(t, "running as root and there is no postgres OS user: %v", err)
 		}
 		uid, _ = strconv.Atoi(u.Uid)
 		gid, _ = strconv.Atoi(u.Gid)
