@@ -14,17 +14,26 @@ type List struct {
 	NextLink string `json:"nextLink,omitempty"`
 }
 
-// Page lists one page of the resources opts selects, continuing after the request's
-// $skipToken, and renders each with render (which may return nil to skip an item).
+// Page lists one page of the resources opts selects in its own read transaction; see PageTx.
+// It must not be called inside another transaction: a handler that also reads other things
+// for the list (to render items, say) uses PageTx inside its one View.
 func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
+	var resp *Response
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		resp, err = r.PageTx(ctx, tx, opts, render)
+		return err
+	})
+	return resp, err
+}
+
+// PageTx lists one page of the resources opts selects, reading from tx, continuing after the
+// request's $skipToken, and renders each with render (which may return nil to skip an item).
+func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
 	opts.After = r.Query.Get("$skipToken")
 	opts.Limit = r.pageSize + 1
-	var items []store.Resource
-	if err := st.View(ctx, func(tx store.Tx) error {
-		var err error
-		items, err = tx.List(ctx, opts)
-		return err
-	}); err != nil {
+	items, err := tx.List(ctx, opts)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", r.Target.Type, err)
 	}
 	list := List{Value: []any{}}
@@ -45,4 +54,18 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 		}
 	}
 	return &Response{Body: list}, nil
+}
+
+// PageSize is how many items one page of a list response holds.
+func (r *Request) PageSize() int { return r.pageSize }
+
+// NextLink returns the absolute URL of the next page of the request's list: the same path and
+// query with $skipToken set to token.
+func (r *Request) NextLink(token string) string {
+	q := url.Values{}
+	for k, v := range r.Query {
+		q[k] = v
+	}
+	q.Set("$skipToken", token)
+	return r.endpoint + r.path + "?" + q.Encode()
 }

@@ -182,10 +182,13 @@ func (s *Server) start(ctx context.Context) error {
 	if dp != nil {
 		addrs = dp
 	}
-	net := network.New(s.st, nilIfNone(addrs), s.log)
-	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
+	// Providers write through the audited store: each write request's activity log event is
+	// appended in the transaction that makes its change.
+	audited := arm.Audited(s.st)
+	net := network.New(audited, nilIfNone(addrs), s.log)
+	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
 	net.AddTarget(resource.TypeServer, pg)
-	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
+	rs := resources.New(audited, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
 	front.Register(rs.Types()...)
 	front.Register(pg.Types()...)
 	front.Register(net.Types()...)

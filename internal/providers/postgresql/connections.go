@@ -128,6 +128,7 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 		op  store.Operation
 		out Connection
 	)
+	req.Describe(want.Description)
 	err := p.st.Update(ctx, func(tx store.Tx) error {
 		s, _, err := loadServer(ctx, tx, id.Parent())
 		if err != nil {
@@ -168,7 +169,7 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Body: out, Description: want.Description}
+	resp := &arm.Response{Body: out}
 	if op.ID != "" {
 		resp.Op = &op
 	}
