@@ -211,14 +211,20 @@ func TestConcurrentMixedRequests(t *testing.T) {
 	pgv, netv, rgv := "?api-version=2024-08-01", "?api-version=2024-05-01", "?api-version=2021-04-01"
 	type req struct{ method, path, body string }
 	kinds := []func(i int) req{
-		func(int) req { return req{"GET", rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers" + pgv, ""} },
-		func(int) req { return req{"GET", sub + "/providers/Microsoft.DBforPostgreSQL/flexibleServers" + pgv, ""} },
+		func(int) req {
+			return req{"GET", rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers" + pgv, ""}
+		},
+		func(int) req {
+			return req{"GET", sub + "/providers/Microsoft.DBforPostgreSQL/flexibleServers" + pgv, ""}
+		},
 		func(int) req { return req{"GET", rg + "/providers/Microsoft.Network/virtualNetworks" + netv, ""} },
 		func(int) req {
 			return req{"GET", rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1/firewallRules" + pgv, ""}
 		},
 		func(int) req { return req{"GET", sub + "/resourcegroups" + rgv, ""} },
-		func(int) req { return req{"GET", rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1" + pgv, ""} },
+		func(int) req {
+			return req{"GET", rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1" + pgv, ""}
+		},
 		func(int) req { return req{"GET", rg + "/providers/Microsoft.Network/virtualNetworks/vnet" + netv, ""} },
 		func(i int) req {
 			return req{"PUT", fmt.Sprintf("%s/resourcegroups/load%d%s", sub, i, rgv), `{"location":"eastus"}`}
