@@ -345,8 +345,10 @@ func release(ctx context.Context, tx store.Tx, pe PrivateEndpoint) error {
 		return nil
 	}
 	var s Subnet
-	if _, err := arm.Load(ctx, tx, sid, &s); err != nil {
-		return nil
+	if _, err := arm.Load(ctx, tx, sid, &s); resource.KindOf(err) == resource.NotFound {
+		return nil // the subnet is gone, and its addresses with it
+	} else if err != nil {
+		return err
 	}
 	nics := map[string]bool{}
 	for _, n := range pe.Properties.NetworkInterfaces {

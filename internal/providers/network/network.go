@@ -374,7 +374,9 @@ func putSubnet(ctx context.Context, tx store.Tx, id resource.ID, in Subnet, spac
 	}
 	out.Properties.ProvisioningState = "Succeeded"
 	var cur Subnet
-	if _, err := arm.Load(ctx, tx, id, &cur); err == nil {
+	if _, err := arm.Load(ctx, tx, id, &cur); err != nil && resource.KindOf(err) != resource.NotFound {
+		return err
+	} else if err == nil {
 		out.Properties.PrivateEndpoints = cur.Properties.PrivateEndpoints
 		out.Properties.IPConfigurations = cur.Properties.IPConfigurations
 		if len(cur.Properties.IPConfigurations) > 0 {

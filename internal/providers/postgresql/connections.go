@@ -3,6 +3,7 @@ package postgresql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -83,10 +84,12 @@ func (p *Provider) Connect(ctx context.Context, tx store.Tx, lr resource.LinkReq
 }
 
 // Disconnect removes the connection of a private endpoint that is being deleted. A missing
-// connection is not an error.
+// connection is not an error; a failure to read it is.
 func (p *Provider) Disconnect(ctx context.Context, tx store.Tx, conn resource.ID) error {
-	if _, err := tx.Get(ctx, conn.Key()); err != nil {
+	if _, err := tx.Get(ctx, conn.Key()); errors.Is(err, store.ErrNotFound) {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("read connection %s: %w", conn, err)
 	}
 	return arm.Delete(ctx, tx, conn)
 }
