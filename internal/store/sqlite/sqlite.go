@@ -247,43 +247,8 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 	if q.Subscription == "" {
 		return nil, errors.New("list events: no subscription")
 	}
-	where := []string{`subscription = ?`}
-	args := []any{strings.ToLower(q.Subscription)}
-	if !q.Since.IsZero() {
-		where = append(where, `time >= ?`)
-		args = append(args, formatTime(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, `time <= ?`)
-		args = append(args, formatTime(q.Until))
-	}
-	if k := strings.ToLower(q.ResourceID); k != "" {
-		if q.Subtree {
-			// Keys k+"/"... sort between k+"/" and k+"0", as '0' follows '/'.
-			where = append(where, `(resource_key = ? OR (resource_key >= ? AND resource_key < ?))`)
-			args = append(args, k, k+"/", k+"0")
-		} else {
-			where = append(where, `resource_key = ?`)
-			args = append(args, k)
-		}
-	}
-	for _, f := range []struct{ col, v string }{
-		{"resource_group", q.ResourceGroup}, {"caller", q.Caller}, {"correlation_id", q.CorrelationID},
-		{"provider", q.Provider}, {"status", q.Status},
-	} {
-		if f.v != "" {
-			where = append(where, f.col+` = ?`)
-			args = append(args, strings.ToLower(f.v))
-		}
-	}
-	if q.Before > 0 {
-		where = append(where, `seq < ?`)
-		args = append(args, q.Before)
-	}
-	args = append(args, sqlLimit(q.Limit))
-	rows, err := d.read.QueryContext(ctx,
-		`SELECT seq, time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body
-		 FROM events WHERE `+strings.Join(where, ` AND `)+` ORDER BY seq DESC LIMIT ?`, args...)
+	query, args := eventsQuery(q)
+	rows, err := d.read.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
 	}
@@ -305,6 +270,59 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
 	}
 	return events, nil
+}
+
+// eventsQuery returns the SQL and arguments of Events(q).
+func eventsQuery(q store.EventQuery) (string, []any) {
+	where := []string{`subscription = ?`}
+	args := []any{strings.ToLower(q.Subscription)}
+	if !q.Since.IsZero() {
+		where = append(where, `time >= ?`)
+		args = append(args, formatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, `time <= ?`)
+		args = append(args, formatTime(q.Until))
+	}
+	if k := strings.ToLower(q.ResourceID); k != "" {
+		if q.Subtree {
+			// k and the keys k+"/"... lie in [k, k+"0"), as '0' follows '/'; so do keys such
+			// as k+"-x", which the second condition drops. One range keeps the index usable.
+			where = append(where, `resource_key >= ? AND resource_key < ? AND (resource_key = ? OR substr(resource_key, ?, 1) = '/')`)
+			args = append(args, k, k+"0", k, len(k)+1)
+		} else {
+			where = append(where, `resource_key = ?`)
+			args = append(args, k)
+		}
+	}
+	for _, f := range []struct{ col, v string }{
+		{"resource_group", q.ResourceGroup}, {"caller", q.Caller}, {"correlation_id", q.CorrelationID},
+		{"provider", q.Provider}, {"status", q.Status},
+	} {
+		if f.v != "" {
+			where = append(where, f.col+` = ?`)
+			args = append(args, strings.ToLower(f.v))
+		}
+	}
+	if q.Before > 0 {
+		where = append(where, `seq < ?`)
+		args = append(args, q.Before)
+	}
+	args = append(args, sqlLimit(q.Limit))
+	// The most selective filter picks the index, so the plan does not depend on statistics.
+	index := "events_newest"
+	switch {
+	case q.ResourceID != "":
+		index = "events_resource"
+	case q.CorrelationID != "":
+		index = "events_correlation"
+	case q.Caller != "":
+		index = "events_caller"
+	case q.ResourceGroup != "":
+		index = "events_group"
+	}
+	return `SELECT seq, time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body
+		 FROM events INDEXED BY ` + index + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY seq DESC LIMIT ?`, args
 }
 
 // Revision returns the latest committed revision; 0 for a new database.

@@ -397,3 +397,42 @@ func TestMigrateEventsFromV1(t *testing.T) {
 		t.Errorf("Events(s1) after migration = %d events, %v; want 2 (an unreadable body is kept)", len(got), err)
 	}
 }
+
+// TestEventsUseIndexes: each activity log filter is answered through an index, never a scan
+// of the whole table.
+func TestEventsUseIndexes(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "pglink.db"))
+	since := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		q     store.EventQuery
+		index string
+	}{
+		{store.EventQuery{Subscription: "s1", Since: since, Limit: 101}, "events_newest"},
+		{store.EventQuery{Subscription: "s1", Since: since, Before: 500, Limit: 101}, "events_newest"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceID: "/subscriptions/s1/x", Limit: 101}, "events_resource"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceID: "/subscriptions/s1/x", Subtree: true, Limit: 101}, "events_resource"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceGroup: "rg", Limit: 101}, "events_group"},
+		{store.EventQuery{Subscription: "s1", Since: since, Caller: "a@example.com", Limit: 101}, "events_caller"},
+		{store.EventQuery{Subscription: "s1", Since: since, CorrelationID: "c", Limit: 101}, "events_correlation"},
+	} {
+		query, args := eventsQuery(tt.q)
+		rows, err := db.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, "INDEX "+tt.index) {
+			t.Errorf("plan of Events(%+v) = %q; want it to use index %s", tt.q, joined, tt.index)
+		}
+	}
+}

@@ -1099,6 +1099,7 @@ func testEventFilters(t *testing.T, s store.Store) {
 		srv    = rg1 + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1"
 		rule   = srv + "/firewallRules/r1"
 		srv10  = rg1 + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db10" // shares the prefix "…/db1"
+		srvX   = srv + "-x"                                                        // sorts between srv and srv10
 		pe     = "/subscriptions/s1/resourceGroups/rg2/providers/Microsoft.Network/privateEndpoints/pe1"
 		pgNS   = "Microsoft.DBforPostgreSQL"
 		netNS  = "Microsoft.Network"
@@ -1115,6 +1116,7 @@ func testEventFilters(t *testing.T, s store.Store) {
 		{Subscription: subscr, ResourceID: srv10, ResourceGroup: "rg1", Caller: app, CorrelationID: corrB, Provider: pgNS, Status: "Succeeded", Body: []byte(`"srv10"`)},
 		{Subscription: subscr, ResourceID: pe, ResourceGroup: "rg2", Caller: alice, CorrelationID: corrB, Provider: netNS, Status: "Succeeded", Body: []byte(`"pe"`)},
 		{Subscription: "s2", ResourceID: srv, ResourceGroup: "RG1", Caller: alice, CorrelationID: corrA, Provider: pgNS, Status: "Succeeded", Body: []byte(`"other subscription"`)},
+		{Subscription: subscr, ResourceID: srvX, ResourceGroup: "rg1", Caller: "bob", CorrelationID: "c", Provider: pgNS, Status: "Succeeded", Body: []byte(`"srvX"`)},
 	}
 	for i, e := range events {
 		e.Time = at(time.Duration(i) * time.Second)
@@ -1127,12 +1129,12 @@ func testEventFilters(t *testing.T, s store.Store) {
 		q    store.EventQuery
 		want []string
 	}{
-		{"all", store.EventQuery{}, []string{`"pe"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"all", store.EventQuery{}, []string{`"srvX"`, `"pe"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
 		{"resource exact", store.EventQuery{ResourceID: strings.ToUpper(srv)}, []string{`"srv"`}},
 		{"resource subtree", store.EventQuery{ResourceID: srv, Subtree: true}, []string{`"rule"`, `"srv"`}},
-		{"group subtree", store.EventQuery{ResourceID: rg1, Subtree: true}, []string{`"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"group subtree", store.EventQuery{ResourceID: rg1, Subtree: true}, []string{`"srvX"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
 		{"missing resource", store.EventQuery{ResourceID: srv + "x"}, nil},
-		{"resource group", store.EventQuery{ResourceGroup: "rg1"}, []string{`"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"resource group", store.EventQuery{ResourceGroup: "rg1"}, []string{`"srvX"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
 		{"resource group prefix is not a match", store.EventQuery{ResourceGroup: "rg"}, nil},
 		{"caller", store.EventQuery{Caller: "alice@EXAMPLE.com"}, []string{`"pe"`, `"srv"`, `"rg1"`}},
 		{"correlation", store.EventQuery{CorrelationID: "aaaa-1"}, []string{`"srv"`, `"rg1"`}},
