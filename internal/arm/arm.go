@@ -211,15 +211,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 		return 0, apiVersionError(typ, req.APIVersion)
 	}
 	req.Action = actionOf(r.Method, t, typ.Name)
-	if isWrite(r.Method) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
-		if err != nil {
-			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
-		}
-		req.Body = body
-	}
 	ctx := r.Context()
 	if isWrite(r.Method) {
+		// From here on the request is a write of a known action: it gets an event.
 		req.audit = &audit{target: t.ID.Key(), entry: activity.Entry{
 			TenantID:       s.cfg.TenantID,
 			Caller:         callerName(p),
@@ -229,6 +223,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 			CorrelationID:  req.CorrelationID,
 		}}
 		ctx = withAudit(ctx, req.audit)
+		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		if err != nil {
+			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
+		}
+		req.Body = body
 	}
 	if err := s.checkScope(ctx, t, typ); err != nil {
 		return 0, err
