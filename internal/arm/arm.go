@@ -115,7 +115,7 @@ type Server struct {
 // events of requests that changed nothing to st directly).
 func New(cfg Config, st store.Store, auth Authenticator, ops Waiter, log *slog.Logger) *Server {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 100
+		cfg.PageSize = defaultPageSize
 	}
 	return &Server{cfg: cfg, st: st, auth: auth, ops: ops, log: log.With("component", "arm"), types: map[string]*Type{}}
 }

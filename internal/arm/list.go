@@ -30,15 +30,16 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 // PageTx lists one page of the resources opts selects, reading from tx, continuing after the
 // request's $skipToken, and renders each with render (which may return nil to skip an item).
 func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
+	size := r.PageSize()
 	opts.After = r.Query.Get("$skipToken")
-	opts.Limit = r.pageSize + 1
+	opts.Limit = size + 1
 	items, err := tx.List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", r.Target.Type, err)
 	}
 	list := List{Value: []any{}}
-	if len(items) > r.pageSize {
-		items = items[:r.pageSize]
+	if len(items) > size {
+		items = items[:size]
 		q := url.Values{}
 		q.Set("api-version", r.APIVersion)
 		q.Set("$skipToken", items[len(items)-1].Key)
@@ -56,8 +57,16 @@ func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOption
 	return &Response{Body: list}, nil
 }
 
+// defaultPageSize is the page size of a Request that was not made by a Server.
+const defaultPageSize = 100
+
 // PageSize is how many items one page of a list response holds.
-func (r *Request) PageSize() int { return r.pageSize }
+func (r *Request) PageSize() int {
+	if r.pageSize <= 0 {
+		return defaultPageSize
+	}
+	return r.pageSize
+}
 
 // NextLink returns the absolute URL of the next page of the request's list: the same path and
 // query with $skipToken set to token.

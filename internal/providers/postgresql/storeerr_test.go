@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pglink/pglink/internal/arm"
@@ -137,4 +139,56 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// nestGuard is a store that fails a transaction begun while another is open. Tests that use
+// it run one request at a time, so an open transaction means a nested one.
+type nestGuard struct {
+	store.Store
+	open atomic.Int32
+}
+
+var errNested = errors.New("transaction begun inside another")
+
+func (g *nestGuard) View(ctx context.Context, fn func(store.Tx) error) error {
+	if g.open.Add(1) > 1 {
+		g.open.Add(-1)
+		return errNested
+	}
+	defer g.open.Add(-1)
+	return g.Store.View(ctx, fn)
+}
+
+func (g *nestGuard) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if g.open.Add(1) > 1 {
+		g.open.Add(-1)
+		return errNested
+	}
+	defer g.open.Add(-1)
+	return g.Store.Update(ctx, fn)
+}
+
+// TestReadsDoNotNest: serving GETs and lists opens one transaction at a time (a nested read
+// holds a pooled connection while it waits for another, and enough of them at once exhaust
+// the pool and hang every reader).
+func TestReadsDoNotNest(t *testing.T) {
+	st := &nestGuard{Store: newStore(t)}
+	p := New(st, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
+	srv, rg := resource.MustParse(testServer), resource.MustParse(testServer).ResourceGroupID()
+	for _, tc := range []struct {
+		name string
+		t    arm.Target
+		h    arm.Handler
+	}{
+		{"list servers in a group", arm.Target{ID: rg, Type: resource.TypeServer, Collection: true}, p.serveServer},
+		{"list servers in a subscription", arm.Target{ID: resource.ID{Subscription: "s1"}, Type: resource.TypeServer, Collection: true}, p.serveServer},
+		{"get server", arm.Target{ID: srv, Type: resource.TypeServer}, p.serveServer},
+		{"list firewall rules", arm.Target{ID: srv, Type: resource.TypeFirewallRule, Collection: true}, p.serveFirewallRule},
+		{"list connections", arm.Target{ID: srv, Type: resource.TypeConnection, Collection: true}, p.serveConnection},
+	} {
+		_, err := tc.h(t.Context(), &arm.Request{Method: http.MethodGet, Target: tc.t, Header: http.Header{}, Query: url.Values{}})
+		if err != nil {
+			t.Errorf("%s = %v; want nil", tc.name, err)
+		}
+	}
 }
