@@ -82,6 +82,8 @@ func (a *audit) entryNow() activity.Entry {
 // workers and the data plane use st itself.
 func Audited(st store.Store) store.Store { return &audited{Store: st} }
 
+var _ store.Store = (*audited)(nil)
+
 type audited struct {
 	store.Store
 }
