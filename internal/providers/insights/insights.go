@@ -101,8 +101,8 @@ func parseFilter(subscription, f string) (store.EventQuery, error) {
 			if q.ResourceID != "" {
 				return q, badFilter("The $filter may name one resource, with resourceUri or resourceId, not both.")
 			}
-			// resourceUri selects the resource and what is below it (as the portal's activity
-			// log of a resource shows its children); resourceId selects that resource only.
+			// resourceUri selects the resource and the resources below it (a server's filter
+			// finds its connections' approvals); resourceId selects that resource only.
 			q.ResourceID, q.Subtree = val, field == "resourceuri"
 		case "caller":
 			q.Caller = val
