@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -332,6 +333,38 @@ func TestAzCLI(t *testing.T) {
 	checkConnection(t, "private-endpoint-connection approve", approved, srvID, peID, "Approved", "approved by dba")
 	decode(t, c.az(t, "network", "private-endpoint", "show", "-g", "rg1", "-n", "pe1"), &pe)
 	pe.check(t, "az network private-endpoint show after approve", peID, "Approved", "approved by dba")
+
+	// The approval in the activity log, through az monitor (whose default window is the last
+	// 6 h, sent as unquoted timestamps without a zone).
+	type azEvent struct {
+		Caller        string `json:"caller"`
+		Description   string `json:"description"`
+		ResourceID    string `json:"resourceId"`
+		OperationName *struct {
+			Value string `json:"value"`
+		} `json:"operationName"`
+	}
+	for _, args := range [][]string{
+		{"--resource-id", conn.ID},
+		{"--resource-group", "rg1", "--caller", in.boot.ClientID},
+		{"--offset", "1h", "--status", "Succeeded"},
+		{"--resource-id", conn.ID, "--select", "caller", "description", "resourceId"},
+	} {
+		var evs []azEvent
+		decode(t, c.az(t, append([]string{"monitor", "activity-log", "list"}, args...)...), &evs)
+		found := false
+		for _, e := range evs {
+			if e.Description == "approved by dba" && strings.EqualFold(e.ResourceID, conn.ID) && e.Caller == in.boot.ClientID {
+				found = true
+			}
+			if slices.Contains(args, "--select") && e.OperationName != nil {
+				t.Errorf("az monitor activity-log list %s: event has operationName %+v; want only the selected fields", strings.Join(args, " "), e.OperationName)
+			}
+		}
+		if !found {
+			t.Errorf("az monitor activity-log list %s = %+v; want the approval by %s", strings.Join(args, " "), evs, in.boot.ClientID)
+		}
+	}
 
 	// Reject with az rest; a rejected connection cannot be approved again.
 	connURL := conn.ID + "?api-version=2024-08-01"

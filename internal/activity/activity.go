@@ -24,7 +24,7 @@ type Entry struct {
 	CallerObjectID string
 	Operation      string // the RBAC action, e.g. "Microsoft.DBforPostgreSQL/flexibleServers/write"
 	Scope          string // the resource ID
-	Status         string // "Accepted", "Succeeded" or "Failed"
+	Status         string // "Started", "Accepted", "Succeeded" or "Failed"
 	StatusCode     string // HTTP status text, e.g. "Created", "Conflict"
 	CorrelationID  string
 	OperationID    string // the long-running operation, if any
@@ -119,7 +119,9 @@ func Build(e Entry) (store.Event, error) {
 	if err != nil {
 		return store.Event{}, fmt.Errorf("encode activity event: %w", err)
 	}
-	return store.Event{Time: e.Time.UTC(), Subscription: strings.ToLower(id.Subscription), Body: body}, nil
+	return store.Event{Time: e.Time.UTC(), Subscription: strings.ToLower(id.Subscription), ResourceID: e.Scope,
+		ResourceGroup: id.ResourceGroup, Caller: e.Caller, CorrelationID: e.CorrelationID,
+		Provider: providerOf(e.Operation), Status: e.Status, Body: body}, nil
 }
 
 func providerOf(op string) string {

@@ -2,7 +2,9 @@
 // Resource Manager. It authenticates the caller, parses the resource path, checks the
 // api-version, makes sure the subscription and resource group exist, dispatches to the resource
 // type's handler, turns long-running operations into 200/201 or 202 with polling headers, maps
-// errors to ARM error bodies (in one table) and records writes in the activity log.
+// errors to ARM error bodies (in one table) and records writes in the activity log: each write
+// request's event is appended in the transaction that makes its change (see Audited), or, when
+// the request changed nothing, after the handler, whether or not the client is still there.
 package arm
 
 import (
@@ -36,11 +38,11 @@ type Request struct {
 	RequestID     string
 	CorrelationID string
 
-	endpoint    string // absolute base URL, for nextLink
-	path        string // the request path, for nextLink
-	pageSize    int
-	description string           // from the Response, for the activity log
-	op          *store.Operation // from the Response, for the activity log
+	endpoint string // absolute base URL, for nextLink
+	path     string // the request path, for nextLink
+	pageSize int
+	audit    *audit           // a write's activity record; nil for reads
+	op       *store.Operation // from the Response, for the activity log
 }
 
 // Response is what a Handler returns.
@@ -52,8 +54,6 @@ type Response struct {
 	// Op, if set, is the long-running operation the request started or joined. The front door
 	// waits for it briefly and answers with the final result, or 202 and polling URLs.
 	Op *store.Operation
-	// Description is recorded in the activity log (e.g. the reason given for an approval).
-	Description string
 
 	pollAgain *store.Operation // an operation result that is not ready: 202 with polling headers
 }
@@ -82,9 +82,11 @@ type Waiter interface {
 	Wait(ctx context.Context, id string, d time.Duration) (store.Operation, error)
 }
 
-// Barrier is what must catch up with a finished operation before the API calls it done:
-// the data plane, which must enforce an approval or a revocation before clients are told it
-// succeeded.
+// Barrier is what must catch up with a change before the API calls it done: the data plane,
+// which must enforce an approval or a revocation before clients are told it succeeded. A
+// synchronous write the Barrier has not applied within the inline wait (at least 2 s) is
+// answered 500 DataPlaneNotApplied: the change is saved and will be enforced, and an
+// identical retry is safe.
 type Barrier interface {
 	// WaitApplied blocks until the change at store revision rev is in effect or ctx is done.
 	WaitApplied(ctx context.Context, rev int64) error
@@ -94,7 +96,7 @@ type Barrier interface {
 type Config struct {
 	Endpoint   string        // absolute base URL clients use, e.g. "https://127.0.0.1:8443"
 	TenantID   string        // for 401 challenges and the activity log
-	InlineWait time.Duration // how long a request waits for its operation before answering 202
+	InlineWait time.Duration // how long a request waits for its operation (or the Barrier) before answering
 	PageSize   int           // items per list page (default 100)
 	Barrier    Barrier       // optional: see Barrier
 }
@@ -109,10 +111,11 @@ type Server struct {
 	types map[string]*Type // by lower-cased type name
 }
 
-// New returns a front door over st.
+// New returns a front door over st, the store itself (not Audited: the front door appends the
+// events of requests that changed nothing to st directly).
 func New(cfg Config, st store.Store, auth Authenticator, ops Waiter, log *slog.Logger) *Server {
 	if cfg.PageSize <= 0 {
-		cfg.PageSize = 100
+		cfg.PageSize = defaultPageSize
 	}
 	return &Server{cfg: cfg, st: st, auth: auth, ops: ops, log: log.With("component", "arm"), types: map[string]*Type{}}
 }
@@ -155,13 +158,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	status, err := s.serve(w, r, req)
 	if err != nil {
+		// Recorded before the answer, so a client that reads the log next finds it.
+		s.recordOutcome(r.Context(), req, 0, err)
 		status = writeError(w, s.log, req.RequestID, err)
+	} else {
+		s.recordOutcome(r.Context(), req, status, nil)
 	}
 	s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status,
 		"ms", time.Since(start).Milliseconds(), "request_id", req.RequestID)
-	if isWrite(r.Method) && req.Action != "" {
-		s.record(r.Context(), req, status, err)
-	}
 }
 
 func isWrite(m string) bool {
@@ -207,21 +211,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 		return 0, apiVersionError(typ, req.APIVersion)
 	}
 	req.Action = actionOf(r.Method, t, typ.Name)
+	ctx := r.Context()
 	if isWrite(r.Method) {
+		// From here on the request is a write of a known action: it gets an event.
+		req.audit = &audit{target: t.ID.Key(), entry: activity.Entry{
+			TenantID:       s.cfg.TenantID,
+			Caller:         callerName(p),
+			CallerObjectID: p.ObjectID,
+			Operation:      req.Action,
+			Scope:          t.ID.String(),
+			CorrelationID:  req.CorrelationID,
+		}}
+		ctx = withAudit(ctx, req.audit)
 		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
 		if err != nil {
 			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
 		}
 		req.Body = body
 	}
-	if err := s.checkScope(r.Context(), t, typ, isWrite(r.Method)); err != nil {
+	if err := s.checkScope(ctx, t, typ, isWrite(r.Method)); err != nil {
 		return 0, err
 	}
-	resp, err := typ.Handler(r.Context(), req)
+	resp, err := typ.Handler(ctx, req)
 	if err != nil {
 		return 0, err
 	}
-	return s.respond(w, r, req, typ, resp)
+	return s.respond(w, r.WithContext(ctx), req, typ, resp)
 }
 
 // actionOf names the RBAC action of a request.
@@ -283,7 +298,7 @@ func (s *Server) checkScope(ctx context.Context, t Target, typ *Type, write bool
 
 // respond writes a handler's response, resolving long-running operations.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, typ *Type, resp *Response) (int, error) {
-	req.description, req.op = resp.Description, resp.Op
+	req.op = resp.Op
 	status := resp.Status
 	if status == 0 {
 		status = http.StatusOK
@@ -297,10 +312,8 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 		if isWrite(r.Method) && s.cfg.Barrier != nil {
 			// A write done in the request (a private endpoint, say) is in effect before it is
 			// acknowledged, like an operation's result.
-			if rev, err := s.st.Revision(r.Context()); err == nil {
-				ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-				s.cfg.Barrier.WaitApplied(ctx, rev)
-				cancel()
+			if err := s.applied(r.Context(), req); err != nil {
+				return 0, err
 			}
 		}
 		if resp.Body == nil {
@@ -347,6 +360,29 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, req *Request, t
 	return http.StatusOK, nil
 }
 
+// applied waits until the Barrier has applied every change committed so far, at most the
+// inline wait (and at least 2 s). It fails with 500 DataPlaneNotApplied if the Barrier does
+// not get there in time.
+func (s *Server) applied(ctx context.Context, req *Request) error {
+	rev, err := s.st.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("read revision: %w", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, max(s.cfg.InlineWait, 2*time.Second))
+	defer cancel()
+	err = s.cfg.Barrier.WaitApplied(wctx, rev)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the client is gone; nobody hears the answer
+	}
+	s.log.Warn("data plane did not apply a change in time", "revision", rev, "request_id", req.RequestID, "err", err)
+	return resource.Errorf(resource.Internal, "DataPlaneNotApplied",
+		"The change was saved, but the data plane has not applied it yet; it will be enforced when the data plane catches up. "+
+			"Repeat the request (it is safe to) or read the resource to check. Tracking ID: '%s'", req.RequestID)
+}
+
 // settled reports whether op is done and, if a Barrier is set, in effect, waiting at most d
 // for the barrier.
 func (s *Server) settled(ctx context.Context, op store.Operation, d time.Duration) bool {
@@ -378,37 +414,6 @@ func newID() string { return resource.NewGUID() }
 
 // NewOperationID returns an identifier for a new long-running operation.
 func NewOperationID() string { return newID() }
-
-func (s *Server) record(ctx context.Context, req *Request, status int, err error) {
-	e := activity.Entry{
-		Time:           time.Now(),
-		TenantID:       s.cfg.TenantID,
-		Caller:         callerName(req.Caller),
-		CallerObjectID: req.Caller.ObjectID,
-		Operation:      req.Action,
-		Scope:          req.Target.ID.String(),
-		StatusCode:     strings.ReplaceAll(http.StatusText(status), " ", ""),
-		CorrelationID:  req.CorrelationID,
-	}
-	switch {
-	case err != nil:
-		ue := ToUserError(err, req.RequestID)
-		e.Status, e.ErrorCode, e.ErrorMessage = "Failed", ue.Code, ue.Message
-	case req.op != nil:
-		e.Status = "Started" // the operation's worker records how it ended
-	case status == http.StatusAccepted:
-		e.Status = "Accepted"
-	default:
-		e.Status = "Succeeded"
-	}
-	e.Description = req.description
-	if req.op != nil {
-		e.OperationID = req.op.ID
-	}
-	if rerr := activity.Record(ctx, s.st, e); rerr != nil {
-		s.log.Error("record activity", "err", rerr)
-	}
-}
 
 func callerName(p identity.Principal) string {
 	if p.Kind == "User" {

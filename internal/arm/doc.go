@@ -154,26 +154,28 @@ func Child(ctx context.Context, st store.Store, req *Request, etag bool, put, de
 		if req.Method != "GET" {
 			return nil, MethodNotAllowed(req)
 		}
-		var r store.Resource
+		var resp *Response
 		err := st.View(ctx, func(tx store.Tx) error {
 			if _, err := Load(ctx, tx, parent, nil); err != nil {
 				return err
 			}
 			if t.Collection {
-				return nil
+				var err error
+				resp, err = req.PageTx(ctx, tx, store.ListOptions{Parent: parent.Key(), Type: t.Type},
+					func(r store.Resource) (any, error) { return Body(r, etag), nil })
+				return err
 			}
-			var err error
-			r, err = Load(ctx, tx, t.ID, nil)
-			return err
+			r, err := Load(ctx, tx, t.ID, nil)
+			if err != nil {
+				return err
+			}
+			resp = &Response{Body: Body(r, etag)}
+			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		if t.Collection {
-			return req.Page(ctx, st, store.ListOptions{Parent: parent.Key(), Type: t.Type},
-				func(r store.Resource) (any, error) { return Body(r, etag), nil })
-		}
-		return &Response{Body: Body(r, etag)}, nil
+		return resp, nil
 	}
 	switch {
 	case req.Method == "PUT" && put != nil:

@@ -14,22 +14,32 @@ type List struct {
 	NextLink string `json:"nextLink,omitempty"`
 }
 
-// Page lists one page of the resources opts selects, continuing after the request's
-// $skipToken, and renders each with render (which may return nil to skip an item).
+// Page lists one page of the resources opts selects in its own read transaction; see PageTx.
+// It must not be called inside another transaction: a handler that also reads other things
+// for the list (to render items, say) uses PageTx inside its one View.
 func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
-	opts.After = r.Query.Get("$skipToken")
-	opts.Limit = r.pageSize + 1
-	var items []store.Resource
-	if err := st.View(ctx, func(tx store.Tx) error {
+	var resp *Response
+	err := st.View(ctx, func(tx store.Tx) error {
 		var err error
-		items, err = tx.List(ctx, opts)
+		resp, err = r.PageTx(ctx, tx, opts, render)
 		return err
-	}); err != nil {
+	})
+	return resp, err
+}
+
+// PageTx lists one page of the resources opts selects, reading from tx, continuing after the
+// request's $skipToken, and renders each with render (which may return nil to skip an item).
+func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
+	size := r.PageSize()
+	opts.After = r.Query.Get("$skipToken")
+	opts.Limit = size + 1
+	items, err := tx.List(ctx, opts)
+	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", r.Target.Type, err)
 	}
 	list := List{Value: []any{}}
-	if len(items) > r.pageSize {
-		items = items[:r.pageSize]
+	if len(items) > size {
+		items = items[:size]
 		q := url.Values{}
 		q.Set("api-version", r.APIVersion)
 		q.Set("$skipToken", items[len(items)-1].Key)
@@ -47,6 +57,28 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 	return &Response{Body: list}, nil
 }
 
+// defaultPageSize is the page size of a Request that was not made by a Server.
+const defaultPageSize = 100
+
+// PageSize is how many items one page of a list response holds.
+func (r *Request) PageSize() int {
+	if r.pageSize <= 0 {
+		return defaultPageSize
+	}
+	return r.pageSize
+}
+
+// NextLink returns the absolute URL of the next page of the request's list: the same path and
+// query with $skipToken set to token.
+func (r *Request) NextLink(token string) string {
+	q := url.Values{}
+	for k, v := range r.Query {
+		q[k] = v
+	}
+	q.Set("$skipToken", token)
+	return r.endpoint + r.path + "?" + q.Encode()
+}
+
 // PageKeys lists one page of n items that are not in the store (a catalogue, say), continuing
 // after the request's $skipToken. keys[i] is item i's key, and keys must be sorted ascending
 // and unique; render(i) returns item i as served.
@@ -57,11 +89,8 @@ func (r *Request) PageKeys(keys []string, render func(i int) (any, error)) (*Res
 		if after != "" && k <= after {
 			continue
 		}
-		if len(list.Value) == r.pageSize {
-			q := url.Values{}
-			q.Set("api-version", r.APIVersion)
-			q.Set("$skipToken", keys[i-1])
-			list.NextLink = r.endpoint + r.path + "?" + q.Encode()
+		if len(list.Value) == r.PageSize() {
+			list.NextLink = r.NextLink(keys[i-1])
 			break
 		}
 		v, err := render(i)

@@ -100,6 +100,10 @@ func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
 			}
 			return json.Unmarshal(cur.Body, &s)
 		}); err != nil {
+			// Gone since the list: nothing to do. Any other failure: the next round retries.
+			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+				log.Error("read server", "server", res.ID, "err", err)
+			}
 			continue
 		}
 		var want bool

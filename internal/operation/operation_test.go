@@ -113,7 +113,7 @@ func TestOperationOutcomes(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	evs, err := st.Events(ctx, "s", time.Time{}, 0)
+	evs, err := st.Events(ctx, store.EventQuery{Subscription: "s"})
 	if err != nil || len(evs) != 3 {
 		t.Errorf("activity events = %d, %v; want one per finished operation", len(evs), err)
 	}

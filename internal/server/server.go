@@ -180,10 +180,13 @@ func (s *Server) start(ctx context.Context) error {
 	if dp != nil {
 		addrs = dp
 	}
-	net := network.New(s.st, nilIfNone(addrs), s.log)
-	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
+	// Providers write through the audited store: each write request's activity log event is
+	// appended in the transaction that makes its change.
+	audited := arm.Audited(s.st)
+	net := network.New(audited, nilIfNone(addrs), s.log)
+	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
 	net.AddTarget(resource.TypeServer, pg)
-	rs := resources.New(s.st, s.log, []resources.Remover{ // dependents first
+	rs := resources.New(audited, s.log, []resources.Remover{ // dependents first
 		{Type: resource.TypePrivateEndpoint, Remove: net.RemoveEndpoint},
 		{Type: resource.TypeConnection, Remove: pg.RemoveConnection},
 		{Type: resource.TypeServer, Cleanup: pg.Cleanup, Remove: pg.RemoveServer},

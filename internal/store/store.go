@@ -62,12 +62,38 @@ type Operation struct {
 // Done reports whether the operation reached a terminal status.
 func (o Operation) Done() bool { return o.Status != OpInProgress }
 
-// Event is one activity log entry.
+// Event is one activity log entry. The fields besides Seq, Time and Body are what queries
+// select on (see EventQuery); the store compares them ignoring case and may return them
+// lower-cased.
 type Event struct {
-	Seq          int64     // set by the store, increasing
-	Time         time.Time // when it happened
-	Subscription string    // lower-cased subscription ID it belongs to
-	Body         []byte    // the Azure activity log event JSON
+	Seq           int64     // set by the store, increasing in the order events are appended
+	Time          time.Time // when it happened
+	Subscription  string    // subscription ID it belongs to
+	ResourceID    string    // ARM ID of the resource it is about ("" if none)
+	ResourceGroup string    // name of that resource's group ("" if none)
+	Caller        string    // who did it: a user's UPN or a service principal's client id
+	CorrelationID string    // the correlation id of the request
+	Provider      string    // resource provider namespace of the operation, e.g. "Microsoft.Network"
+	Status        string    // e.g. "Started", "Succeeded", "Failed"
+	Body          []byte    // the Azure activity log event JSON
+}
+
+// EventQuery selects activity log events for Store.Events. Empty strings and zero times select
+// any value; strings compare ignoring case.
+type EventQuery struct {
+	Subscription string    // required
+	Since, Until time.Time // only events with Since <= Time <= Until
+	// ResourceID selects events about this resource and, if Subtree is set, about resources
+	// below it (whose IDs continue with "/"), as the activity log's resourceUri filter does.
+	ResourceID    string
+	Subtree       bool
+	ResourceGroup string
+	Caller        string
+	CorrelationID string
+	Provider      string
+	Status        string
+	Before        int64 // cursor: only events with Seq < Before (0 for no bound)
+	Limit         int   // at most this many (0 for all)
 }
 
 // Principal is a user or service principal known to the identity provider.
@@ -138,9 +164,10 @@ type Store interface {
 	// owner until now+d, incrementing Attempts. It returns ErrNotFound if there is none.
 	LeaseOperation(ctx context.Context, owner string, now time.Time, d time.Duration) (Operation, error)
 
-	// Events returns activity log events of subscription (lower-cased) at or after since,
-	// oldest first, at most limit (0 for all).
-	Events(ctx context.Context, subscription string, since time.Time, limit int) ([]Event, error)
+	// Events returns the activity log events q selects, newest (highest Seq) first. To page,
+	// ask again with q.Before set to the Seq of the last event returned. Backends filter with
+	// indexes, so the newest events are found quickly however many older ones there are.
+	Events(ctx context.Context, q EventQuery) ([]Event, error)
 
 	// Revision returns the latest committed revision.
 	Revision(ctx context.Context) (int64, error)

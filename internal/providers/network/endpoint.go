@@ -74,7 +74,7 @@ func (p *Provider) servePrivateEndpoint(ctx context.Context, req *arm.Request) (
 		if req.Method != http.MethodGet {
 			return nil, arm.MethodNotAllowed(req)
 		}
-		return listTop(ctx, p.st, req, resource.TypePrivateEndpoint, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
+		return listTopView(ctx, p.st, req, resource.TypePrivateEndpoint, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
 	}
 	switch req.Method {
 	case http.MethodGet:
@@ -371,8 +371,10 @@ func release(ctx context.Context, tx store.Tx, pe PrivateEndpoint) error {
 		return nil
 	}
 	var s Subnet
-	if _, err := arm.Load(ctx, tx, sid, &s); err != nil {
-		return nil
+	if _, err := arm.Load(ctx, tx, sid, &s); resource.KindOf(err) == resource.NotFound {
+		return nil // the subnet is gone, and its addresses with it
+	} else if err != nil {
+		return err
 	}
 	nics := map[string]bool{}
 	for _, n := range pe.Properties.NetworkInterfaces {

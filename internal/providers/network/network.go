@@ -151,13 +151,24 @@ func get(ctx context.Context, st store.Store, id resource.ID, etag bool) (*arm.R
 	return &arm.Response{Body: arm.Body(r, etag)}, nil
 }
 
-// listTop lists a top-level type in a resource group or a subscription.
-func listTop(ctx context.Context, st store.Store, req *arm.Request, typ string, render func(store.Resource) (any, error)) (*arm.Response, error) {
+// listTop lists a top-level type in a resource group or a subscription, reading from tx.
+func listTop(ctx context.Context, tx store.Tx, req *arm.Request, typ string, render func(store.Resource) (any, error)) (*arm.Response, error) {
 	opts := store.ListOptions{Type: typ, Parent: req.Target.ID.Key()}
 	if req.Target.ID.ResourceGroup == "" {
 		opts = store.ListOptions{Type: typ, Prefix: req.Target.ID.Key()}
 	}
-	return req.Page(ctx, st, opts, render)
+	return req.PageTx(ctx, tx, opts, render)
+}
+
+// listTopView is listTop in its own read transaction.
+func listTopView(ctx context.Context, st store.Store, req *arm.Request, typ string, render func(store.Resource) (any, error)) (*arm.Response, error) {
+	var resp *arm.Response
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		resp, err = listTop(ctx, tx, req, typ, render)
+		return err
+	})
+	return resp, err
 }
 
 func (p *Provider) serveVirtualNetwork(ctx context.Context, req *arm.Request) (*arm.Response, error) {
@@ -169,7 +180,7 @@ func (p *Provider) serveVirtualNetwork(ctx context.Context, req *arm.Request) (*
 		var resp *arm.Response
 		err := p.st.View(ctx, func(tx store.Tx) error {
 			var err error
-			resp, err = listTop(ctx, p.st, req, resource.TypeVirtualNetwork, func(r store.Resource) (any, error) { return renderVNet(ctx, tx, r) })
+			resp, err = listTop(ctx, tx, req, resource.TypeVirtualNetwork, func(r store.Resource) (any, error) { return renderVNet(ctx, tx, r) })
 			return err
 		})
 		return resp, err
@@ -411,7 +422,9 @@ func putSubnet(ctx context.Context, tx store.Tx, id resource.ID, in Subnet, spac
 	}
 	out.Properties.ProvisioningState = "Succeeded"
 	var cur Subnet
-	if _, err := arm.Load(ctx, tx, id, &cur); err == nil {
+	if _, err := arm.Load(ctx, tx, id, &cur); err != nil && resource.KindOf(err) != resource.NotFound {
+		return err
+	} else if err == nil {
 		out.Properties.PrivateEndpoints = cur.Properties.PrivateEndpoints
 		out.Properties.IPConfigurations = cur.Properties.IPConfigurations
 		if len(cur.Properties.IPConfigurations) > 0 {
@@ -552,7 +565,7 @@ func (p *Provider) serveNetworkInterface(ctx context.Context, req *arm.Request) 
 			"Network interfaces of private endpoints are managed by their private endpoint and cannot be changed directly.")
 	}
 	if req.Target.Collection {
-		return listTop(ctx, p.st, req, resource.TypeNetworkInterface, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
+		return listTopView(ctx, p.st, req, resource.TypeNetworkInterface, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
 	}
 	return get(ctx, p.st, req.Target.ID, true)
 }

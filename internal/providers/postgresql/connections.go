@@ -3,6 +3,7 @@ package postgresql
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -83,10 +84,12 @@ func (p *Provider) Connect(ctx context.Context, tx store.Tx, lr resource.LinkReq
 }
 
 // Disconnect removes the connection of a private endpoint that is being deleted. A missing
-// connection is not an error.
+// connection is not an error; a failure to read it is.
 func (p *Provider) Disconnect(ctx context.Context, tx store.Tx, conn resource.ID) error {
-	if _, err := tx.Get(ctx, conn.Key()); err != nil {
+	if _, err := tx.Get(ctx, conn.Key()); errors.Is(err, store.ErrNotFound) {
 		return nil
+	} else if err != nil {
+		return fmt.Errorf("read connection %s: %w", conn, err)
 	}
 	return arm.Delete(ctx, tx, conn)
 }
@@ -128,6 +131,7 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 		op  store.Operation
 		out Connection
 	)
+	req.Describe(want.Description)
 	err := p.st.Update(ctx, func(tx store.Tx) error {
 		s, _, err := loadServer(ctx, tx, id.Parent())
 		if err != nil {
@@ -168,7 +172,7 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Body: out, Description: want.Description}
+	resp := &arm.Response{Body: out}
 	if op.ID != "" {
 		resp.Op = &op
 	}

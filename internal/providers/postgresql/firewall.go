@@ -3,6 +3,8 @@ package postgresql
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -147,8 +149,8 @@ func (p *Provider) runFirewallPut(ctx context.Context, op operation.Op) (operati
 		return nil, err
 	}
 	return func(ctx context.Context, tx store.Tx) error {
-		if _, err := tx.Get(ctx, id.Parent().Key()); err != nil {
-			return nil // the server is gone, and its rules with it
+		if gone, err := serverGone(ctx, tx, id.Parent()); gone || err != nil {
+			return err // the server is gone, and its rules with it
 		}
 		if _, err := arm.Save(ctx, tx, id, rule); err != nil {
 			return err
@@ -165,9 +167,11 @@ func (p *Provider) deleteFirewallRule(ctx context.Context, req *arm.Request) (*a
 		if _, err := arm.Load(ctx, tx, id.Parent(), nil); err != nil {
 			return err
 		}
-		if _, err := tx.Get(ctx, id.Key()); err != nil {
+		if _, err := tx.Get(ctx, id.Key()); errors.Is(err, store.ErrNotFound) {
 			gone = true
 			return nil
+		} else if err != nil {
+			return fmt.Errorf("read firewall rule %s: %w", id, err)
 		}
 		var err error
 		op, err = p.firewallChange(ctx, tx, req, kindFirewallDelete, operation.Digest("delete"), "change firewall rules", nil)
@@ -185,16 +189,26 @@ func (p *Provider) deleteFirewallRule(ctx context.Context, req *arm.Request) (*a
 func (p *Provider) runFirewallDelete(ctx context.Context, op operation.Op) (operation.Commit, error) {
 	id := resource.MustParse(op.ResourceID)
 	return func(ctx context.Context, tx store.Tx) error {
-		if _, err := tx.Get(ctx, id.Parent().Key()); err != nil {
-			return nil
+		if gone, err := serverGone(ctx, tx, id.Parent()); gone || err != nil {
+			return err
 		}
-		if _, err := tx.Get(ctx, id.Key()); err == nil {
-			if err := tx.Delete(ctx, id.Key()); err != nil {
-				return err
-			}
+		if err := tx.Delete(ctx, id.Key()); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("delete firewall rule %s: %w", id, err)
 		}
 		return setState(id.Parent(), resource.ServerReady, nil)(ctx, tx)
 	}, nil
+}
+
+// serverGone reports whether server no longer exists; a failure to read it is an error.
+func serverGone(ctx context.Context, tx store.Tx, server resource.ID) (bool, error) {
+	_, err := tx.Get(ctx, server.Key())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("read server %s: %w", server, err)
+	}
+	return false, nil
 }
 
 func jsonUnmarshal(b []byte, v any) error {

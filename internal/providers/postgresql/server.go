@@ -255,7 +255,7 @@ func (p *Provider) serveServer(ctx context.Context, req *arm.Request) (*arm.Resp
 		var resp *arm.Response
 		err := p.view(ctx, func(tx store.Tx) error {
 			var err error
-			resp, err = req.Page(ctx, p.st, opts, func(r store.Resource) (any, error) { return p.render(ctx, tx, r) })
+			resp, err = req.PageTx(ctx, tx, opts, func(r store.Resource) (any, error) { return p.render(ctx, tx, r) })
 			return err
 		})
 		return resp, err

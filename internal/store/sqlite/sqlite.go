@@ -26,9 +26,12 @@ var _ store.Store = (*DB)(nil)
 //go:embed schema.sql
 var schemaV1 string
 
+//go:embed schema_v2.sql
+var schemaV2 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // Errors for misuse of a transaction.
 var (
@@ -238,33 +241,88 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 	return op, nil
 }
 
-// Events returns the activity log events of subscription at or after since, oldest first, at
-// most limit (0 for all).
-func (d *DB) Events(ctx context.Context, subscription string, since time.Time, limit int) ([]store.Event, error) {
-	rows, err := d.read.QueryContext(ctx,
-		`SELECT seq, time, subscription, body FROM events
-		 WHERE subscription = ? AND time >= ? ORDER BY time, seq LIMIT ?`,
-		strings.ToLower(subscription), formatTime(since), sqlLimit(limit))
+// Events returns the activity log events q selects, newest first. Each filter is served by an
+// index on (subscription, column, seq), so the newest matching events are read first.
+func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, error) {
+	if q.Subscription == "" {
+		return nil, errors.New("list events: no subscription")
+	}
+	query, args := eventsQuery(q)
+	rows, err := d.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", subscription, err)
+		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
 	}
 	defer rows.Close()
 	var events []store.Event
 	for rows.Next() {
 		var e store.Event
 		var ts string
-		if err := rows.Scan(&e.Seq, &ts, &e.Subscription, &e.Body); err != nil {
-			return nil, fmt.Errorf("list events of %s: %w", subscription, err)
+		if err := rows.Scan(&e.Seq, &ts, &e.Subscription, &e.ResourceID, &e.ResourceGroup, &e.Caller,
+			&e.CorrelationID, &e.Provider, &e.Status, &e.Body); err != nil {
+			return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
 		}
 		if e.Time, err = parseTime(ts); err != nil {
-			return nil, fmt.Errorf("list events of %s: event %d: %w", subscription, e.Seq, err)
+			return nil, fmt.Errorf("list events of %s: event %d: %w", q.Subscription, e.Seq, err)
 		}
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", subscription, err)
+		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
 	}
 	return events, nil
+}
+
+// eventsQuery returns the SQL and arguments of Events(q).
+func eventsQuery(q store.EventQuery) (string, []any) {
+	where := []string{`subscription = ?`}
+	args := []any{strings.ToLower(q.Subscription)}
+	if !q.Since.IsZero() {
+		where = append(where, `time >= ?`)
+		args = append(args, formatTime(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, `time <= ?`)
+		args = append(args, formatTime(q.Until))
+	}
+	if k := strings.ToLower(q.ResourceID); k != "" {
+		if q.Subtree {
+			// k and the keys k+"/"... lie in [k, k+"0"), as '0' follows '/'; so do keys such
+			// as k+"-x", which the second condition drops. One range keeps the index usable.
+			where = append(where, `resource_key >= ? AND resource_key < ? AND (resource_key = ? OR substr(resource_key, ?, 1) = '/')`)
+			args = append(args, k, k+"0", k, len(k)+1)
+		} else {
+			where = append(where, `resource_key = ?`)
+			args = append(args, k)
+		}
+	}
+	for _, f := range []struct{ col, v string }{
+		{"resource_group", q.ResourceGroup}, {"caller", q.Caller}, {"correlation_id", q.CorrelationID},
+		{"provider", q.Provider}, {"status", q.Status},
+	} {
+		if f.v != "" {
+			where = append(where, f.col+` = ?`)
+			args = append(args, strings.ToLower(f.v))
+		}
+	}
+	if q.Before > 0 {
+		where = append(where, `seq < ?`)
+		args = append(args, q.Before)
+	}
+	args = append(args, sqlLimit(q.Limit))
+	// The most selective filter picks the index, so the plan does not depend on statistics.
+	index := "events_newest"
+	switch {
+	case q.ResourceID != "":
+		index = "events_resource"
+	case q.CorrelationID != "":
+		index = "events_correlation"
+	case q.Caller != "":
+		index = "events_caller"
+	case q.ResourceGroup != "":
+		index = "events_group"
+	}
+	return `SELECT seq, time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body
+		 FROM events INDEXED BY ` + index + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY seq DESC LIMIT ?`, args
 }
 
 // Revision returns the latest committed revision; 0 for a new database.
@@ -623,8 +681,12 @@ func (t *tx) AppendEvent(ctx context.Context, e store.Event) error {
 	if _, err := t.nextRevision(ctx); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
-	if _, err := t.tx.ExecContext(ctx, `INSERT INTO events (time, subscription, body) VALUES (?, ?, ?)`,
-		formatTime(e.Time), strings.ToLower(e.Subscription), e.Body); err != nil {
+	if _, err := t.tx.ExecContext(ctx,
+		`INSERT INTO events (time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		formatTime(e.Time), strings.ToLower(e.Subscription), strings.ToLower(e.ResourceID), strings.ToLower(e.ResourceGroup),
+		strings.ToLower(e.Caller), strings.ToLower(e.CorrelationID), strings.ToLower(e.Provider), strings.ToLower(e.Status),
+		e.Body); err != nil {
 		return fmt.Errorf("append event: %w", err)
 	}
 	return nil

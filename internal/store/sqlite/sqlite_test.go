@@ -124,7 +124,7 @@ func TestReopen(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reopen %d: View = %v; want nil", i, err)
 		}
-		if ev, err := db.Events(ctx, "s", time.Time{}, 0); err != nil || len(ev) != 1 {
+		if ev, err := db.Events(ctx, store.EventQuery{Subscription: "s"}); err != nil || len(ev) != 1 {
 			t.Errorf("reopen %d: Events = %d events, %v; want 1, nil", i, len(ev), err)
 		}
 		var version int
@@ -351,5 +351,88 @@ func TestCrashSafety(t *testing.T) {
 				t.Errorf("PRAGMA integrity_check = %q, %v; want ok", integrity, err)
 			}
 		})
+	}
+}
+
+// TestMigrateEventsFromV1: events written by schema version 1 (no filter columns) are served,
+// and filtered, after the migration to version 2.
+func TestMigrateEventsFromV1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "pglink.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "/subscriptions/s1/resourceGroups/RG/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1/privateEndpointConnections/pe1.x"
+	body := `{"caller":"Alice@example.com","correlationId":"c-1","resourceGroupName":"RG","resourceId":"` + id +
+		`","resourceProviderName":{"value":"Microsoft.DBforPostgreSQL"},"status":{"value":"Succeeded"}}`
+	for _, q := range []string{
+		`CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+		schemaV1,
+		`INSERT INTO meta (name, value) VALUES ('schema_version', 1)`,
+		`INSERT INTO events (time, subscription, body) VALUES ('2030-01-01T00:00:00.000000000Z', 's1', CAST('` + body + `' AS BLOB))`,
+		`INSERT INTO events (time, subscription, body) VALUES ('2030-01-01T00:00:01.000000000Z', 's1', CAST('not json' AS BLOB))`,
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("build version 1 database: %v", err)
+		}
+	}
+	raw.Close()
+
+	db := open(t, path)
+	for _, q := range []store.EventQuery{
+		{Subscription: "s1", ResourceID: id},
+		{Subscription: "s1", ResourceID: "/subscriptions/s1/resourceGroups/rg", Subtree: true},
+		{Subscription: "s1", ResourceGroup: "rg"},
+		{Subscription: "s1", Caller: "alice@example.com"},
+		{Subscription: "s1", CorrelationID: "C-1"},
+		{Subscription: "s1", Provider: "microsoft.dbforpostgresql", Status: "succeeded"},
+	} {
+		got, err := db.Events(ctx, q)
+		if err != nil || len(got) != 1 || string(got[0].Body) != body {
+			t.Errorf("Events(%+v) after migration = %v, %v; want the version 1 event", q, got, err)
+		}
+	}
+	if got, err := db.Events(ctx, store.EventQuery{Subscription: "s1"}); err != nil || len(got) != 2 {
+		t.Errorf("Events(s1) after migration = %d events, %v; want 2 (an unreadable body is kept)", len(got), err)
+	}
+}
+
+// TestEventsUseIndexes: each activity log filter is answered through an index, never a scan
+// of the whole table.
+func TestEventsUseIndexes(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "pglink.db"))
+	since := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		q     store.EventQuery
+		index string
+	}{
+		{store.EventQuery{Subscription: "s1", Since: since, Limit: 101}, "events_newest"},
+		{store.EventQuery{Subscription: "s1", Since: since, Before: 500, Limit: 101}, "events_newest"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceID: "/subscriptions/s1/x", Limit: 101}, "events_resource"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceID: "/subscriptions/s1/x", Subtree: true, Limit: 101}, "events_resource"},
+		{store.EventQuery{Subscription: "s1", Since: since, ResourceGroup: "rg", Limit: 101}, "events_group"},
+		{store.EventQuery{Subscription: "s1", Since: since, Caller: "a@example.com", Limit: 101}, "events_caller"},
+		{store.EventQuery{Subscription: "s1", Since: since, CorrelationID: "c", Limit: 101}, "events_correlation"},
+	} {
+		query, args := eventsQuery(tt.q)
+		rows, err := db.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, "INDEX "+tt.index) {
+			t.Errorf("plan of Events(%+v) = %q; want it to use index %s", tt.q, joined, tt.index)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ActiveOperationUnique", testActiveOperationUnique},
 		{"Lease", testLease},
 		{"Events", testEvents},
+		{"EventFilters", testEventFilters},
+		{"EventPaging", testEventPaging},
 		{"Principals", testPrincipals},
 		{"ConcurrentIncrements", testConcurrentIncrements},
 		{"ConcurrentLeases", testConcurrentLeases},
@@ -650,7 +653,7 @@ func testRollback(t *testing.T, s store.Store) {
 	if _, err := getOp(t, s, "op1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Operation(op1) after rollback = %v; want ErrNotFound", err)
 	}
-	if ev, err := s.Events(t.Context(), "s1", time.Time{}, 0); err != nil || len(ev) != 0 {
+	if ev, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1"}); err != nil || len(ev) != 0 {
 		t.Errorf("Events(s1) after rollback = %d events, %v; want 0, nil", len(ev), err)
 	}
 	err = s.View(t.Context(), func(tx store.Tx) error {
@@ -1016,11 +1019,11 @@ func testEvents(t *testing.T, s store.Store) {
 		time time.Time
 		body string
 	}
-	// Appended out of time order: Events orders by time.
+	// Appended out of time order: Events orders by append order (Seq), newest first.
 	appends := []ev{
-		{"s1", at(time.Second), `{"n":2}`},
-		{"s1", at(0), `{"n":1}`},
-		{"s2", at(time.Second), `{"n":"other"}`},
+		{"s1", at(time.Second), `{"n":1}`},
+		{"s1", at(0), `{"n":2}`},
+		{"S2", at(time.Second), `{"n":"other"}`},
 		{"s1", at(2 * time.Second), `{"n":3}`},
 		{"s1", at(3 * time.Second), `{"n":4}`},
 	}
@@ -1045,45 +1048,193 @@ func testEvents(t *testing.T, s store.Store) {
 	}
 
 	tests := []struct {
-		sub   string
-		since time.Time
-		limit int
-		want  []string // bodies
+		q    store.EventQuery
+		want []string // bodies
 	}{
-		{"s1", time.Time{}, 0, []string{`{"n":1}`, `{"n":2}`, `{"n":3}`, `{"n":4}`}},
-		{"s1", at(time.Second), 0, []string{`{"n":2}`, `{"n":3}`, `{"n":4}`}},
-		{"s1", at(time.Second + time.Microsecond), 0, []string{`{"n":3}`, `{"n":4}`}},
-		{"s1", time.Time{}, 2, []string{`{"n":1}`, `{"n":2}`}},
-		{"s1", at(2 * time.Second), 1, []string{`{"n":3}`}},
-		{"s1", at(time.Hour), 0, nil},
-		{"s2", time.Time{}, 0, []string{`{"n":"other"}`}},
-		{"s3", time.Time{}, 0, nil},
+		{store.EventQuery{Subscription: "s1"}, []string{`{"n":4}`, `{"n":3}`, `{"n":2}`, `{"n":1}`}},
+		{store.EventQuery{Subscription: "S1"}, []string{`{"n":4}`, `{"n":3}`, `{"n":2}`, `{"n":1}`}},
+		{store.EventQuery{Subscription: "s1", Since: at(time.Second)}, []string{`{"n":4}`, `{"n":3}`, `{"n":1}`}},
+		{store.EventQuery{Subscription: "s1", Since: at(time.Second + time.Microsecond)}, []string{`{"n":4}`, `{"n":3}`}},
+		{store.EventQuery{Subscription: "s1", Until: at(time.Second)}, []string{`{"n":2}`, `{"n":1}`}},
+		{store.EventQuery{Subscription: "s1", Since: at(time.Second), Until: at(2 * time.Second)}, []string{`{"n":3}`, `{"n":1}`}},
+		{store.EventQuery{Subscription: "s1", Limit: 2}, []string{`{"n":4}`, `{"n":3}`}},
+		{store.EventQuery{Subscription: "s1", Since: at(time.Hour)}, nil},
+		{store.EventQuery{Subscription: "s2"}, []string{`{"n":"other"}`}},
+		{store.EventQuery{Subscription: "s3"}, nil},
 	}
 	for _, tt := range tests {
-		got, err := s.Events(t.Context(), tt.sub, tt.since, tt.limit)
+		got, err := s.Events(t.Context(), tt.q)
 		if err != nil {
-			t.Errorf("Events(%q, %v, %d) = %v; want nil", tt.sub, tt.since, tt.limit, err)
+			t.Errorf("Events(%+v) = %v; want nil", tt.q, err)
 			continue
 		}
 		var bodies []string
 		seqs := map[int64]bool{}
 		for _, e := range got {
 			bodies = append(bodies, string(e.Body))
-			if e.Subscription != tt.sub {
-				t.Errorf("Events(%q): event subscription %q; want %q", tt.sub, e.Subscription, tt.sub)
+			if !strings.EqualFold(e.Subscription, tt.q.Subscription) {
+				t.Errorf("Events(%+v): event subscription %q; want %q", tt.q, e.Subscription, tt.q.Subscription)
 			}
 			if e.Seq == 0 || seqs[e.Seq] {
-				t.Errorf("Events(%q): Seq %d; want nonzero and unique", tt.sub, e.Seq)
+				t.Errorf("Events(%+v): Seq %d; want nonzero and unique", tt.q, e.Seq)
 			}
 			seqs[e.Seq] = true
 		}
 		if !slices.Equal(bodies, tt.want) {
-			t.Errorf("Events(%q, %v, %d) = %q; want %q", tt.sub, tt.since, tt.limit, bodies, tt.want)
+			t.Errorf("Events(%+v) = %q; want %q", tt.q, bodies, tt.want)
 		}
 	}
-	got, err := s.Events(t.Context(), "s1", time.Time{}, 1)
-	if err != nil || len(got) != 1 || !got[0].Time.Equal(at(0)) {
-		t.Errorf("Events(s1, 1)[0].Time = %v, %v; want %v", got, err, at(0))
+	got, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1", Limit: 1})
+	if err != nil || len(got) != 1 || !got[0].Time.Equal(at(3*time.Second)) {
+		t.Errorf("Events(s1, limit 1)[0].Time = %v, %v; want %v", got, err, at(3*time.Second))
+	}
+	if _, err := s.Events(t.Context(), store.EventQuery{}); err == nil {
+		t.Errorf("Events(no subscription) = nil error; want an error")
+	}
+}
+
+func testEventFilters(t *testing.T, s store.Store) {
+	const (
+		rg1    = "/subscriptions/s1/resourceGroups/RG1"
+		srv    = rg1 + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1"
+		rule   = srv + "/firewallRules/r1"
+		srv10  = rg1 + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/db10" // shares the prefix "…/db1"
+		srvX   = srv + "-x"                                                        // sorts between srv and srv10
+		pe     = "/subscriptions/s1/resourceGroups/rg2/providers/Microsoft.Network/privateEndpoints/pe1"
+		pgNS   = "Microsoft.DBforPostgreSQL"
+		netNS  = "Microsoft.Network"
+		alice  = "Alice@example.com"
+		app    = "11111111-2222-3333-4444-555555555555"
+		corrA  = "AAAA-1"
+		corrB  = "bbbb-2"
+		subscr = "S1"
+	)
+	events := []store.Event{
+		{Subscription: subscr, ResourceID: rg1, ResourceGroup: "RG1", Caller: alice, CorrelationID: corrA, Provider: "Microsoft.Resources", Status: "Succeeded", Body: []byte(`"rg1"`)},
+		{Subscription: subscr, ResourceID: srv, ResourceGroup: "RG1", Caller: alice, CorrelationID: corrA, Provider: pgNS, Status: "Started", Body: []byte(`"srv"`)},
+		{Subscription: subscr, ResourceID: rule, ResourceGroup: "RG1", Caller: app, CorrelationID: corrB, Provider: pgNS, Status: "Failed", Body: []byte(`"rule"`)},
+		{Subscription: subscr, ResourceID: srv10, ResourceGroup: "rg1", Caller: app, CorrelationID: corrB, Provider: pgNS, Status: "Succeeded", Body: []byte(`"srv10"`)},
+		{Subscription: subscr, ResourceID: pe, ResourceGroup: "rg2", Caller: alice, CorrelationID: corrB, Provider: netNS, Status: "Succeeded", Body: []byte(`"pe"`)},
+		{Subscription: "s2", ResourceID: srv, ResourceGroup: "RG1", Caller: alice, CorrelationID: corrA, Provider: pgNS, Status: "Succeeded", Body: []byte(`"other subscription"`)},
+		{Subscription: subscr, ResourceID: srvX, ResourceGroup: "rg1", Caller: "bob", CorrelationID: "c", Provider: pgNS, Status: "Succeeded", Body: []byte(`"srvX"`)},
+	}
+	for i, e := range events {
+		e.Time = at(time.Duration(i) * time.Second)
+		if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.AppendEvent(t.Context(), e) }); err != nil {
+			t.Fatalf("AppendEvent(%s) = %v; want nil", e.Body, err)
+		}
+	}
+	tests := []struct {
+		name string
+		q    store.EventQuery
+		want []string
+	}{
+		{"all", store.EventQuery{}, []string{`"srvX"`, `"pe"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"resource exact", store.EventQuery{ResourceID: strings.ToUpper(srv)}, []string{`"srv"`}},
+		{"resource subtree", store.EventQuery{ResourceID: srv, Subtree: true}, []string{`"rule"`, `"srv"`}},
+		{"group subtree", store.EventQuery{ResourceID: rg1, Subtree: true}, []string{`"srvX"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"missing resource", store.EventQuery{ResourceID: srv + "x"}, nil},
+		{"resource group", store.EventQuery{ResourceGroup: "rg1"}, []string{`"srvX"`, `"srv10"`, `"rule"`, `"srv"`, `"rg1"`}},
+		{"resource group prefix is not a match", store.EventQuery{ResourceGroup: "rg"}, nil},
+		{"caller", store.EventQuery{Caller: "alice@EXAMPLE.com"}, []string{`"pe"`, `"srv"`, `"rg1"`}},
+		{"correlation", store.EventQuery{CorrelationID: "aaaa-1"}, []string{`"srv"`, `"rg1"`}},
+		{"provider", store.EventQuery{Provider: "microsoft.network"}, []string{`"pe"`}},
+		{"status", store.EventQuery{Status: "failed"}, []string{`"rule"`}},
+		{"combined", store.EventQuery{ResourceGroup: "RG1", Caller: app, Status: "Succeeded"}, []string{`"srv10"`}},
+		{"time and resource", store.EventQuery{ResourceID: rg1, Subtree: true, Since: at(time.Second), Until: at(2 * time.Second)}, []string{`"rule"`, `"srv"`}},
+	}
+	for _, tt := range tests {
+		tt.q.Subscription = "s1"
+		got, err := s.Events(t.Context(), tt.q)
+		if err != nil {
+			t.Errorf("%s: Events(%+v) = %v; want nil", tt.name, tt.q, err)
+			continue
+		}
+		var bodies []string
+		for _, e := range got {
+			bodies = append(bodies, string(e.Body))
+		}
+		if !slices.Equal(bodies, tt.want) {
+			t.Errorf("%s: Events(%+v) = %q; want %q", tt.name, tt.q, bodies, tt.want)
+		}
+	}
+	got, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1", CorrelationID: corrA, Limit: 1})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Events(correlation %s) = %d events, %v; want 1", corrA, len(got), err)
+	}
+	e := got[0]
+	if !strings.EqualFold(e.ResourceID, srv) || !strings.EqualFold(e.ResourceGroup, "rg1") || !strings.EqualFold(e.Caller, alice) ||
+		!strings.EqualFold(e.CorrelationID, corrA) || !strings.EqualFold(e.Provider, pgNS) || !strings.EqualFold(e.Status, "Started") ||
+		!e.Time.Equal(at(time.Second)) {
+		t.Errorf("Events(correlation %s)[0] = %+v; want the fields as appended (any case)", corrA, e)
+	}
+}
+
+// testEventPaging pages through many events with the Before cursor and finds the newest event
+// of a resource behind thousands of older events of another.
+func testEventPaging(t *testing.T, s store.Store) {
+	const (
+		noise  = 3000
+		target = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1/privateEndpointConnections/pe1.x"
+		other  = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.Network/privateEndpoints/pe2"
+	)
+	if err := s.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.AppendEvent(t.Context(), store.Event{Subscription: "s1", ResourceID: target, ResourceGroup: "rg", Time: at(0), Body: []byte(`"old approval"`)}); err != nil {
+			return err
+		}
+		for i := range noise {
+			if err := tx.AppendEvent(t.Context(), store.Event{Subscription: "s1", ResourceID: other, ResourceGroup: "rg",
+				Time: at(time.Duration(i+1) * time.Millisecond), Body: []byte(fmt.Sprintf("%d", i))}); err != nil {
+				return err
+			}
+		}
+		return tx.AppendEvent(t.Context(), store.Event{Subscription: "s1", ResourceID: target, ResourceGroup: "rg", Time: at(time.Hour), Body: []byte(`"approval"`)})
+	}); err != nil {
+		t.Fatalf("AppendEvent = %v; want nil", err)
+	}
+
+	got, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1", ResourceID: target, Limit: 1})
+	if err != nil || len(got) != 1 || string(got[0].Body) != `"approval"` {
+		t.Errorf("Events(newest of %s) = %v, %v; want the approval", target, got, err)
+	}
+	got, err = s.Events(t.Context(), store.EventQuery{Subscription: "s1", Since: at(0), Limit: 1})
+	if err != nil || len(got) != 1 || string(got[0].Body) != `"approval"` {
+		t.Errorf("Events(newest since start) = %v, %v; want the approval", got, err)
+	}
+
+	// Page through everything 7 at a time: every event exactly once, newest first.
+	var (
+		before int64
+		seen   int
+		last   int64
+		pages  int
+	)
+	for {
+		page, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1", ResourceGroup: "rg", Before: before, Limit: 7})
+		if err != nil {
+			t.Fatalf("Events(page %d) = %v; want nil", pages, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		pages++
+		for _, e := range page {
+			if last != 0 && e.Seq >= last {
+				t.Fatalf("Events(page %d): Seq %d after %d; want decreasing", pages, e.Seq, last)
+			}
+			last = e.Seq
+			seen++
+		}
+		if seen == 1 && string(page[0].Body) != `"approval"` {
+			t.Errorf("Events(first page)[0] = %s; want the approval", page[0].Body)
+		}
+		before = page[len(page)-1].Seq
+	}
+	if want := noise + 2; seen != want {
+		t.Errorf("paging saw %d events; want %d", seen, want)
+	}
+	if want := (noise + 2 + 6) / 7; pages != want {
+		t.Errorf("paging took %d pages; want %d", pages, want)
 	}
 }
 
