@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -208,11 +207,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 	}
 	req.Action = actionOf(r.Method, t, typ.Name)
 	if isWrite(r.Method) {
-		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		body, err := readBody(w, r)
 		if err != nil {
-			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
+			return 0, err
 		}
 		req.Body = body
+		if r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			if err := CheckTags(body); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := s.checkScope(r.Context(), t, typ); err != nil {
 		return 0, err
