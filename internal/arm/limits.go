@@ -73,7 +73,7 @@ func CheckTags(body []byte) error {
 	var bad []string
 	for _, n := range names {
 		if n == "" || strings.ContainsAny(n, tagNameForbidden) || strings.IndexFunc(n, unicode.IsControl) >= 0 || !utf8.ValidString(n) {
-			bad = append(bad, shorten(n))
+			bad = append(bad, resource.QuoteName(n))
 		}
 	}
 	if len(bad) > 0 {
@@ -83,7 +83,7 @@ func CheckTags(body []byte) error {
 	for _, n := range names {
 		if c := utf8.RuneCountInString(n); c > MaxTagNameChars {
 			return tagError("InvalidTagNameLength",
-				"The tag name '%s' has %d characters; tag names may have at most %d.", shorten(n), c, MaxTagNameChars)
+				"The tag name '%s' has %d characters; tag names may have at most %d.", resource.QuoteName(n), c, MaxTagNameChars)
 		}
 		var v string
 		if json.Unmarshal(doc.Tags[n], &v) != nil {
@@ -91,7 +91,7 @@ func CheckTags(body []byte) error {
 		}
 		if c := utf8.RuneCountInString(v); c > MaxTagValueChars {
 			return tagError("InvalidTagValueLength",
-				"The value of tag '%s' has %d characters; tag values may have at most %d.", shorten(n), c, MaxTagValueChars)
+				"The value of tag '%s' has %d characters; tag values may have at most %d.", resource.QuoteName(n), c, MaxTagValueChars)
 		}
 	}
 	return nil
@@ -101,30 +101,6 @@ func tagError(code, format string, args ...any) error {
 	e := resource.Errorf(resource.Invalid, code, format, args...)
 	e.Target = "tags"
 	return e
-}
-
-// shorten returns s for a message: at most 64 characters, control characters escaped.
-func shorten(s string) string {
-	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD")
-	}
-	r := []rune(s)
-	cut := len(r) > 64
-	if cut {
-		r = r[:64]
-	}
-	var b strings.Builder
-	for _, c := range r {
-		if unicode.IsControl(c) {
-			fmt.Fprintf(&b, "\\u%04x", c)
-			continue
-		}
-		b.WriteRune(c)
-	}
-	if cut {
-		b.WriteString("…")
-	}
-	return b.String()
 }
 
 // decodeError turns an encoding/json error for body into a message in the user's terms: what

@@ -45,6 +45,13 @@ type Config struct {
 	InlineWait      time.Duration // how long an API request waits for its operation before 202
 	PageSize        int           // list page size
 	Logger          *slog.Logger
+
+	// Limits (see limits.go); zero means the default.
+	MaxConns                int           // concurrent HTTPS connections (DefaultMaxConns)
+	ReadTimeout             time.Duration // to read one request, headers and body (DefaultReadTimeout)
+	MaxEndpoints            int           // data-plane endpoints (listeners) in all (DefaultMaxEndpoints)
+	MaxEndpointsPerSubnet   int           // private endpoints per subnet (network.DefaultLimits)
+	MaxConnectionsPerServer int           // private endpoint connections per server (postgresql.DefaultLimits)
 }
 
 // DefaultConfig returns the configuration `pglink serve` uses without flags.
@@ -146,6 +153,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln = limitConns(ln, cfg)
 	s.ln = ln
 	endpoint := "https://" + ln.Addr().String()
 	if caFile, err = filepath.Abs(caFile); err != nil {
@@ -183,7 +191,9 @@ func (s *Server) start(ctx context.Context) error {
 		addrs = dp
 	}
 	net := network.New(s.st, nilIfNone(addrs), s.log)
+	net.SetLimits(network.Limits{EndpointsPerSubnet: cfg.MaxEndpointsPerSubnet})
 	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
+	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer})
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
 	front.Register(rs.Types()...)
@@ -209,6 +219,7 @@ func (s *Server) start(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	applyHTTPLimits(s.http, cfg)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(2)

@@ -63,6 +63,7 @@ type Provider struct {
 	addrs     Addresses // nil: servers get no data-plane address
 	endpoints Endpoints
 	log       *slog.Logger
+	limits    Limits // quotas; zero fields mean the defaults
 }
 
 // New returns the provider. addrs may be nil when there is no data plane.
