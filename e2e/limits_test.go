@@ -155,7 +155,8 @@ func TestInputLimits(t *testing.T) {
 			t.Errorf("%s: got %d %s; want %d %s (%.300s)", tc.name, r.status, r.code(), tc.status, tc.code, r.raw)
 		}
 		if tc.code != "" {
-			msg, _ := r.body["error"].(map[string]any)["message"].(string)
+			e, _ := r.body["error"].(map[string]any)
+			msg, _ := e["message"].(string)
 			if msg == "" || len(msg) > 1000 || strings.ContainsRune(msg, 0) {
 				t.Errorf("%s: message %q; want a short one that states the rule", tc.name, msg)
 			}
@@ -169,7 +170,8 @@ func TestInputLimits(t *testing.T) {
 	// Decode errors speak JSON, not Go.
 	bad := `{"location":"eastus","properties":{"administratorLogin":"pgadmin","version":16}}`
 	r := in.rawPut(t, *srv.ID+"?api-version=2024-08-01", tok, strings.NewReader(bad), int64(len(bad)))
-	msg, _ := r.body["error"].(map[string]any)["message"].(string)
+	e, _ := r.body["error"].(map[string]any)
+	msg, _ := e["message"].(string)
 	if r.status != 400 || r.code() != "InvalidRequestContent" || !strings.Contains(msg, "property 'properties.version' must be a string, got a number (near line 1, column ") {
 		t.Errorf("version as a number: got %d %s; want 400 InvalidRequestContent naming properties.version", r.status, r.raw)
 	}
@@ -277,14 +279,16 @@ func (in *instance) stall(t *testing.T, headersDone bool) *tls.Conn {
 	return conn
 }
 
-// waitClosedByServer reads from conn until the server closes it, failing after a generous
-// deadline.
-func waitClosedByServer(t *testing.T, conn *tls.Conn, what string) {
+// waitClosedByServer reads from each of conns until the server closes it, failing if that
+// has not happened by a generous deadline.
+func waitClosedByServer(t *testing.T, conns []*tls.Conn) {
 	t.Helper()
-	conn.SetReadDeadline(time.Now().Add(45 * time.Second))
-	_, err := io.Copy(io.Discard, conn)
-	if err != nil {
-		t.Errorf("%s: the server did not close the connection: %v", what, err)
+	deadline := time.Now().Add(45 * time.Second)
+	for i, conn := range conns {
+		conn.SetReadDeadline(deadline)
+		if _, err := io.Copy(io.Discard, conn); err != nil {
+			t.Errorf("stalled connection %d: the server did not close it: %v", i, err)
+		}
 	}
 }
 
@@ -305,9 +309,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	if r := in.do(t, "GET", "/subscriptions/"+in.boot.SubscriptionID+"/resourcegroups?api-version=2021-04-01", tok, nil, nil); r.status != 200 {
 		t.Errorf("GET while 40 connections stall: %d %s", r.status, r.raw)
 	}
-	for i, conn := range stalled {
-		waitClosedByServer(t, conn, fmt.Sprintf("stalled connection %d", i))
-	}
+	waitClosedByServer(t, stalled)
 	if r := in.do(t, "GET", "/subscriptions/"+in.boot.SubscriptionID+"/resourcegroups/slow?api-version=2021-04-01", tok, nil, nil); r.status != 404 {
 		t.Errorf("a stalled PUT created its resource group: GET = %d", r.status)
 	}
@@ -336,9 +338,7 @@ func TestConnectionCap(t *testing.T) {
 		raw.Close()
 		t.Errorf("a fifth connection was served while 4 of 4 were open")
 	}
-	for i, conn := range stalled {
-		waitClosedByServer(t, conn, fmt.Sprintf("stalled connection %d", i))
-	}
+	waitClosedByServer(t, stalled)
 	req, _ := http.NewRequest("GET", in.boot.ARMEndpoint+"/healthz", nil)
 	resp, err := client.Do(req)
 	if err != nil {
