@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
+	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 
 	"github.com/pglink/pglink/internal/server"
 )
@@ -354,4 +355,31 @@ func tlsDialTimeout(d *tls.Dialer, addr string, timeout time.Duration) (io.Close
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	return d.DialContext(ctx, "tcp", addr)
+}
+
+// TestFirewallRuleQuota: a server holds at most MaxFirewallRules rules; replacing one is not a
+// new rule.
+func TestFirewallRuleQuota(t *testing.T) {
+	in := start(t, func(c *server.Config) { c.MaxFirewallRules = 2 })
+	c := newClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "rg")
+	c.server(t, "rg", "db1")
+	rule := func(name, ip string) error {
+		p, err := c.rules.BeginCreateOrUpdate(ctx, "rg", "db1", name, pg.FirewallRule{Properties: &pg.FirewallRuleProperties{
+			StartIPAddress: to.Ptr(ip), EndIPAddress: to.Ptr(ip)}}, nil)
+		if err == nil {
+			_, err = p.PollUntilDone(ctx, &azcoreFast)
+		}
+		return err
+	}
+	for _, name := range []string{"r1", "r2"} {
+		if err := rule(name, "10.0.0.1"); err != nil {
+			t.Fatalf("rule %s: %v", name, err)
+		}
+	}
+	wantErr(t, "third rule of 2", rule("r3", "10.0.0.3"), "QuotaExceeded", http.StatusConflict)
+	if err := rule("r2", "10.0.0.2"); err != nil {
+		t.Errorf("replacing rule r2 at the quota: %v", err)
+	}
 }

@@ -72,6 +72,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxEndpoints, "max-endpoints", server.DefaultMaxEndpoints, "most data-plane endpoints (listeners): server public endpoints plus private endpoints")
 	fs.IntVar(&cfg.MaxEndpointsPerSubnet, "max-endpoints-per-subnet", 1000, "most private endpoints in one subnet")
 	fs.IntVar(&cfg.MaxConnectionsPerServer, "max-connections-per-server", 1000, "most private endpoint connections on one flexible server")
+	fs.IntVar(&cfg.MaxFirewallRules, "max-firewall-rules", 128, "most firewall rules on one flexible server")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

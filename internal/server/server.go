@@ -52,6 +52,7 @@ type Config struct {
 	MaxEndpoints            int           // data-plane endpoints (listeners) in all (DefaultMaxEndpoints)
 	MaxEndpointsPerSubnet   int           // private endpoints per subnet (network.DefaultLimits)
 	MaxConnectionsPerServer int           // private endpoint connections per server (postgresql.DefaultLimits)
+	MaxFirewallRules        int           // firewall rules per server (postgresql.DefaultLimits)
 }
 
 // DefaultConfig returns the configuration `pglink serve` uses without flags.
@@ -193,7 +194,7 @@ func (s *Server) start(ctx context.Context) error {
 	net := network.New(s.st, nilIfNone(addrs), s.log)
 	net.SetLimits(network.Limits{EndpointsPerSubnet: cfg.MaxEndpointsPerSubnet})
 	pg := postgresql.New(s.st, eng, net, nilIfNone(addrs), s.log)
-	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer})
+	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(s.st, s.log, map[string]resources.Cleanup{resource.TypeServer: pg.Cleanup})
 	front.Register(rs.Types()...)
