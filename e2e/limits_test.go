@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
@@ -381,5 +382,29 @@ func TestFirewallRuleQuota(t *testing.T) {
 	wantErr(t, "third rule of 2", rule("r3", "10.0.0.3"), "QuotaExceeded", http.StatusConflict)
 	if err := rule("r2", "10.0.0.2"); err != nil {
 		t.Errorf("replacing rule r2 at the quota: %v", err)
+	}
+}
+
+// TestSignInLockout: through azidentity, ten wrong client secrets lock the client at this
+// address; the eleventh attempt, even with the right secret, fails at once with AADSTS50053
+// (not retried, and no hash computed), while the API keeps serving tokens already issued.
+func TestSignInLockout(t *testing.T) {
+	in := start(t, nil)
+	tok := in.token() // issued before the lock
+	ctx := ctxT(t)
+	opts := policy.TokenRequestOptions{Scopes: []string{in.boot.ARMEndpoint + "/.default"}}
+	wrong := in.credentialFor(in.boot.ClientID, "not-the-secret")
+	for n := range 10 {
+		_, err := wrong.GetToken(ctx, opts)
+		if err == nil || !strings.Contains(err.Error(), "AADSTS7000215") {
+			t.Fatalf("wrong secret #%d: %v; want AADSTS7000215", n+1, err)
+		}
+	}
+	_, err := in.credential().GetToken(ctx, opts)
+	if err == nil || !strings.Contains(err.Error(), "AADSTS50053") {
+		t.Errorf("right secret after 10 wrong ones: %v; want AADSTS50053 (locked)", err)
+	}
+	if r := in.do(t, "GET", "/subscriptions/"+in.boot.SubscriptionID+"/resourcegroups?api-version=2021-04-01", tok, nil, nil); r.status != 200 {
+		t.Errorf("API with a token issued before the lock = %d; want 200", r.status)
 	}
 }

@@ -18,8 +18,9 @@ import (
 // work of checking credentials. Zero fields take the defaults of DefaultSignInLimits.
 //
 // Failures are counted per login at one client address, per client address and per login.
-// Each count decays steadily over Window, so Limit failures within a Window lock the key until
-// the count falls below Limit again. A locked sign-in is refused before the credentials are
+// Each count decays steadily, by Limit over a Window: Limit failures in quick succession lock
+// the key for Window/Limit (one failure's worth of decay), and each failure at the edge of
+// the lock renews it; a client that stays under Limit failures a Window is never locked. A locked sign-in is refused before the credentials are
 // checked: no slow hash is computed for it.
 type SignInLimits struct {
 	// Window is the period over which failures are counted.
@@ -131,10 +132,11 @@ func (th *throttle) locked(login, addr string) (time.Duration, bool) {
 		if f == nil {
 			continue
 		}
-		if v := f.value(t); v >= float64(k.limit) {
-			// The count falls below the limit after (v - limit) / rate seconds, and a little.
-			d := time.Duration((v-float64(k.limit))/f.rate*float64(time.Second)) + time.Second
-			wait = max(wait, d)
+		// Limit failures in quick succession leave a count a little under Limit (it decays
+		// meanwhile): the key is locked while the count exceeds Limit-1, that is until one
+		// failure's worth has decayed.
+		if v, bar := f.value(t), float64(k.limit-1); v > bar {
+			wait = max(wait, time.Duration((v-bar)/f.rate*float64(time.Second)))
 		}
 	}
 	return wait, wait > 0

@@ -232,7 +232,13 @@ func TestCredentialChecksAreBounded(t *testing.T) {
 	// Of two more sign-ins, one waits for the slot and the other finds the queue full.
 	go signIn()
 	go signIn()
-	r := <-results
+	var r tokenResult
+	select {
+	case r = <-results:
+	case <-time.After(30 * time.Second): // generous: the answer is due at once
+		close(f.dir.block)
+		t.Fatalf("no sign-in was refused with 1 check running and 1 waiting; all queued")
+	}
 	if r.status != http.StatusTooManyRequests || r.code != "temporarily_unavailable" || r.retryAfter == "" {
 		t.Errorf("sign-in with 1 check running and 1 waiting = %+v; want 429 temporarily_unavailable with Retry-After", r)
 	}
