@@ -166,7 +166,8 @@ func (th *throttle) succeed(login, addr string) {
 }
 
 // makeRoom keeps the counters under MaxKeys: when full, it drops those that have decayed to
-// nothing, then, if still full, arbitrary ones. Called with mu held.
+// nothing, then, if still full, the lowest of a few picked at random (map order), so that a
+// flood of new keys does not wash out the counts that lock someone. Called with mu held.
 func (th *throttle) makeRoom(t time.Time) {
 	if len(th.counts) < th.limits.MaxKeys {
 		return
@@ -176,11 +177,22 @@ func (th *throttle) makeRoom(t time.Time) {
 			delete(th.counts, k)
 		}
 	}
-	for k := range th.counts {
-		if len(th.counts) < th.limits.MaxKeys {
-			break
+	for len(th.counts) >= th.limits.MaxKeys {
+		const sample = 8
+		var (
+			victim string
+			low    = math.Inf(1)
+			n      int
+		)
+		for k, f := range th.counts {
+			if v := f.value(t); v < low {
+				victim, low = k, v
+			}
+			if n++; n == sample {
+				break
+			}
 		}
-		delete(th.counts, k)
+		delete(th.counts, victim)
 	}
 }
 
