@@ -299,7 +299,7 @@ func waitClosedByServer(t *testing.T, conns []*tls.Conn) {
 // API keeps answering other clients.
 func TestSlowClientsAreCutOff(t *testing.T) {
 	in := start(t, func(c *server.Config) {
-		c.ReadTimeout = 2 * time.Second
+		c.ReadTimeout = 5 * time.Second
 		c.MaxConns = 100
 	})
 	tok := in.token()
@@ -321,7 +321,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 // them closes; then it is.
 func TestConnectionCap(t *testing.T) {
 	in := start(t, func(c *server.Config) {
-		c.ReadTimeout = 5 * time.Second
+		c.ReadTimeout = 8 * time.Second // the fifth dial below happens well within it
 		c.MaxConns = 4
 	})
 	client := in.httpClient() // no keep-alive connection of its own yet

@@ -19,7 +19,7 @@ const (
 	// readHeaderTimeout bounds reading the request line and headers (and the TLS handshake).
 	readHeaderTimeout = 10 * time.Second
 	// writeTimeout bounds handling a request and writing its answer; ARM itself gives up on
-	// a request after 60 s.
+	// a request after 60 s. A longer --lro-inline-wait lengthens it.
 	writeTimeout = 60 * time.Second
 	// idleTimeout closes a keep-alive connection that sends no new request.
 	idleTimeout = 2 * time.Minute
@@ -35,7 +35,9 @@ func applyHTTPLimits(srv *http.Server, cfg Config) {
 		srv.ReadTimeout = DefaultReadTimeout
 	}
 	srv.ReadHeaderTimeout = min(srv.ReadHeaderTimeout, srv.ReadTimeout)
-	srv.WriteTimeout = writeTimeout
+	// A request may wait for its operation (InlineWait) and then for the data plane (as
+	// long again) before it answers.
+	srv.WriteTimeout = max(writeTimeout, 2*cfg.InlineWait+10*time.Second)
 	srv.IdleTimeout = idleTimeout
 	srv.MaxHeaderBytes = maxHeaderBytes
 }
