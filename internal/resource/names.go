@@ -23,8 +23,8 @@ type NameRule struct {
 
 const (
 	alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-	// NameCharsNetwork are the characters Microsoft.Network names may contain.
-	NameCharsNetwork = alnum + "._-"
+	// nameCharsNetwork are the characters Microsoft.Network names may contain.
+	nameCharsNetwork = alnum + "._-"
 )
 
 // Network naming rules, as Azure documents them (resource-name-rules, Microsoft.Network):
@@ -42,12 +42,12 @@ var (
 	// ConnectionName is the name of a private endpoint connection of a flexible server:
 	// "<private endpoint name>.<guid>".
 	ConnectionName = NameRule{What: "private endpoint connection", Min: 3, Max: 64 + 1 + 36,
-		Start: alnum, Middle: NameCharsNetwork, End: alnum + "_",
+		Start: alnum, Middle: nameCharsNetwork, End: alnum + "_",
 		Rule: "the private endpoint's name, '.', and a GUID: letters, digits, '.', '-' and '_', starting with a letter or digit"}
 )
 
 func networkRule(what string, min, max int) NameRule {
-	return NameRule{What: what, Min: min, Max: max, Start: alnum, Middle: NameCharsNetwork, End: alnum + "_",
+	return NameRule{What: what, Min: min, Max: max, Start: alnum, Middle: nameCharsNetwork, End: alnum + "_",
 		Rule: "letters, digits, '.', '-' and '_', starting with a letter or digit and ending with a letter, digit or '_'"}
 }
 

@@ -32,10 +32,6 @@ const (
 
 // SetLimits sets the provider's quotas; call it before serving.
 func (p *Provider) SetLimits(l Limits) {
-	d := DefaultLimits()
-	if l.EndpointsPerSubnet <= 0 {
-		l.EndpointsPerSubnet = d.EndpointsPerSubnet
-	}
 	p.limits = l
 }
 
