@@ -67,6 +67,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by a local CA in the data dir")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.DurationVar(&cfg.InlineWait, "lro-inline-wait", cfg.InlineWait, "how long a request waits for its long-running operation before answering 202")
+	fs.IntVar(&cfg.MaxConns, "max-http-conns", server.DefaultMaxConns, "most concurrent HTTPS connections; more wait until one closes")
+	fs.DurationVar(&cfg.ReadTimeout, "http-read-timeout", server.DefaultReadTimeout, "how long a client may take to send one request, headers and body")
+	fs.IntVar(&cfg.MaxEndpoints, "max-endpoints", server.DefaultMaxEndpoints, "most data-plane endpoints (listeners): server public endpoints plus private endpoints")
+	fs.IntVar(&cfg.MaxEndpointsPerSubnet, "max-endpoints-per-subnet", 1000, "most private endpoints in one subnet")
+	fs.IntVar(&cfg.MaxConnectionsPerServer, "max-connections-per-server", 1000, "most private endpoint connections on one flexible server")
+	fs.IntVar(&cfg.MaxFirewallRules, "max-firewall-rules", 128, "most firewall rules on one flexible server")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

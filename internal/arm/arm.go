@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -223,11 +222,16 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 			CorrelationID:  req.CorrelationID,
 		}}
 		ctx = withAudit(ctx, req.audit)
-		body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+		body, err := readBody(w, r)
 		if err != nil {
-			return 0, resource.Errorf(resource.Invalid, "InvalidRequestContent", "The request body could not be read.")
+			return 0, err
 		}
 		req.Body = body
+		if r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			if err := CheckTags(body); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := s.checkScope(ctx, t, typ, isWrite(r.Method)); err != nil {
 		return 0, err

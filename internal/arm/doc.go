@@ -14,15 +14,16 @@ import (
 )
 
 // Decode unmarshals the request body into v, answering 400 InvalidRequestContent for a body
-// that is not the JSON the type expects. An empty body decodes as {}.
+// that is not the JSON the type expects, with a message that names the property, what it must
+// be and where (line and column), never a Go type. Unknown properties are ignored, as Azure
+// does. An empty body decodes as {}.
 func (r *Request) Decode(v any) error {
 	body := bytes.TrimSpace(r.Body)
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return resource.Errorf(resource.Invalid, "InvalidRequestContent",
-			"The request content was invalid and could not be deserialized: %s", err.Error())
+		return decodeError(body, err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ var statusOf = map[resource.Kind]int{
 	resource.Conflict:           http.StatusConflict,
 	resource.PreconditionFailed: http.StatusPreconditionFailed,
 	resource.TooManyRequests:    http.StatusTooManyRequests,
+	resource.TooLarge:           http.StatusRequestEntityTooLarge,
 }
 
 // ErrorBody is Azure's error response: {"error":{"code","message","target"}}.

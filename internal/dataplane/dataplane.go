@@ -26,6 +26,10 @@ import (
 type Allocator struct {
 	Network netip.Prefix
 	Port    uint16
+	// Max caps the addresses handed out, each a listener (a file descriptor) in the gateway;
+	// 0 means no cap beyond the network's size. Over it, Allocate answers 409 QuotaExceeded
+	// before anything is written or opened.
+	Max int
 }
 
 // addressed is the part of a server or private endpoint document the allocator reads.
@@ -55,6 +59,10 @@ func (a Allocator) Allocate(ctx context.Context, tx store.Tx) (string, error) {
 				used[ap.Addr()] = true
 			}
 		}
+	}
+	if a.Max > 0 && len(used) >= a.Max {
+		return "", resource.Errorf(resource.Conflict, "QuotaExceeded",
+			"This pglink serves at most %d data-plane endpoints (server public endpoints and private endpoints) and all are in use. Delete unused servers or private endpoints, or start pglink with a larger --max-endpoints.", a.Max)
 	}
 	for ip := a.Network.Masked().Addr().Next(); a.Network.Contains(ip); ip = ip.Next() {
 		if b := ip.As4(); b[3] == 0 || b[3] == 255 || used[ip] {

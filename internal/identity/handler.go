@@ -3,12 +3,14 @@ package identity
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxFormBytes bounds the body of a token request.
@@ -147,6 +149,11 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
+		if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+			i.writeAADError(w, r, &aadError{status: http.StatusRequestEntityTooLarge, code: "invalid_request", aadsts: 900144,
+				msg: fmt.Sprintf("The token request body is larger than %d KiB.", maxFormBytes>>10)})
+			return
+		}
 		i.writeAADError(w, r, &aadError{status: http.StatusBadRequest, code: "invalid_request", aadsts: 900144,
 			msg: "The request body must be a form-encoded token request (application/x-www-form-urlencoded)."})
 		return
@@ -159,6 +166,7 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		password:     r.PostForm.Get("password"),
 		scope:        r.PostForm.Get("scope"),
 		clientInfo:   r.PostForm.Get("client_info") == "1",
+		clientAddr:   clientAddress(r),
 	}
 	if id, secret, ok := r.BasicAuth(); ok && req.clientSecret == "" { // client_secret_basic
 		if id, err := url.QueryUnescape(id); err == nil && (req.clientID == "" || req.clientID == id) {
@@ -204,7 +212,7 @@ func (i *Issuer) handleManagedIdentity(w http.ResponseWriter, r *http.Request) {
 			`The request carries no credentials. Send the header "secret: <clientId>:<clientSecret>" (MSI_SECRET) or put them in MSI_ENDPOINT as https://<clientId>:<clientSecret>@host/msi/token.`})
 		return
 	}
-	tok, merr := i.managedIdentityToken(r.Context(), clientID, secret, r.Form.Get("resource"))
+	tok, merr := i.managedIdentityToken(r.Context(), clientID, secret, r.Form.Get("resource"), clientAddress(r))
 	if merr != nil {
 		writeMSIError(w, merr)
 		return
@@ -231,6 +239,9 @@ type msiError struct {
 }
 
 func writeMSIError(w http.ResponseWriter, e *msiError) {
+	if e.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
 	writeJSON(w, e.status, struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
@@ -244,6 +255,8 @@ type aadError struct {
 	aadsts int    // AADSTS number
 	msg    string // for the client: what went wrong and what to do
 	cause  error  // for the log only
+	// retryAfter, if set, is sent as the Retry-After header.
+	retryAfter time.Duration
 }
 
 func errTenantNotFound(tenant string) *aadError {
@@ -273,6 +286,9 @@ func (i *Issuer) writeAADError(w http.ResponseWriter, r *http.Request, e *aadErr
 	i.logger.Log(r.Context(), level, "token request failed", attrs...)
 	w.Header().Set("Cache-Control", "no-store, no-cache")
 	w.Header().Set("Pragma", "no-cache")
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfter(e.retryAfter))
+	}
 	w.Header().Set("x-ms-request-id", traceID)
 	w.Header().Set("client-request-id", correlationID)
 	writeJSON(w, e.status, struct {

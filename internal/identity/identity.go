@@ -71,6 +71,9 @@ type Config struct {
 	Lifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SignIn throttles failed sign-ins and bounds concurrent credential checks; zero fields
+	// take DefaultSignInLimits.
+	SignIn SignInLimits
 }
 
 // clockSkew is how far the clocks of the issuer and a verifier may disagree.
@@ -104,6 +107,7 @@ type Issuer struct {
 	now       func() time.Time
 	dir       Directory
 	logger    *slog.Logger
+	throttle  *throttle
 }
 
 // New returns an Issuer for cfg that checks credentials with dir. A nil logger discards logs.
@@ -159,6 +163,7 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 		now:       cfg.Now,
 		dir:       dir,
 		logger:    logger.With("component", "identity"),
+		throttle:  newThrottle(cfg.SignIn, cfg.Now),
 	}, nil
 }
 

@@ -23,6 +23,7 @@ type tokenRequest struct {
 	password     string
 	scope        string // space-separated
 	clientInfo   bool   // client_info=1: the client wants client_info back (MSAL's user flows)
+	clientAddr   string // IP address of the client, for sign-in throttling
 }
 
 // tokenResponse is a successful answer of the v2 token endpoint.
@@ -104,7 +105,12 @@ func (i *Issuer) grantPrincipal(ctx context.Context, req tokenRequest) (Principa
 				msg: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'. pglink accepts client_secret."}
 		}
 		wantKind = KindServicePrincipal
-		p, err = i.dir.ServicePrincipal(ctx, req.clientID, req.clientSecret)
+		p, err = i.throttle.checkCredentials(ctx, req.clientID, req.clientAddr, func() (Principal, error) {
+			return i.dir.ServicePrincipal(ctx, req.clientID, req.clientSecret)
+		})
+		if t := (*throttled)(nil); errors.As(err, &t) {
+			return Principal{}, i.errThrottled(t, "invalid_client", http.StatusUnauthorized, "application")
+		}
 		if errors.Is(err, ErrInvalidCredentials) {
 			return Principal{}, &aadError{status: http.StatusUnauthorized, code: "invalid_client", aadsts: 7000215, cause: err,
 				msg: fmt.Sprintf("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", req.clientID)}
@@ -117,7 +123,12 @@ func (i *Issuer) grantPrincipal(ctx context.Context, req tokenRequest) (Principa
 			return Principal{}, errMissingParameter("password")
 		}
 		wantKind = KindUser
-		p, err = i.dir.User(ctx, req.username, req.password)
+		p, err = i.throttle.checkCredentials(ctx, req.username, req.clientAddr, func() (Principal, error) {
+			return i.dir.User(ctx, req.username, req.password)
+		})
+		if t := (*throttled)(nil); errors.As(err, &t) {
+			return Principal{}, i.errThrottled(t, "invalid_grant", http.StatusBadRequest, "account")
+		}
 		if errors.Is(err, ErrInvalidCredentials) {
 			return Principal{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50126, cause: err,
 				msg: "Error validating credentials due to invalid username or password."}
@@ -226,7 +237,7 @@ func (i *Issuer) clientInfo(p Principal) string {
 
 // managedIdentityToken answers a managed identity request: an access token for resource
 // for the service principal with the given credentials.
-func (i *Issuer) managedIdentityToken(ctx context.Context, clientID, secret, resource string) (*msiResponse, *msiError) {
+func (i *Issuer) managedIdentityToken(ctx context.Context, clientID, secret, resource, clientAddr string) (*msiResponse, *msiError) {
 	if resource == "" {
 		return nil, &msiError{http.StatusBadRequest, "invalid_request", "Required query variable 'resource' is missing."}
 	}
@@ -234,7 +245,16 @@ func (i *Issuer) managedIdentityToken(ctx context.Context, clientID, secret, res
 		return nil, &msiError{http.StatusBadRequest, "invalid_resource",
 			fmt.Sprintf("Resource '%s' is not served here. Ask for one of: %s.", resource, strings.Join(i.audiences, ", "))}
 	}
-	p, err := i.dir.ServicePrincipal(ctx, clientID, secret)
+	p, err := i.throttle.checkCredentials(ctx, clientID, clientAddr, func() (Principal, error) {
+		return i.dir.ServicePrincipal(ctx, clientID, secret)
+	})
+	if t := (*throttled)(nil); errors.As(err, &t) {
+		i.logger.Info("managed identity token throttled", "client_id", clientID, "client_address", clientAddr, "error", err)
+		if t.busy {
+			return nil, &msiError{http.StatusTooManyRequests, "temporarily_unavailable", "Too many sign-ins are being checked. Retry after the time in the Retry-After header."}
+		}
+		return nil, &msiError{http.StatusUnauthorized, "invalid_client", lockedMessage("application", t.wait)}
+	}
 	if errors.Is(err, ErrInvalidCredentials) {
 		i.logger.Info("managed identity token refused", "client_id", clientID, "error", err)
 		return nil, &msiError{http.StatusUnauthorized, "invalid_client",

@@ -19,6 +19,7 @@ const (
 	Conflict                       // the resource's current state forbids the request (409)
 	PreconditionFailed             // If-Match / If-None-Match failed (412)
 	TooManyRequests                // rate limited (429)
+	TooLarge                       // the request is larger than the documented limit (413)
 )
 
 // Error is an error meant for the user: a stable Azure-style code and a message that says what

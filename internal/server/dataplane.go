@@ -51,7 +51,11 @@ func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.
 		TLS:    gwTLS,
 		Logger: s.log,
 	})
-	return eng, &dataplane.Allocator{Network: network.Masked(), Port: uint16(port)}, nil
+	maxEndpoints := s.cfg.MaxEndpoints
+	if maxEndpoints <= 0 {
+		maxEndpoints = DefaultMaxEndpoints
+	}
+	return eng, &dataplane.Allocator{Network: network.Masked(), Port: uint16(port), Max: maxEndpoints}, nil
 }
 
 // allocator is what both providers want from the address allocator.

@@ -45,6 +45,14 @@ type Config struct {
 	InlineWait      time.Duration // how long an API request waits for its operation before 202
 	PageSize        int           // list page size
 	Logger          *slog.Logger
+
+	// Limits (see limits.go); zero means the default.
+	MaxConns                int           // concurrent HTTPS connections (DefaultMaxConns)
+	ReadTimeout             time.Duration // to read one request, headers and body (DefaultReadTimeout)
+	MaxEndpoints            int           // data-plane endpoints (listeners) in all (DefaultMaxEndpoints)
+	MaxEndpointsPerSubnet   int           // private endpoints per subnet (network.DefaultLimits)
+	MaxConnectionsPerServer int           // private endpoint connections per server (postgresql.DefaultLimits)
+	MaxFirewallRules        int           // firewall rules per server (postgresql.DefaultLimits)
 }
 
 // DefaultConfig returns the configuration `pglink serve` uses without flags.
@@ -144,6 +152,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln = limitConns(ln, cfg)
 	s.ln = ln
 	endpoint := "https://" + ln.Addr().String()
 	if caFile, err = filepath.Abs(caFile); err != nil {
@@ -184,7 +193,9 @@ func (s *Server) start(ctx context.Context) error {
 	// appended in the transaction that makes its change.
 	audited := arm.Audited(s.st)
 	net := network.New(audited, nilIfNone(addrs), s.log)
+	net.SetLimits(network.Limits{EndpointsPerSubnet: cfg.MaxEndpointsPerSubnet})
 	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
+	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(audited, s.log, []resources.Remover{ // dependents first
 		{Type: resource.TypePrivateEndpoint, Remove: net.RemoveEndpoint},
@@ -216,6 +227,7 @@ func (s *Server) start(ctx context.Context) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	applyHTTPLimits(s.http, cfg)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.wg.Add(2)

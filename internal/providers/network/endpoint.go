@@ -89,8 +89,14 @@ func (p *Provider) servePrivateEndpoint(ctx context.Context, req *arm.Request) (
 
 func (p *Provider) putPrivateEndpoint(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	id := req.Target.ID
+	if err := resource.PrivateEndpointName.Check(id.Name()); err != nil {
+		return nil, err
+	}
 	var in PrivateEndpoint
 	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkEndpointInput(in); err != nil {
 		return nil, err
 	}
 	status := http.StatusOK
@@ -160,9 +166,6 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	if conn.Name == "" {
 		conn.Name = id.Name()
 	}
-	if len(conn.Properties.RequestMessage) > 140 {
-		return store.Resource{}, resource.InvalidParameter("requestMessage", "The request message may be at most 140 characters long.")
-	}
 	if in.Properties.Subnet == nil || in.Properties.Subnet.ID == "" {
 		return store.Resource{}, resource.Errorf(resource.Invalid, "InvalidRequestFormat", "Private endpoint '%s' needs properties.subnet.id.", id.Name())
 	}
@@ -203,6 +206,9 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	}
 	if err := arm.CheckGroupWritable(ctx, tx, targetID); err != nil && resource.KindOf(err) != resource.NotFound {
 		return store.Resource{}, err // the target's group is being deleted; a missing one is the target's to report
+	}
+	if err := p.checkSubnetQuota(&subnet); err != nil {
+		return store.Resource{}, err
 	}
 	addr, err := allocate(&subnet)
 	if err != nil {

@@ -46,6 +46,7 @@ type Provider struct {
 	addrs   Addresses // nil: private endpoints get no data-plane address
 	log     *slog.Logger
 	targets map[string]Target // by lower-cased resource type
+	limits  Limits            // quotas; zero fields mean the defaults
 }
 
 // New returns the provider; addrs may be nil when there is no data plane. Add targets with
@@ -230,8 +231,17 @@ func renderVNet(ctx context.Context, tx store.Tx, r store.Resource) (json.RawMes
 
 func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	id := req.Target.ID
+	if err := resource.VirtualNetworkName.Check(id.Name()); err != nil {
+		return nil, err
+	}
 	var in VirtualNetwork
 	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	if err := checkCount("properties.addressSpace.addressPrefixes", len(in.Properties.AddressSpace.AddressPrefixes), maxAddressPrefixes); err != nil {
+		return nil, err
+	}
+	if err := checkCount("properties.subnets", len(in.Properties.Subnets), maxSubnets); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(in.Location) == "" {
@@ -253,6 +263,9 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 		var s Subnet
 		if err := json.Unmarshal(raw, &s); err != nil || s.Name == "" {
 			return nil, resource.Errorf(resource.Invalid, "InvalidRequestFormat", "Each subnet needs a name and properties.addressPrefix.")
+		}
+		if err := checkSubnetInput(s); err != nil {
+			return nil, err
 		}
 		subnets = append(subnets, s)
 	}
@@ -483,6 +496,9 @@ func (p *Provider) putSubnetRequest(ctx context.Context, req *arm.Request) (*arm
 		return nil, err
 	}
 	in.Name = t.ID.Name()
+	if err := checkSubnetInput(in); err != nil {
+		return nil, err
+	}
 	status := http.StatusOK
 	var out store.Resource
 	err := p.st.Update(ctx, func(tx store.Tx) error {
@@ -516,6 +532,10 @@ func (p *Provider) putSubnetRequest(ctx context.Context, req *arm.Request) (*arm
 				return err
 			}
 			all = append(all, s)
+		}
+		if len(all) > maxSubnets {
+			return resource.Errorf(resource.Conflict, "QuotaExceeded",
+				"Virtual network '%s' already has %d subnets, the most Azure allows. Delete unused subnets or use another virtual network.", v.Name, maxSubnets)
 		}
 		if err := checkSubnets(v.Name, space, all); err != nil {
 			return err

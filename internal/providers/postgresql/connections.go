@@ -66,6 +66,10 @@ func (p *Provider) Connect(ctx context.Context, tx store.Tx, lr resource.LinkReq
 		return res, resource.Errorf(resource.Invalid, "PrivateEndpointFeatureNotSupportedOnServer",
 			"Private endpoints cannot be created for server '%s' because it uses private access (VNet integration). Use a server created with public access.", s.Name)
 	}
+	if err := checkChildQuota(ctx, tx, lr.Target, resource.TypeConnection, "private endpoint connections",
+		p.limit(func(l Limits) int { return l.ConnectionsPerServer })); err != nil {
+		return res, err
+	}
 	state := resource.ConnectionState{Status: resource.Approved, Description: "Auto-Approved", ActionsRequired: "None"}
 	if lr.Manual {
 		state = resource.ConnectionState{Status: resource.Pending, Description: lr.RequestMessage, ActionsRequired: "None"}
@@ -113,11 +117,17 @@ func (p *Provider) serveConnection(ctx context.Context, req *arm.Request) (*arm.
 
 func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	id := req.Target.ID
+	if err := resource.ConnectionName.Check(id.Name()); err != nil {
+		return nil, err
+	}
 	var in Connection
 	if err := req.Decode(&in); err != nil {
 		return nil, err
 	}
 	want := in.Properties.PrivateLinkServiceConnectionState
+	if err := checkLength("properties.privateLinkServiceConnectionState.description", want.Description, maxStateDescription); err != nil {
+		return nil, err
+	}
 	status, ok := resource.ParseConnectionStatus(string(want.Status))
 	if !ok {
 		return nil, resource.InvalidParameter("properties.privateLinkServiceConnectionState.status",

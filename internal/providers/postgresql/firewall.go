@@ -122,6 +122,10 @@ func (p *Provider) putFirewallRule(ctx context.Context, req *arm.Request) (*arm.
 		}
 		if cur == nil {
 			status = http.StatusCreated
+			if err := checkChildQuota(ctx, tx, id.Parent(), resource.TypeFirewallRule, "firewall rules",
+				p.limit(func(l Limits) int { return l.FirewallRulesPerServer })); err != nil {
+				return err
+			}
 		} else {
 			var c FirewallRule
 			if err := jsonUnmarshal(cur.Body, &c); err == nil && c.Properties == out.Properties && c.ID == out.ID {

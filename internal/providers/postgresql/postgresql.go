@@ -67,6 +67,7 @@ type Provider struct {
 	endpoints Endpoints
 	log       *slog.Logger
 	goalKey   []byte // keys the password's hash in operation goals; random, never stored
+	limits    Limits // quotas; zero fields mean the defaults
 }
 
 // New returns the provider. addrs may be nil when there is no data plane.

@@ -1,0 +1,70 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"testing"
+
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlite"
+)
+
+// TestAllocatorCap: with Max endpoints handed out, Allocate refuses with 409 QuotaExceeded
+// inside the transaction, before anything is opened; deleting one frees a place.
+func TestAllocatorCap(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := Allocator{Network: netip.MustParsePrefix("127.77.0.0/16"), Port: 5432, Max: 3}
+	put := func(tx store.Tx, i int, addr string) error {
+		id := resource.MustParse(fmt.Sprintf("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateEndpoints/pe%d", i))
+		body := fmt.Sprintf(`{"properties":{"dataPlane":{"address":%q}}}`, addr)
+		_, err := tx.Put(ctx, store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: []byte(body)}, "")
+		return err
+	}
+	var got []string
+	for i := range 4 {
+		err := st.Update(ctx, func(tx store.Tx) error {
+			addr, err := a.Allocate(ctx, tx)
+			if err != nil {
+				return err
+			}
+			got = append(got, addr)
+			return put(tx, i, addr)
+		})
+		if i < 3 {
+			if err != nil {
+				t.Fatalf("Allocate #%d = %v; want an address", i+1, err)
+			}
+			continue
+		}
+		if e, ok := resource.AsError(err); !ok || e.Code != "QuotaExceeded" || e.Kind != resource.Conflict {
+			t.Fatalf("Allocate #4 with Max 3 = %v; want 409 QuotaExceeded", err)
+		}
+	}
+	if want := []string{"127.77.0.1:5432", "127.77.0.2:5432", "127.77.0.3:5432"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("addresses = %v; want %v", got, want)
+	}
+	// Deleting an endpoint frees its place.
+	id := resource.MustParse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateEndpoints/pe1")
+	if err := st.Update(ctx, func(tx store.Tx) error { return tx.Delete(ctx, id.Key()) }); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		addr, err := a.Allocate(ctx, tx)
+		if err == nil && addr != "127.77.0.2:5432" {
+			return fmt.Errorf("got %s; want the freed 127.77.0.2:5432", addr)
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("Allocate after a delete = %v", err)
+	}
+}

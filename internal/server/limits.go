@@ -1,0 +1,57 @@
+package server
+
+import (
+	"net"
+	"net/http"
+	"time"
+
+	"golang.org/x/net/netutil"
+)
+
+// Defaults of the HTTPS listener's limits. Every request is short: ARM clients wait at most
+// the inline wait (2 s) plus the data-plane barrier (2 s) for an answer and otherwise poll.
+const (
+	// DefaultMaxConns caps concurrent HTTPS connections; more wait in the kernel's accept
+	// queue until one closes.
+	DefaultMaxConns = 1000
+	// DefaultReadTimeout bounds reading one request, headers and body (4 MiB at most).
+	DefaultReadTimeout = 30 * time.Second
+	// readHeaderTimeout bounds reading the request line and headers (and the TLS handshake).
+	readHeaderTimeout = 10 * time.Second
+	// writeTimeout bounds handling a request and writing its answer; ARM itself gives up on
+	// a request after 60 s. A longer --lro-inline-wait lengthens it.
+	writeTimeout = 60 * time.Second
+	// idleTimeout closes a keep-alive connection that sends no new request.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes bounds the request line and headers (a bearer token is about 2 KB).
+	maxHeaderBytes = 64 << 10
+)
+
+// applyHTTPLimits sets the timeouts and header limit of srv from cfg.
+func applyHTTPLimits(srv *http.Server, cfg Config) {
+	srv.ReadHeaderTimeout = readHeaderTimeout
+	srv.ReadTimeout = cfg.ReadTimeout
+	if srv.ReadTimeout <= 0 {
+		srv.ReadTimeout = DefaultReadTimeout
+	}
+	srv.ReadHeaderTimeout = min(srv.ReadHeaderTimeout, srv.ReadTimeout)
+	// A request may wait for its operation (InlineWait) and then for the data plane (as
+	// long again) before it answers.
+	srv.WriteTimeout = max(writeTimeout, 2*cfg.InlineWait+10*time.Second)
+	srv.IdleTimeout = idleTimeout
+	srv.MaxHeaderBytes = maxHeaderBytes
+}
+
+// limitConns caps the connections ln hands out at cfg.MaxConns (default DefaultMaxConns):
+// Accept waits while that many are open.
+func limitConns(ln net.Listener, cfg Config) net.Listener {
+	n := cfg.MaxConns
+	if n <= 0 {
+		n = DefaultMaxConns
+	}
+	return netutil.LimitListener(ln, n)
+}
+
+// DefaultMaxEndpoints caps the data-plane endpoints (one listener and file descriptor each:
+// every server's public endpoint and every private endpoint).
+const DefaultMaxEndpoints = 4096
