@@ -6,9 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,9 +24,9 @@ type bouncer struct {
 	logFile string
 }
 
-// startBouncer installs PgBouncer if it is missing and runs it as the postgres OS user on a
-// free loopback port, with the administrator's password in its auth_file (SCRAM towards both
-// the client and PostgreSQL).
+// startBouncer installs PgBouncer if it is missing and runs it as the server's OS user (the owner
+// of socketDir) on a free loopback port, with the administrator's password in its auth_file
+// (SCRAM towards both the client and PostgreSQL).
 func startBouncer(ctx context.Context, work, socketDir string) (*bouncer, error) {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
@@ -48,12 +46,16 @@ func startBouncer(ctx context.Context, work, socketDir string) (*bouncer, error)
 	}
 	version := strings.TrimPrefix(strings.SplitN(string(out), "\n", 2)[0], "PgBouncer ")
 
-	pgUser, err := user.Lookup("postgres")
+	// The socket directory is private to the server's own OS user: PgBouncer runs as that user.
+	fi, err := os.Stat(socketDir)
 	if err != nil {
-		return nil, fmt.Errorf("PgBouncer runs as the postgres OS user: %w", err)
+		return nil, fmt.Errorf("server socket directory: %w", err)
 	}
-	uid, _ := strconv.Atoi(pgUser.Uid)
-	gid, _ := strconv.Atoi(pgUser.Gid)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, fmt.Errorf("server socket directory %s: no owner", socketDir)
+	}
+	uid, gid := int(st.Uid), int(st.Gid)
 	dir := filepath.Join(work, "pgbouncer")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err

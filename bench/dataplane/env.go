@@ -51,7 +51,7 @@ func setUp(ctx context.Context, cfg config) (*env, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The postgres OS user (PostgreSQL, PgBouncer) must traverse it.
+	// The server's OS user (PostgreSQL, PgBouncer) must traverse it.
 	if err := os.Chmod(work, 0o755); err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@
 // Every process it starts (pglink, PgBouncer, PostgreSQL) is stopped when it ends, on error
 // and on SIGINT/SIGTERM too. It needs the PostgreSQL 15 server and client binaries, pgbench,
 // and PgBouncer (installed with apt-get if missing); run it as root so that PgBouncer and
-// PostgreSQL run as the postgres OS user.
+// PostgreSQL run as the server's own OS user.
 package main
 
 import (
