@@ -7,29 +7,14 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
 	"github.com/pglink/pglink/internal/store/sqlite"
+	"github.com/pglink/pglink/internal/store/storetest"
 )
-
-var errInjected = errors.New("injected store failure")
-
-// faultTx is a real transaction that fails to read one key.
-type faultTx struct {
-	store.Tx
-	key string
-}
-
-func (t faultTx) Get(ctx context.Context, key string) (store.Resource, error) {
-	if key == t.key {
-		return store.Resource{}, errInjected
-	}
-	return t.Tx.Get(ctx, key)
-}
 
 // TestStoreErrorsAreNotNotFound: a store failure other than ErrNotFound while reading a subnet
 // is an error, never taken for "the subnet is not there" (which would skip giving a deleted
@@ -66,38 +51,11 @@ func TestStoreErrorsAreNotNotFound(t *testing.T) {
 		}},
 	}
 	for _, tt := range tests {
-		err := db.Update(t.Context(), func(tx store.Tx) error { return tt.do(t.Context(), faultTx{tx, subnet.Key()}) })
-		if !errors.Is(err, errInjected) || resource.KindOf(err) != resource.Internal {
+		err := db.Update(t.Context(), func(tx store.Tx) error { return tt.do(t.Context(), storetest.FaultTx{Tx: tx, Key: subnet.Key()}) })
+		if !errors.Is(err, storetest.ErrInjected) || resource.KindOf(err) != resource.Internal {
 			t.Errorf("%s with a failing read of the subnet = %v; want the store's error (an internal error)", tt.name, err)
 		}
 	}
-}
-
-// nestGuard is a store that fails a transaction begun while another is open. Tests that use
-// it run one request at a time, so an open transaction means a nested one.
-type nestGuard struct {
-	store.Store
-	open atomic.Int32
-}
-
-var errNested = errors.New("transaction begun inside another")
-
-func (g *nestGuard) View(ctx context.Context, fn func(store.Tx) error) error {
-	if g.open.Add(1) > 1 {
-		g.open.Add(-1)
-		return errNested
-	}
-	defer g.open.Add(-1)
-	return g.Store.View(ctx, fn)
-}
-
-func (g *nestGuard) Update(ctx context.Context, fn func(store.Tx) error) error {
-	if g.open.Add(1) > 1 {
-		g.open.Add(-1)
-		return errNested
-	}
-	defer g.open.Add(-1)
-	return g.Store.Update(ctx, fn)
 }
 
 // TestReadsDoNotNest: serving GETs and lists opens one transaction at a time (a nested read
@@ -117,7 +75,7 @@ func TestReadsDoNotNest(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	st := &nestGuard{Store: db}
+	st := &storetest.NestGuard{Store: db}
 	p := New(st, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	for _, tc := range []struct {
 		name string

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pglink/pglink/internal/arm"
@@ -16,36 +15,8 @@ import (
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
 	"github.com/pglink/pglink/internal/store/sqlite"
+	"github.com/pglink/pglink/internal/store/storetest"
 )
-
-var errInjected = errors.New("injected store failure")
-
-// faultStore is a real store whose transactions fail to read one key.
-type faultStore struct {
-	store.Store
-	key string
-}
-
-func (s faultStore) View(ctx context.Context, fn func(store.Tx) error) error {
-	return s.Store.View(ctx, func(tx store.Tx) error { return fn(faultTx{tx, s.key}) })
-}
-
-func (s faultStore) Update(ctx context.Context, fn func(store.Tx) error) error {
-	return s.Store.Update(ctx, func(tx store.Tx) error { return fn(faultTx{tx, s.key}) })
-}
-
-// faultTx fails to read key with errInjected.
-type faultTx struct {
-	store.Tx
-	key string
-}
-
-func (t faultTx) Get(ctx context.Context, key string) (store.Resource, error) {
-	if key == t.key {
-		return store.Resource{}, errInjected
-	}
-	return t.Tx.Get(ctx, key)
-}
 
 const (
 	testServer = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db1"
@@ -122,10 +93,10 @@ func TestStoreErrorsAreNotNotFound(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := faultStore{Store: newStore(t), key: tt.key}
+			st := storetest.FaultStore{Store: newStore(t), Key: tt.key}
 			p := New(st, nil, nil, nil, log)
 			err := tt.do(t.Context(), p)
-			if !errors.Is(err, errInjected) || resource.KindOf(err) != resource.Internal {
+			if !errors.Is(err, storetest.ErrInjected) || resource.KindOf(err) != resource.Internal {
 				t.Errorf("%s with a failing read of %s = %v; want the store's error (an internal error)", tt.name, tt.key, err)
 			}
 		})
@@ -141,38 +112,11 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// nestGuard is a store that fails a transaction begun while another is open. Tests that use
-// it run one request at a time, so an open transaction means a nested one.
-type nestGuard struct {
-	store.Store
-	open atomic.Int32
-}
-
-var errNested = errors.New("transaction begun inside another")
-
-func (g *nestGuard) View(ctx context.Context, fn func(store.Tx) error) error {
-	if g.open.Add(1) > 1 {
-		g.open.Add(-1)
-		return errNested
-	}
-	defer g.open.Add(-1)
-	return g.Store.View(ctx, fn)
-}
-
-func (g *nestGuard) Update(ctx context.Context, fn func(store.Tx) error) error {
-	if g.open.Add(1) > 1 {
-		g.open.Add(-1)
-		return errNested
-	}
-	defer g.open.Add(-1)
-	return g.Store.Update(ctx, fn)
-}
-
 // TestReadsDoNotNest: serving GETs and lists opens one transaction at a time (a nested read
 // holds a pooled connection while it waits for another, and enough of them at once exhaust
 // the pool and hang every reader).
 func TestReadsDoNotNest(t *testing.T) {
-	st := &nestGuard{Store: newStore(t)}
+	st := &storetest.NestGuard{Store: newStore(t)}
 	p := New(st, nil, nil, nil, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	srv, rg := resource.MustParse(testServer), resource.MustParse(testServer).ResourceGroupID()
 	for _, tc := range []struct {
