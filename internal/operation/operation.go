@@ -293,26 +293,18 @@ func (w *Workers) renew(ctx context.Context, id string) {
 
 // release sets the lease of an operation this worker holds to end after d.
 func (w *Workers) release(ctx context.Context, id string, d time.Duration) {
-	err := w.st.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Operation(ctx, id)
-		if err != nil {
-			return err
-		}
-		if cur.LeaseOwner != w.owner || cur.Done() {
-			return nil
-		}
-		cur.LeaseUntil = w.now().Add(d)
-		_, err = tx.PutOperation(ctx, cur)
-		return err
-	})
-	if err != nil && ctx.Err() == nil {
-		w.log.Error("extend lease", "op", id, "err", err)
-	}
+	w.setLease(ctx, id, d, false)
 }
 
 // later frees the lease of an operation this worker holds until d from now, without counting
 // the attempt.
 func (w *Workers) later(ctx context.Context, id string, d time.Duration) {
+	w.setLease(ctx, id, d, true)
+}
+
+// setLease sets the lease of an operation this worker holds to end d from now; uncount takes
+// back the attempt its lease counted.
+func (w *Workers) setLease(ctx context.Context, id string, d time.Duration, uncount bool) {
 	err := w.st.Update(ctx, func(tx store.Tx) error {
 		cur, err := tx.Operation(ctx, id)
 		if err != nil {
@@ -322,12 +314,14 @@ func (w *Workers) later(ctx context.Context, id string, d time.Duration) {
 			return nil
 		}
 		cur.LeaseUntil = w.now().Add(d)
-		cur.Attempts = max(cur.Attempts-1, 0)
+		if uncount {
+			cur.Attempts = max(cur.Attempts-1, 0)
+		}
 		_, err = tx.PutOperation(ctx, cur)
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
-		w.log.Error("release waiting operation", "op", id, "err", err)
+		w.log.Error("set operation lease", "op", id, "err", err)
 	}
 }
 
