@@ -324,9 +324,17 @@ func (g *Gateway) WaitApplied(ctx context.Context, rev int64) error {
 	}
 }
 
-// Close stops the listeners, closes every session and waits for their goroutines. It is
-// idempotent.
+// Close is Shutdown with the message "pglink gateway is shutting down".
 func (g *Gateway) Close() error {
+	return g.Shutdown("pglink gateway is shutting down", "Reconnect in a moment.")
+}
+
+// Shutdown stops the listeners and ends every session: an admitted session gets a FATAL
+// ErrorResponse (SQLSTATE 57P01 admin_shutdown) "terminating connection: " + msg, with hint, at
+// a message boundary, as on a revocation, and is closed; a session that does not reach one
+// within a second, and a client still negotiating, is closed outright. Shutdown waits for every
+// goroutine of the gateway. It is idempotent: after the first call it only waits.
+func (g *Gateway) Shutdown(msg, hint string) error {
 	g.applyMu.Lock()
 	g.mu.Lock()
 	if g.closed {
@@ -342,6 +350,30 @@ func (g *Gateway) Close() error {
 	}
 	clear(g.listeners)
 	g.stats.listeners.Store(0)
+	var ending []*conn
+	d := decision{reason: ReasonOther, msg: msg, hint: hint}
+	for c := range g.conns {
+		if c.admitted {
+			c.revokeWith(d)
+			ending = append(ending, c)
+			continue
+		}
+		c.setEnd("gateway closed")
+		c.kill()
+	}
+	g.mu.Unlock()
+	// The relays (the reactor among them) write the ErrorResponses; then everything closes.
+	timer := time.NewTimer(revokeWait)
+wait:
+	for _, c := range ending {
+		select {
+		case <-c.ended:
+		case <-timer.C:
+			break wait
+		}
+	}
+	timer.Stop()
+	g.mu.Lock()
 	for c := range g.conns {
 		c.setEnd("gateway closed")
 		c.kill()
