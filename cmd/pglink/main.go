@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pglink/pglink/internal/server"
 )
@@ -32,9 +33,13 @@ func main() {
 type usageError struct{ error }
 
 const usage = `usage: pglink serve [flags]
+       pglink gateway [stop] [flags]
 
 Commands:
-  serve    run the control plane (API, identity, operations) on the embedded store
+  serve          run the control plane (API, identity, operations) on the embedded store; it
+                 starts the data-plane gateway as a process of its own, or re-attaches to it
+  gateway        run the data-plane gateway alone (pglink serve starts it; it outlives serve)
+  gateway stop   end every session of the gateway with SQLSTATE 57P01 and stop it for good
 
 Run 'pglink serve -h' for the flags.`
 
@@ -45,6 +50,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "gateway":
+		return gatewayCmd(ctx, args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stderr, usage)
 		return nil
@@ -67,6 +74,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by a local CA in the data dir")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.DurationVar(&cfg.InlineWait, "lro-inline-wait", cfg.InlineWait, "how long a request waits for its long-running operation before answering 202")
+	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a `pglink gateway` process that outlives restarts of serve; embedded: in this process")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,4 +91,34 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return server.Run(ctx, cfg)
+}
+
+func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	stop := len(args) > 0 && args[0] == "stop"
+	name := "pglink gateway"
+	if stop {
+		args, name = args[1:], "pglink gateway stop"
+	}
+	cfg := server.GatewayConfig{DataDir: server.DefaultConfig().DataDir}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir of the pglink serve the gateway belongs to")
+	reason := fs.String("reason", "", "with stop: why, appended to the message sessions get")
+	timeout := fs.Duration("timeout", time.Minute, "with stop: how long to wait for the gateway to exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	if stop {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return server.StopGateway(ctx, cfg.DataDir, *reason)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	return server.RunGateway(ctx, cfg)
 }

@@ -23,7 +23,7 @@ import (
 
 // dataPlane makes the engine and, with the local engine, the gateway and the address
 // allocator. With the records engine there is no data plane: servers are records.
-func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.Allocator, error) {
+func (s *Server) dataPlane(ctx context.Context, certs *endpointCerts) (postgresql.Engine, *dataplane.Allocator, error) {
 	switch s.cfg.Engine {
 	case "records":
 		return engine.Records{}, nil, nil
@@ -43,10 +43,25 @@ func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.
 	if err != nil {
 		return nil, nil, err
 	}
-	s.gateway = gateway.New(gateway.Config{
-		TLS:    &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
-		Logger: s.log,
-	})
+	switch s.cfg.Gateway {
+	case "", "embedded":
+		s.gateway = gateway.New(gateway.Config{
+			TLS:    &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12},
+			Logger: s.log,
+		})
+	case "process":
+		pc, err := pemCerts(certs.ca, certs.fallback)
+		if err != nil {
+			return nil, nil, err
+		}
+		gp, err := startGatewayProc(ctx, s.cfg.DataDir, s.cfg.GatewayBin, pc, s.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.gateway = gp
+	default:
+		return nil, nil, fmt.Errorf("unknown gateway mode %q: use embedded or process", s.cfg.Gateway)
+	}
 	return eng, &dataplane.Allocator{Network: network.Masked(), Port: uint16(port)}, nil
 }
 
