@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -150,7 +151,7 @@ func TestRestartDropsNoSession(t *testing.T) {
 	}
 	stoppedAt := time.Since(began)
 	time.Sleep(time.Second) // the control plane is down for a while
-	cmd, _ = serveProcess(t, bin, dir, addr, flags...)
+	cmd, in = serveProcess(t, bin, dir, addr, flags...)
 	t.Logf("pglink serve stopped %v into the run and served again %v into it", stoppedAt.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	if time.Since(began) > runFor*time.Second-2*time.Second {
 		t.Errorf("the restart took until %v of a %ds run; the run must outlast it", time.Since(began), runFor)
@@ -163,6 +164,39 @@ func TestRestartDropsNoSession(t *testing.T) {
 			t.Errorf("%s across a restart of pglink serve: %v, %d processed, %d failed, aborted %v; want 0 failed, none aborted\n%s",
 				name, r.err, r.processed, r.failed, r.aborted, r.out)
 		}
+	}
+
+	// The restarted serve reports the gateway process's counters.
+	resp, err := in.httpClient().Get(in.boot.ARMEndpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if m := regexp.MustCompile(`(?m)^pglink_gateway_admitted_total ([0-9.e+]+)$`).FindSubmatch(metrics); m == nil || string(m[1]) == "0" {
+		t.Errorf("/metrics after the restart: pglink_gateway_admitted_total = %q; want the sessions pgbench opened", m)
+	}
+
+	// A gateway that dies is started again by serve, with its listeners and the policy.
+	pidFile := filepath.Join(dir, "gateway", "gateway.pid")
+	old := readPID(t, pidFile)
+	if err := syscall.Kill(old, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := connect(ctx, pe, "", "disable", adminPassword)
+		if err == nil {
+			conn.Close(ctx)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no session 30s after the gateway was killed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pid := readPID(t, pidFile); pid == old {
+		t.Errorf("gateway pid %d after kill -9 of %d; want a new gateway", pid, old)
 	}
 
 	// A plain stop of the gateway: serve first (or it starts the gateway again), then the
@@ -194,4 +228,17 @@ func TestRestartDropsNoSession(t *testing.T) {
 	if _, err := connect(ctx, pe, "", "disable", adminPassword); err == nil {
 		t.Error("connected after pglink gateway stop")
 	}
+}
+
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return pid
 }

@@ -107,8 +107,10 @@ func (p *gatewayProc) attach(ctx context.Context) (*remote.Client, error) {
 	p.mu.Lock()
 	last := p.last
 	p.mu.Unlock()
+	applied := c.Applied()
 	if last != nil {
-		applied, err := c.Apply(ctx, *last)
+		var err error
+		applied, err = c.Apply(ctx, *last)
 		var ae *remote.ApplyError
 		if err != nil && !errors.As(err, &ae) {
 			c.Close()
@@ -116,7 +118,7 @@ func (p *gatewayProc) attach(ctx context.Context) (*remote.Client, error) {
 		}
 		p.setApplied(applied)
 	}
-	p.log.Info("attached to the gateway process", "pid", c.PID(), "applied", c.Applied())
+	p.log.Info("attached to the gateway process", "pid", c.PID(), "had", c.Applied(), "applied", applied)
 	return c, nil
 }
 

@@ -30,6 +30,8 @@ const (
 	gatewayPIDFile = "gateway.pid"
 	gatewayLock    = "gateway.lock"
 	gatewayLogFile = "gateway.log"
+
+	orphanCheck = 5 * time.Second // how often the gateway checks that its pid file is there
 )
 
 func gatewayPath(dataDir, name string) string { return filepath.Join(dataDir, gatewaySubdir, name) }
@@ -45,8 +47,9 @@ type GatewayConfig struct {
 // socket DATA/gateway/control.sock (see package remote), where pglink serve attaches, gives it
 // certificates and policies and reads its counters. pglink serve may come and go: sessions and
 // listeners stay. When RunGateway ends, every session gets a FATAL ErrorResponse with SQLSTATE
-// 57P01 and a reason, and then the gateway exits. Only one gateway runs per data dir: a second
-// one fails at once.
+// 57P01 and a reason, and then the gateway exits; also when its pid file
+// (DATA/gateway/gateway.pid) is removed. Only one gateway runs per data dir: a second one fails
+// at once.
 func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 	log := cfg.Logger
 	if log == nil {
@@ -102,16 +105,31 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 	log.Info("pglink gateway running", "pid", os.Getpid(), "control", sock)
 
 	msg := "pglink gateway is shutting down"
-	select {
-	case <-ctx.Done():
-	case reason := <-stopped:
-		if reason != "" {
-			msg += ": " + reason
+	// Like PostgreSQL's postmaster, the gateway stops when its pid file goes, say with the data
+	// dir: nothing could attach to it any more.
+	check := time.NewTicker(orphanCheck)
+	defer check.Stop()
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case reason := <-stopped:
+			if reason != "" {
+				msg += ": " + reason
+			}
+			break wait
+		case err := <-served:
+			g.Shutdown(msg, "Reconnect in a moment.")
+			scancel()
+			return fmt.Errorf("control socket: %w", err)
+		case <-check.C:
+			if _, err := os.Stat(pidFile); errors.Is(err, os.ErrNotExist) {
+				log.Error("pid file removed; stopping", "pid_file", pidFile)
+				msg += ": its data dir was removed"
+				break wait
+			}
 		}
-	case err := <-served:
-		g.Shutdown(msg, "Reconnect in a moment.")
-		scancel()
-		return fmt.Errorf("control socket: %w", err)
 	}
 	log.Info("pglink gateway stopping", "reason", msg, "sessions", len(g.Sessions()))
 	// Sessions end first, then the control connection: a client waiting in Stop for the
