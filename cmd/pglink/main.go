@@ -38,7 +38,8 @@ const usage = `usage: pglink serve [flags]
 Commands:
   serve          run the control plane (API, identity, operations) on the embedded store; it
                  starts the data-plane gateway as a process of its own, or re-attaches to it
-  gateway        run the data-plane gateway alone (pglink serve starts it; it outlives serve)
+  gateway        run the data-plane gateway alone (pglink serve starts it; it outlives serve);
+                 with --replace, take over from the running one without refusing a connection
   gateway stop   end every session of the gateway with SQLSTATE 57P01 and stop it for good
 
 Run 'pglink serve -h' for the flags.`
@@ -103,6 +104,8 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir of the pglink serve the gateway belongs to")
+	fs.BoolVar(&cfg.Replace, "replace", false, "take over from the running gateway of the data dir (an upgrade): its listeners and plain sessions move here, its TLS sessions drain")
+	fs.DurationVar(&cfg.DrainGrace, "drain-grace", server.DefaultDrainGrace, "once replaced, how long TLS sessions may go on before they get SQLSTATE 57P01")
 	reason := fs.String("reason", "", "with stop: why, appended to the message sessions get")
 	timeout := fs.Duration("timeout", time.Minute, "with stop: how long to wait for the gateway to exit")
 	if err := fs.Parse(args); err != nil {

@@ -126,6 +126,7 @@ type Gateway struct {
 	applyMu   sync.Mutex                          // serializes Apply and Close
 	listeners map[netip.AddrPort]*net.TCPListener // guarded by applyMu
 	listenErr map[netip.AddrPort]error            // last bind error per address; guarded by applyMu
+	handoff   handoffState                        // listeners inherited or given away; guarded by applyMu
 
 	mu        sync.Mutex         // guards the fields below
 	conns     map[*conn]struct{} // every accepted connection until its goroutine ends
@@ -210,7 +211,7 @@ func (g *Gateway) Apply(s Snapshot) error {
 		if _, ok := g.listeners[addr]; ok {
 			continue
 		}
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		ln, err := g.listen(addr)
 		if err != nil {
 			if prev := g.listenErr[addr]; prev == nil || prev.Error() != err.Error() {
 				g.log.Error("bind endpoint", "addr", addr, "endpoint", p.byAddr[addr].ID, "err", err)
@@ -225,6 +226,7 @@ func (g *Gateway) Apply(s Snapshot) error {
 	}
 
 	g.policy.Store(p)
+	g.closeUnusedInherited()
 
 	for _, l := range fresh {
 		g.wg.Add(1)
