@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -124,3 +125,114 @@ type FramerState struct {
 	Hdr    []byte `json:"hdr,omitempty"`
 	Broken bool   `json:"broken,omitempty"`
 }
+
+// DetachPlain stops relaying the plain sessions that the event loop relays and returns them for
+// a successor: each one's state, and its client and server sockets (which the caller owns).
+// Nothing is lost: what the gateway had read and not yet written is in the state, the rest
+// waits in the sockets. Sessions being revoked or closed, TLS sessions (whose keys cannot be
+// handed over) and sessions relayed by goroutines stay and end here.
+func (g *Gateway) DetachPlain() ([]SessionHandoff, [][2]*os.File) {
+	if g.reactor == nil {
+		return nil, nil
+	}
+	ds := g.reactor.detach()
+	hs := make([]SessionHandoff, 0, len(ds))
+	socks := make([][2]*os.File, 0, len(ds))
+	for _, d := range ds {
+		c, f := d.c, d.f
+		h := SessionHandoff{
+			ID: c.id, Listen: c.listen, Client: c.client, Started: c.started,
+			BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+			ToServer: d.toServer, ToClient: d.toClient,
+			Framer: FramerState{Rem: f.rem, Hdr: append([]byte(nil), f.hdr[:f.hn]...), Broken: f.broken},
+		}
+		if c.ep != nil {
+			h.Endpoint = c.ep.ID
+		}
+		hs = append(hs, h)
+		socks = append(socks, [2]*os.File{os.NewFile(uintptr(d.cfd), "client"), os.NewFile(uintptr(d.ufd), "server")})
+	}
+	for _, d := range ds {
+		<-d.c.ended // gone from Sessions and Stats
+	}
+	return hs, socks
+}
+
+// Adopt relays sessions that a predecessor detached (DetachPlain), with their sockets, which
+// it takes ownership of. Call it after Apply: a session that the policy in force does not
+// admit is revoked at once, with 57P01, as by Apply.
+func (g *Gateway) Adopt(hs []SessionHandoff, socks [][2]*os.File) error {
+	if len(hs) != len(socks) {
+		for _, p := range socks {
+			p[0].Close()
+			p[1].Close()
+		}
+		return fmt.Errorf("adopt: %d sessions, %d socket pairs", len(hs), len(socks))
+	}
+	var errs []error
+	for i, h := range hs {
+		cfd, err1 := dupFile(socks[i][0])
+		ufd, err2 := dupFile(socks[i][1])
+		socks[i][0].Close()
+		socks[i][1].Close()
+		if err := errors.Join(err1, err2); err != nil || g.reactor == nil {
+			if cfd >= 0 {
+				syscall.Close(cfd)
+			}
+			if ufd >= 0 {
+				syscall.Close(ufd)
+			}
+			errs = append(errs, fmt.Errorf("adopt session %d from %s: %v", h.ID, h.Client, err))
+			continue
+		}
+		c := &conn{g: g, listen: h.Listen, client: h.Client, ended: make(chan struct{}), started: h.Started}
+		c.bytesIn.Store(h.BytesIn)
+		c.bytesOut.Store(h.BytesOut)
+		var f framer
+		f.rem, f.broken = h.Framer.Rem, h.Framer.Broken
+		f.hn = copy(f.hdr[:], h.Framer.Hdr)
+		s := g.reactor.newAdopted(c, cfd, ufd, h.ToServer, h.ToClient, f)
+		c.rs = s
+		p := g.policy.Load()
+		ep := p.byAddr[h.Listen]
+		if ep == nil {
+			ep = &Endpoint{Addr: h.Listen, ID: h.Endpoint}
+		}
+		c.ep = ep
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			syscall.Close(cfd)
+			syscall.Close(ufd)
+			return errors.Join(append(errs, ErrClosed)...)
+		}
+		g.nextID++
+		c.id = g.nextID
+		c.admitted = true
+		g.conns[c] = struct{}{}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		g.log.Info("session adopted", "session", c.id, "was", h.ID, "listen", h.Listen, "client", h.Client, "endpoint", ep.ID)
+		go func() {
+			out := outcome{decision: "admitted"}
+			start := g.now()
+			defer func() {
+				c.log(out, start)
+				close(c.ended)
+				g.forget(c)
+			}()
+			if !g.reactor.relayAdopted(s) {
+				syscall.Close(cfd)
+				syscall.Close(ufd)
+			}
+		}()
+	}
+	// Decide again under the policy in force, as for every session after an Apply.
+	g.applyMu.Lock()
+	g.revoke(g.policy.Load())
+	g.applyMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// dupFile duplicates f's descriptor (close-on-exec), leaving its blocking mode as it is.
+func dupFile(f *os.File) (int, error) { return dupFd(f) }
