@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,8 +54,9 @@ func processGone(pid int) bool {
 
 // TestGatewayReplacement replaces the running gateway process with a new one (`pglink gateway
 // --replace`) while clients connect in a loop and two sessions are open: no connection is
-// refused; pglink serve attaches to the new gateway, whose policy changes take effect; the TLS
-// session keeps working until the old gateway's grace period ends, and then gets 57P01.
+// refused; pglink serve attaches to the new gateway, whose policy changes take effect; plain
+// sessions (pgx, psql) move to the new gateway and keep querying after the old one is gone; the
+// TLS session keeps working until the old gateway's grace period ends, and then gets 57P01.
 func TestGatewayReplacement(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the pglink binary")
@@ -77,6 +79,28 @@ func TestGatewayReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tlsConn.Close(context.Background())
+	plain, err := connect(ctx, pe, "", "disable", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close(context.Background())
+	if _, err := plain.Exec(ctx, "create temp table kept(x int); insert into kept values (1)"); err != nil {
+		t.Fatal(err)
+	}
+	// psql on a plain session that sleeps across the switch and the old gateway's exit, then
+	// queries again.
+	host, port, _ := net.SplitHostPort(pe)
+	psql := exec.Command("psql", fmt.Sprintf("host=%s port=%s user=pgadmin dbname=postgres sslmode=disable", host, port),
+		"-tA", "-v", "ON_ERROR_STOP=1", "-c", "select 'before'", "-c", `\! sleep 9`, "-c", "select 'after'")
+	psql.Env = append(os.Environ(), "PGPASSWORD="+adminPassword)
+	var psqlOut strings.Builder
+	psql.Stdout, psql.Stderr = &psqlOut, &psqlOut
+	if err := psql.Start(); err != nil {
+		t.Fatal(err)
+	}
+	psqlDone := make(chan error, 1)
+	go func() { psqlDone <- psql.Wait() }()
+	t.Cleanup(func() { psql.Process.Kill() })
 
 	// Clients connect, query and leave in a loop throughout the switch.
 	var ok, failed atomic.Int64
@@ -118,9 +142,14 @@ func TestGatewayReplacement(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	tookOver := time.Now()
-	// Right after the switch the TLS session, still relayed by the old gateway, works.
+	// Right after the switch the TLS session, still relayed by the old gateway, works, and so
+	// does the plain session, which the new gateway relays.
 	if err := selectOne(t, tlsConn); err != nil {
 		t.Errorf("TLS session right after the switch: %v", err)
+	}
+	var kept int
+	if err := plain.QueryRow(ctx, "select count(*) from kept").Scan(&kept); err != nil || kept != 1 {
+		t.Errorf("plain session right after the switch: count = %d, %v; want 1", kept, err)
 	}
 	time.Sleep(time.Second)
 	stopLoop()
@@ -156,5 +185,12 @@ func TestGatewayReplacement(t *testing.T) {
 	err = selectOne(t, tlsConn)
 	if code, msg := pgCode(err); code != "57P01" || !strings.Contains(msg, "pglink gateway is being replaced; reconnect") {
 		t.Errorf("TLS session after the grace period: %v; want 57P01 saying the gateway is being replaced", err)
+	}
+	// The plain sessions outlive the old gateway.
+	if err := plain.QueryRow(ctx, "select count(*) from kept").Scan(&kept); err != nil || kept != 1 {
+		t.Errorf("plain session after the old gateway exited: count = %d, %v; want 1", kept, err)
+	}
+	if err := <-psqlDone; err != nil || strings.Fields(psqlOut.String()) == nil || !strings.Contains(psqlOut.String(), "after") {
+		t.Errorf("psql across the replacement: %v\n%s", err, psqlOut.String())
 	}
 }

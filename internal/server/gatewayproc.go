@@ -355,20 +355,38 @@ func (r *gatewayRun) handOver(succ *remote.HandoffConn) bool {
 		st.Listeners = append(st.Listeners, addr.String())
 		files = append(files, f)
 	}
+	// Plain sessions stop being relayed here; what was read and not yet relayed travels in
+	// their state, the rest waits in their sockets.
+	hs, socks := r.g.DetachPlain()
+	st.Sessions = hs
+	for _, p := range socks {
+		files = append(files, p[0], p[1])
+	}
+	keep := func() {
+		if err := r.g.Adopt(hs, socks); err != nil {
+			log.Error("handoff: take the sessions back", "err", err)
+		}
+	}
 	if err := succ.Send(st, files); err != nil {
 		log.Error("handoff: send state", "err", err)
 		succ.Close()
+		keep()
 		return false
 	}
 	var ack remote.HandoffAck
 	if _, err := succ.Receive(&ack); err != nil || !ack.OK {
 		log.Error("handoff: the successor did not take over", "err", err, "its_error", ack.Error)
 		succ.Close()
+		keep()
 		return false
+	}
+	for _, p := range socks {
+		p[0].Close()
+		p[1].Close()
 	}
 	// The successor accepts on the listeners now; this gateway stops accepting and drains.
 	r.g.StopAccepting()
-	log.Info("handed over to a successor; draining", "sessions", len(r.g.Sessions()), "grace", r.cfg.DrainGrace)
+	log.Info("handed over to a successor; draining", "sessions_handed_over", len(hs), "sessions_kept", len(r.g.Sessions()), "grace", r.cfg.DrainGrace)
 	return true
 }
 
@@ -460,8 +478,8 @@ func (r *gatewayRun) takeOver(ctx context.Context) error {
 	if st.Error != "" {
 		return fail(fmt.Errorf("the running gateway refused the handoff: %s", st.Error))
 	}
-	if len(files) != 2+len(st.Listeners) {
-		return fail(fmt.Errorf("handoff: %d descriptors for %d listeners", len(files), len(st.Listeners)))
+	if len(files) != 2+len(st.Listeners)+2*len(st.Sessions) {
+		return fail(fmt.Errorf("handoff: %d descriptors for %d listeners and %d sessions", len(files), len(st.Listeners), len(st.Sessions)))
 	}
 	r.lock, r.ctl = files[0], files[1]
 	files = files[2:]
@@ -472,6 +490,10 @@ func (r *gatewayRun) takeOver(ctx context.Context) error {
 			return fail(fmt.Errorf("handoff: listener address %q: %w", a, err))
 		}
 		inherit[addr] = files[i]
+	}
+	var socks [][2]*os.File
+	for i := len(st.Listeners); i+1 < len(files); i += 2 {
+		socks = append(socks, [2]*os.File{files[i], files[i+1]})
 	}
 	files = nil
 	if err := r.g.Inherit(inherit); err != nil {
@@ -487,13 +509,17 @@ func (r *gatewayRun) takeOver(ctx context.Context) error {
 			r.log.Error("handoff: apply policy", "err", err)
 		}
 	}
+	// Sessions last: the policy they are decided under is in force.
+	if err := r.g.Adopt(st.Sessions, socks); err != nil {
+		r.log.Error("handoff: adopt sessions", "err", err)
+	}
 	if err := r.writePID(); err != nil {
 		return fail(err)
 	}
 	if err := pred.Send(remote.HandoffAck{OK: true}, nil); err != nil {
 		return fmt.Errorf("handoff: acknowledge: %w", err)
 	}
-	r.log.Info("took over from the running gateway", "predecessor", st.PID, "listeners", len(st.Listeners))
+	r.log.Info("took over from the running gateway", "predecessor", st.PID, "listeners", len(st.Listeners), "sessions", len(st.Sessions))
 	// Forward every later policy to the predecessor while it drains.
 	r.mu.Lock()
 	r.forwards = pred

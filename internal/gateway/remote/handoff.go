@@ -129,7 +129,12 @@ func (h *HandoffConn) Send(v any, files []*os.File) error {
 		n := min(len(files), fdBatch)
 		fds := make([]int, n)
 		for i, f := range files[:n] {
-			fds[i] = int(f.Fd())
+			// Not f.Fd(), which would make the socket (shared with its other copies) blocking.
+			rc, err := f.SyscallConn()
+			if err != nil {
+				return fmt.Errorf("send descriptors: %w", err)
+			}
+			rc.Control(func(fd uintptr) { fds[i] = int(fd) })
 		}
 		if _, _, err := h.c.WriteMsgUnix([]byte{'F'}, syscall.UnixRights(fds...), nil); err != nil {
 			return fmt.Errorf("send descriptors: %w", err)
