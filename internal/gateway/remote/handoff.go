@@ -37,6 +37,9 @@ import (
 // fdBatch is how many descriptors one SCM_RIGHTS message carries (the kernel allows 253).
 const fdBatch = 200
 
+// handoffWriteTimeout bounds sending one message to a peer that does not read.
+const handoffWriteTimeout = 10 * time.Second
+
 // HandoffHello opens a handoff.
 type HandoffHello struct {
 	Version int `json:"version"`
@@ -108,7 +111,8 @@ type envelope struct {
 	Body json.RawMessage `json:"body"`
 }
 
-// Send sends v and files. The files stay open; the caller closes them.
+// Send sends v and files, failing if the peer does not take them within handoffWriteTimeout.
+// The files stay open; the caller closes them.
 func (h *HandoffConn) Send(v any, files []*os.File) error {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -121,6 +125,8 @@ func (h *HandoffConn) Send(v any, files []*os.File) error {
 	if len(b) > MaxMessage {
 		return ErrTooLarge
 	}
+	h.c.SetWriteDeadline(time.Now().Add(handoffWriteTimeout))
+	defer h.c.SetWriteDeadline(time.Time{})
 	msg := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(b)), uint32(len(b)))
 	if _, err := h.c.Write(append(msg, b...)); err != nil {
 		return fmt.Errorf("send handoff message: %w", err)
