@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 )
 
 // startReplacement runs `pglink gateway --replace` as its own process group, its output in the
@@ -79,6 +81,16 @@ func TestGatewayReplacement(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tlsConn.Close(context.Background())
+	// A TLS session through another endpoint, which is rejected after the switch: the old
+	// gateway, which still relays it, learns of it from the new one and revokes it.
+	if _, err := c.endpoint(t, "rg", "drop-pe", subnet, *srv.ID, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	dropped, err := connect(ctx, peAddress(t, c, "rg", "drop-pe"), "", "require", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropped.Close(context.Background())
 	plain, err := connect(ctx, pe, "", "disable", adminPassword)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +185,26 @@ func TestGatewayReplacement(t *testing.T) {
 	}
 	if err := selectOne(t, tlsConn); err != nil {
 		t.Errorf("TLS session during the grace period: %v", err)
+	}
+	var drop string
+	pager := c.conns.NewListByServerPager("rg", "up-db", nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pc := range page.Value {
+			if strings.HasPrefix(*pc.Name, "drop-pe.") {
+				drop = *pc.Name
+			}
+		}
+	}
+	if _, err := c.setStatus(ctx, "rg", "up-db", drop, pg.PrivateEndpointServiceConnectionStatusRejected, "no more"); err != nil {
+		t.Fatal(err)
+	}
+	err = waitClosed(t, dropped, 5*time.Second)
+	if code, msg := pgCode(err); code != "57P01" || !strings.Contains(msg, "Rejected") {
+		t.Errorf("TLS session on the old gateway after its endpoint was rejected: %v; want 57P01 Rejected", err)
 	}
 
 	// The old gateway exits once its grace period is over.
