@@ -89,7 +89,7 @@ func startGatewayProc(ctx context.Context, dataDir, bin string, certs remote.Cer
 // last policy.
 func (p *gatewayProc) attach(ctx context.Context) (*remote.Client, error) {
 	sock := gatewayPath(p.dataDir, gatewaySocket)
-	c, err := remote.Dial(ctx, sock)
+	c, err := dialGateway(ctx, sock)
 	if err != nil && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
 		exited, serr := p.spawn()
 		if serr != nil {
@@ -331,4 +331,25 @@ func (p *gatewayProc) Close() error {
 		c.Close()
 	}
 	return nil
+}
+
+// busyWait is how long dialGateway waits for a client that has just gone (a pglink serve that
+// stopped a moment ago) to be let go.
+const busyWait = 5 * time.Second
+
+// dialGateway dials the control socket, retrying while the gateway still counts a previous
+// client as attached.
+func dialGateway(ctx context.Context, sock string) (*remote.Client, error) {
+	deadline := time.Now().Add(busyWait)
+	for {
+		c, err := remote.Dial(ctx, sock)
+		if !errors.Is(err, remote.ErrBusy) || time.Now().After(deadline) {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -557,7 +557,7 @@ func gatewayPID(dataDir string) string {
 // reason, and to exit, and waits until it has. It fails while a pglink serve is attached
 // (stop it first, or it restarts the gateway) and when no gateway runs.
 func StopGateway(ctx context.Context, dataDir, reason string) error {
-	c, err := remote.Dial(ctx, gatewayPath(dataDir, gatewaySocket))
+	c, err := dialGateway(ctx, gatewayPath(dataDir, gatewaySocket))
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("no pglink gateway runs for data dir %s", dataDir)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 // callTimeout bounds one request and its answer when ctx has no earlier deadline. Apply may
 // wait about a second for revoked sessions to end.
 const callTimeout = 30 * time.Second
+
+// ErrBusy is returned by Dial while another client is attached. A client that has just gone
+// may still count for a moment: retry.
+var ErrBusy = errors.New("another client is attached")
 
 // ApplyError is what the gateway could not apply of a snapshot it otherwise put in force (an
 // address it could not bind, an address claimed twice).
@@ -54,6 +59,9 @@ func Dial(ctx context.Context, path string) (*Client, error) {
 	resp, err := c.call(ctx, request{Op: "hello", Version: Version, PID: os.Getpid()})
 	if err != nil {
 		c.Close()
+		if strings.Contains(resp.Error, busyMessage) {
+			return nil, fmt.Errorf("gateway at %s: %w: %s", path, ErrBusy, resp.Error)
+		}
 		return nil, fmt.Errorf("gateway at %s: %w", path, err)
 	}
 	if resp.Version != Version {

@@ -25,6 +25,9 @@ type Gate interface {
 
 var _ Gate = (*gateway.Gateway)(nil)
 
+// busyMessage ends the answer to a hello while another client is attached.
+const busyMessage = "controls this gateway"
+
 // writeTimeout bounds writing one answer to a client that does not read.
 const writeTimeout = 10 * time.Second
 
@@ -129,7 +132,7 @@ func (s *Server) serveConn(c *net.UnixConn, log *slog.Logger) {
 	s.mu.Unlock()
 	if busy != 0 {
 		log.Warn("control connection refused: another client is attached", "peer_pid", pid, "attached_pid", busy)
-		s.reply(c, response{Error: fmt.Sprintf("another pglink (pid %d) controls this gateway", busy)})
+		s.reply(c, response{Error: fmt.Sprintf("another pglink (pid %d) %s", busy, busyMessage)})
 		return
 	}
 	defer func() {
