@@ -75,7 +75,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file (PEM); default: issued by a local CA in the data dir")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "TLS private key file (PEM), with --tls-cert")
 	fs.DurationVar(&cfg.InlineWait, "lro-inline-wait", cfg.InlineWait, "how long a request waits for its long-running operation before answering 202")
-	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a `pglink gateway` process that outlives restarts of serve; embedded: in this process")
+	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
