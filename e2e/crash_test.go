@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -37,15 +38,20 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// serveProcess runs `pglink serve` as a child process and waits for /healthz.
-func serveProcess(t *testing.T, bin, dir, addr string) (*exec.Cmd, *instance) {
+// serveProcess runs `pglink serve` as a child process, with extra flags, and waits for
+// /healthz. When the test ends it kills it and stops the gateway process it started.
+func serveProcess(t *testing.T, bin, dir, addr string, extra ...string) (*exec.Cmd, *instance) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--listen", addr)
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr}, extra...)...)
 	cmd.Stderr = t.Output()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		stopGatewayProcess(t, bin, dir)
+	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if b, err := server.ReadBootstrap(dir); err == nil && b.ARMEndpoint == "https://"+addr {
@@ -136,6 +142,21 @@ func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 func stringsReader(s string) *strings.Reader { return strings.NewReader(s) }
+
+// stopGatewayProcess stops the gateway process of data dir dir, if one runs, with `pglink
+// gateway stop`, and kills it if that fails.
+func stopGatewayProcess(t *testing.T, bin, dir string) {
+	t.Helper()
+	out, err := exec.Command(bin, "gateway", "stop", "--data-dir", dir, "--timeout", "20s").CombinedOutput()
+	if err == nil || strings.Contains(string(out), "no pglink gateway runs") {
+		return
+	}
+	t.Logf("pglink gateway stop: %v: %s", err, out)
+	b, rerr := os.ReadFile(filepath.Join(dir, "gateway", "gateway.pid"))
+	if pid, cerr := strconv.Atoi(strings.TrimSpace(string(b))); rerr == nil && cerr == nil && pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
 
 // traversableDir returns a new empty directory that the clusters' OS users can reach (their
 // clusters are stopped and the users removed when the test ends), for a data

@@ -30,6 +30,7 @@ func profiledServeMain(args []string) error {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "")
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "")
+	fs.StringVar(&cfg.Gateway, "gateway", cfg.Gateway, "")
 	dir := fs.String("cpuprofile", "", "directory of the control file 'next'")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pglink/pglink/internal/server"
 )
@@ -32,9 +33,14 @@ func main() {
 type usageError struct{ error }
 
 const usage = `usage: pglink serve [flags]
+       pglink gateway [stop] [flags]
 
 Commands:
-  serve    run the control plane (API, identity, operations) on the embedded store
+  serve          run the control plane (API, identity, operations) on the embedded store; it
+                 starts the data-plane gateway as a process of its own, or re-attaches to it
+  gateway        run the data-plane gateway alone (pglink serve starts it; it outlives serve);
+                 with --replace, take over from the running one without refusing a connection
+  gateway stop   end every session of the gateway with SQLSTATE 57P01 and stop it for good
 
 Run 'pglink serve -h' for the flags.`
 
@@ -45,6 +51,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stderr)
+	case "gateway":
+		return gatewayCmd(ctx, args[1:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stderr, usage)
 		return nil
@@ -73,6 +81,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxEndpointsPerSubnet, "max-endpoints-per-subnet", 1000, "most private endpoints in one subnet")
 	fs.IntVar(&cfg.MaxConnectionsPerServer, "max-connections-per-server", 1000, "most private endpoint connections on one flexible server")
 	fs.IntVar(&cfg.MaxFirewallRules, "max-firewall-rules", 128, "most firewall rules on one flexible server")
+	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,4 +98,36 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return server.Run(ctx, cfg)
+}
+
+func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	stop := len(args) > 0 && args[0] == "stop"
+	name := "pglink gateway"
+	if stop {
+		args, name = args[1:], "pglink gateway stop"
+	}
+	cfg := server.GatewayConfig{DataDir: server.DefaultConfig().DataDir}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir of the pglink serve the gateway belongs to")
+	fs.BoolVar(&cfg.Replace, "replace", false, "take over from the running gateway of the data dir (an upgrade): its listeners and plain sessions move here, its TLS sessions drain")
+	fs.DurationVar(&cfg.DrainGrace, "drain-grace", server.DefaultDrainGrace, "once replaced, how long TLS sessions may go on before they get SQLSTATE 57P01")
+	reason := fs.String("reason", "", "with stop: why, appended to the message sessions get")
+	timeout := fs.Duration("timeout", time.Minute, "with stop: how long to wait for the gateway to exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	if stop {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return server.StopGateway(ctx, cfg.DataDir, *reason)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	return server.RunGateway(ctx, cfg)
 }

@@ -139,6 +139,7 @@ type Gateway struct {
 	applyMu   sync.Mutex                          // serializes Apply and Close
 	listeners map[netip.AddrPort]*net.TCPListener // guarded by applyMu
 	listenErr map[netip.AddrPort]error            // last bind error per address; guarded by applyMu
+	handoff   handoffState                        // listeners inherited or given away; guarded by applyMu
 
 	mu        sync.Mutex         // guards the fields below
 	conns     map[*conn]struct{} // every accepted connection until its goroutine ends
@@ -244,7 +245,7 @@ func (g *Gateway) Apply(s Snapshot) error {
 		if _, ok := g.listeners[addr]; ok {
 			continue
 		}
-		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(addr))
+		ln, err := g.listen(addr)
 		if err != nil {
 			if prev := g.listenErr[addr]; prev == nil || prev.Error() != err.Error() {
 				g.log.Error("bind endpoint", "addr", addr, "endpoint", p.byAddr[addr].ID, "err", err)
@@ -259,6 +260,7 @@ func (g *Gateway) Apply(s Snapshot) error {
 	}
 
 	g.policy.Store(p)
+	g.closeUnusedInherited()
 
 	for _, l := range fresh {
 		g.wg.Add(1)
@@ -358,9 +360,17 @@ func (g *Gateway) WaitApplied(ctx context.Context, rev int64) error {
 	}
 }
 
-// Close stops the listeners, closes every session and waits for their goroutines. It is
-// idempotent.
+// Close is Shutdown with the message "pglink gateway is shutting down".
 func (g *Gateway) Close() error {
+	return g.Shutdown("pglink gateway is shutting down", "Reconnect in a moment.")
+}
+
+// Shutdown stops the listeners and ends every session: an admitted session gets a FATAL
+// ErrorResponse (SQLSTATE 57P01 admin_shutdown) "terminating connection: " + msg, with hint, at
+// a message boundary, as on a revocation, and is closed; a session that does not reach one
+// within a second, and a client still negotiating, is closed outright. Shutdown waits for every
+// goroutine of the gateway. It is idempotent: after the first call it only waits.
+func (g *Gateway) Shutdown(msg, hint string) error {
 	g.applyMu.Lock()
 	g.mu.Lock()
 	if g.closed {
@@ -376,6 +386,30 @@ func (g *Gateway) Close() error {
 	}
 	clear(g.listeners)
 	g.stats.listeners.Store(0)
+	var ending []*conn
+	d := decision{reason: ReasonOther, msg: msg, hint: hint}
+	for c := range g.conns {
+		if c.admitted {
+			c.revokeWith(d)
+			ending = append(ending, c)
+			continue
+		}
+		c.setEnd("gateway closed")
+		c.kill()
+	}
+	g.mu.Unlock()
+	// The relays (the reactor among them) write the ErrorResponses; then everything closes.
+	timer := time.NewTimer(revokeWait)
+wait:
+	for _, c := range ending {
+		select {
+		case <-c.ended:
+		case <-timer.C:
+			break wait
+		}
+	}
+	timer.Stop()
+	g.mu.Lock()
 	for c := range g.conns {
 		c.setEnd("gateway closed")
 		c.kill()

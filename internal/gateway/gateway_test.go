@@ -547,15 +547,20 @@ func TestGateway(t *testing.T) {
 	})
 
 	t.Run("Close", func(t *testing.T) {
-		g := New(Config{})
+		g := New(Config{TLS: testTLS(t)})
 		a := freeAddr(t)
 		apply(t, g, 1, private(a, "a", pg.Socket))
 		c := mustConnect(t, a, pg, connOpts{})
+		ct := mustConnect(t, a, pg, connOpts{sslmode: "require"})
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if err := selectOne(t.Context(), c); err == nil {
-			t.Error("select 1 after Close succeeded")
+		for name, c := range map[string]*pgx.Conn{"plain": c, "TLS": ct} {
+			if err := selectOne(t.Context(), c); err == nil {
+				t.Errorf("%s: select 1 after Close succeeded", name)
+			} else if pe := pgError(t, err); pe.Code != "57P01" || !strings.Contains(pe.Message, "shutting down") {
+				t.Errorf("%s: select 1 after Close: %s %q; want 57P01 saying the gateway is shutting down", name, pe.Code, pe.Message)
+			}
 		}
 		if nc, err := net.DialTimeout("tcp", a.String(), time.Second); err == nil {
 			nc.Close()

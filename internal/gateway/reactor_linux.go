@@ -41,11 +41,14 @@ const (
 	cmdRevoke
 	cmdKill
 	cmdStop
+	cmdDetach // hand every session over (handoff_linux.go)
+	cmdAdopt  // relay a session handed over by a predecessor
 )
 
 type rcmd struct {
 	kind cmdKind
 	s    *rsess
+	out  chan<- []detached // cmdDetach's answer
 }
 
 // reactor is one event loop. Its goroutine is owned by the Gateway and ends on stop.
@@ -111,16 +114,18 @@ func (r *reactor) closeFds() {
 // post queues a command for the loop; false if the reactor has stopped. The wake-up is
 // written under mu, and the loop closes the pipe under mu after stop, so post never writes to
 // a descriptor that was closed (and perhaps reused).
-func (r *reactor) post(k cmdKind, s *rsess) bool {
+func (r *reactor) post(k cmdKind, s *rsess) bool { return r.postCmd(rcmd{kind: k, s: s}) }
+
+func (r *reactor) postCmd(cmd rcmd) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
 		return false
 	}
-	if k == cmdStop {
+	if cmd.kind == cmdStop {
 		r.stopped = true
 	}
-	r.queue = append(r.queue, rcmd{k, s})
+	r.queue = append(r.queue, cmd)
 	if len(r.queue) == 1 {
 		var b = [1]byte{1}
 		rawWrite(r.wakeW, b[:]) // EAGAIN: the pipe is full, so a wake-up is pending anyway
@@ -280,6 +285,10 @@ func (r *reactor) commands() bool {
 			if r.byFd[int32(s.cfd)] == s {
 				r.close(s)
 			}
+		case cmdDetach:
+			cmd.out <- r.detachAll()
+		case cmdAdopt:
+			r.adopt(s)
 		case cmdStop:
 			for _, s := range r.byFd {
 				s.c.setEnd("gateway closed")

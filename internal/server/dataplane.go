@@ -25,7 +25,7 @@ import (
 
 // dataPlane makes the engine and, with the local engine, the gateway and the address
 // allocator. With the records engine there is no data plane: servers are records.
-func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.Allocator, error) {
+func (s *Server) dataPlane(ctx context.Context, certs *endpointCerts) (postgresql.Engine, *dataplane.Allocator, error) {
 	switch s.cfg.Engine {
 	case "records":
 		return engine.Records{}, nil, nil
@@ -45,12 +45,24 @@ func (s *Server) dataPlane(certs *endpointCerts) (postgresql.Engine, *dataplane.
 	if err != nil {
 		return nil, nil, err
 	}
-	gwTLS := serverTLS()
-	gwTLS.GetCertificate = certs.GetCertificate
-	s.gateway = gateway.New(gateway.Config{
-		TLS:    gwTLS,
-		Logger: s.log,
-	})
+	switch s.cfg.Gateway {
+	case "", "embedded":
+		gwTLS := serverTLS()
+		gwTLS.GetCertificate = certs.GetCertificate
+		s.gateway = gateway.New(gateway.Config{TLS: gwTLS, Logger: s.log})
+	case "process":
+		pc, err := pemCerts(certs.ca, certs.fallback)
+		if err != nil {
+			return nil, nil, err
+		}
+		gp, err := startGatewayProc(ctx, s.cfg.DataDir, s.cfg.GatewayBin, pc, s.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		s.gateway = gp
+	default:
+		return nil, nil, fmt.Errorf("unknown gateway mode %q: use embedded or process", s.cfg.Gateway)
+	}
 	maxEndpoints := s.cfg.MaxEndpoints
 	if maxEndpoints <= 0 {
 		maxEndpoints = DefaultMaxEndpoints

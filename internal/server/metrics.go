@@ -19,7 +19,9 @@ var (
 )
 
 // gatewayCollector exports the gateway's counters.
-type gatewayCollector struct{ g *gateway.Gateway }
+type gatewayCollector struct {
+	g interface{ Stats() gateway.Stats }
+}
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSessionsOpen, descListeners, descAdmitted, descRefused, descRevoked, descCancels, descBytes, descRevision, descDecision} {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/dataplane"
-	"github.com/pglink/pglink/internal/gateway"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
 	"github.com/pglink/pglink/internal/providers/insights"
@@ -53,6 +52,12 @@ type Config struct {
 	MaxEndpointsPerSubnet   int           // private endpoints per subnet (network.DefaultLimits)
 	MaxConnectionsPerServer int           // private endpoint connections per server (postgresql.DefaultLimits)
 	MaxFirewallRules        int           // firewall rules per server (postgresql.DefaultLimits)
+	// Gateway is where the data plane runs with the local engine: "embedded" (or "") in this
+	// process, whose Close ends every session; or "process": a `pglink gateway` process that
+	// this one starts or re-attaches to and supervises, and that keeps serving sessions while
+	// pglink serve restarts. GatewayBin is the pglink executable it runs ("" for this one).
+	Gateway    string
+	GatewayBin string
 }
 
 // DefaultConfig returns the configuration `pglink serve` uses without flags.
@@ -78,7 +83,7 @@ type Server struct {
 	ln        net.Listener
 	http      *http.Server
 	workers   *operation.Workers
-	gateway   *gateway.Gateway // nil with the records engine
+	gateway   gate // nil with the records engine
 	ready     chan struct{}
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -112,6 +117,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, st: st, ready: make(chan struct{})}
 	if err := s.start(ctx); err != nil {
+		if s.gateway != nil {
+			s.gateway.Close()
+		}
 		st.Close()
 		return nil, err
 	}
@@ -175,7 +183,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 
 	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{})
-	eng, dp, err := s.dataPlane(&endpointCerts{ca: ca, fallback: cert, byIP: map[string]*tls.Certificate{}})
+	eng, dp, err := s.dataPlane(ctx, &endpointCerts{ca: ca, fallback: cert, byIP: map[string]*tls.Certificate{}})
 	if err != nil {
 		return err
 	}
