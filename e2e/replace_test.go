@@ -71,6 +71,8 @@ func TestGatewayReplacement(t *testing.T) {
 	ctx := ctxT(t)
 	c.group(t, "rg")
 	srv := c.localServer(t, "rg", "up-db")
+	// Plaintext sessions are the point: they move to the new gateway.
+	setParameter(t, c.configurations(t), "rg", "up-db", "require_secure_transport", "off")
 	subnet := c.vnet(t, "rg", "vnet")
 	if _, err := c.endpoint(t, "rg", "app-pe", subnet, *srv.ID, false, ""); err != nil {
 		t.Fatal(err)

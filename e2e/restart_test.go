@@ -122,6 +122,8 @@ func TestRestartDropsNoSession(t *testing.T) {
 	c := newClients(t, in)
 	c.group(t, "rg")
 	srv := c.localServer(t, "rg", "bench-db")
+	// Plaintext sessions are part of the point below (a stop ends plain and TLS sessions alike).
+	setParameter(t, c.configurations(t), "rg", "bench-db", "require_secure_transport", "off")
 	subnet := c.vnet(t, "rg", "vnet")
 	if _, err := c.endpoint(t, "rg", "app-pe", subnet, *srv.ID, false, ""); err != nil {
 		t.Fatal(err)
@@ -185,7 +187,7 @@ func TestRestartDropsNoSession(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		conn, err := connect(ctx, pe, "", "disable", adminPassword)
+		conn, err := connect(ctx, pe, "", "require", adminPassword)
 		if err == nil {
 			conn.Close(ctx)
 			break
