@@ -141,7 +141,7 @@ func TestDecideBuiltIns(t *testing.T) {
 		{netAdmin, fwWrite, server + "/firewallRules/all", false, ""},
 		{netAdmin, serverRead, server, false, ""},
 		{netAdmin, vnetWrite, dbRG + "/providers/Microsoft.Network/virtualNetworks/v2", false, ""}, // other group
-		{netAdmin, vnetWrite, sub, false, ""},                                                       // no inheritance upward
+		{netAdmin, vnetWrite, sub, false, ""},                                                      // no inheritance upward
 		{netAdmin, rgWrite, netRG, false, ""},
 		// PostgreSQL Flexible Server Administrator on the database group.
 		{dba, serverWrite, server, true, "a-dba"},
