@@ -73,7 +73,13 @@ type Event struct {
 func Build(e Entry) (store.Event, error) {
 	id, err := resource.Parse(e.Scope)
 	if err != nil {
-		id = resource.ID{}
+		// An extension resource below another resource ({resource}/providers/{ns}/{type}/{name})
+		// belongs to that resource's subscription and group.
+		if i := strings.LastIndex(strings.ToLower(e.Scope), "/providers/"); i > 0 {
+			id, _ = resource.Parse(e.Scope[:i])
+		} else {
+			id = resource.ID{}
+		}
 	}
 	var rnd [16]byte
 	rand.Read(rnd[:])

@@ -213,12 +213,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 	ctx := r.Context()
 	if isWrite(r.Method) {
 		// From here on the request is a write of a known action: it gets an event.
-		req.audit = &audit{target: t.ID.Key(), entry: activity.Entry{
+		req.audit = &audit{target: strings.ToLower(t.Addressed()), entry: activity.Entry{
 			TenantID:       s.cfg.TenantID,
 			Caller:         callerName(p),
 			CallerObjectID: p.ObjectID,
 			Operation:      req.Action,
-			Scope:          t.ID.String(),
+			Scope:          t.Addressed(),
 			CorrelationID:  req.CorrelationID,
 		}}
 		ctx = withAudit(ctx, req.audit)

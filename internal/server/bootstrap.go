@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pglink/pglink/internal/authz"
 	"github.com/pglink/pglink/internal/identity"
+	"github.com/pglink/pglink/internal/providers/authorization"
 	"github.com/pglink/pglink/internal/providers/resources"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
@@ -98,7 +100,36 @@ func firstStart(ctx context.Context, st store.Store, dir string) (Bootstrap, err
 	if err := resources.EnsureSubscription(ctx, st, b.SubscriptionID, b.TenantID, "pglink"); err != nil {
 		return b, fmt.Errorf("create subscription: %w", err)
 	}
+	// The administrator is Owner at the root scope; a data dir from before role assignments
+	// gets the assignments at its next start.
+	for _, login := range []string{b.ClientID, b.Username} {
+		if err := ensureOwner(ctx, st, login); err != nil {
+			return b, err
+		}
+	}
 	return b, nil
+}
+
+// ensureOwner gives the principal with login an Owner assignment at the root scope unless it
+// has one.
+func ensureOwner(ctx context.Context, st store.Store, login string) error {
+	var p store.Principal
+	err := st.View(ctx, func(tx store.Tx) error {
+		var err error
+		p, err = tx.Principal(ctx, login)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("look up principal %s: %w", login, err)
+	}
+	var doc principalDoc
+	if err := json.Unmarshal(p.Body, &doc); err != nil {
+		return fmt.Errorf("decode principal %s: %w", login, err)
+	}
+	if err := authorization.EnsureAssignment(ctx, st, resource.ID{}, authz.OwnerID, p.ObjectID, doc.Kind); err != nil {
+		return fmt.Errorf("assign Owner to %s: %w", login, err)
+	}
+	return nil
 }
 
 // ensurePrincipal creates the principal with login unless it exists.

@@ -21,6 +21,7 @@ import (
 	"github.com/pglink/pglink/internal/dataplane"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/providers/authorization"
 	"github.com/pglink/pglink/internal/providers/insights"
 	"github.com/pglink/pglink/internal/providers/network"
 	"github.com/pglink/pglink/internal/providers/postgresql"
@@ -216,6 +217,7 @@ func (s *Server) start(ctx context.Context) error {
 	front.Register(pg.Types()...)
 	front.Register(net.Types()...)
 	front.Register(insights.Type(s.st))
+	front.Register(authorization.New(audited, s.log).Types()...)
 	front.RegisterOperationStatus(postgresql.Namespace, postgresql.APIVersions)
 	front.RegisterOperationStatus("Microsoft.Network", network.APIVersions)
 	front.RegisterOperationStatus("Microsoft.Resources", resources.APIVersions)
@@ -228,6 +230,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("GET /metrics", s.metrics())
 	mux.Handle("/subscriptions", front)
 	mux.Handle("/subscriptions/", front)
+	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
 	mux.Handle("/", issuer.Handler())
 	s.http = &http.Server{
 		Handler:           mux,

@@ -10,6 +10,9 @@
 # 2. 2.45's private-endpoint-connection table knows only Microsoft.DBforPostgreSQL/servers;
 #    flexibleServers came with Azure/azure-cli#27840. Register it through 2.45's own
 #    _register_one_provider(), so URLs, methods and the approve/reject logic stay 2.45's code.
+# 3. 2.45's `az role` reads `client.config.subscription_id`, but Debian's azure-mgmt-authorization
+#    calls that attribute `_config`, so every `az role definition|assignment` command crashes
+#    before it sends anything. Give the clients and their operation groups a `config` alias.
 
 import importlib.abc
 import sys
@@ -44,10 +47,33 @@ def _add_flexible_servers(module):
     module.register_providers = register_providers
 
 
+ROLE_MODULE = "azure.cli.command_modules.role.custom"
+
+
+def _alias_config(obj):
+    cls = type(obj)
+    if not hasattr(cls, "config") and hasattr(obj, "_config"):
+        cls.config = property(lambda self: self._config)
+
+
+def _role_config_alias(module):
+    original = module._auth_client_factory
+
+    def _auth_client_factory(*args, **kwargs):
+        client = original(*args, **kwargs)
+        _alias_config(client)
+        for group in ("role_definitions", "role_assignments"):
+            _alias_config(getattr(client, group))
+        return client
+
+    module._auth_client_factory = _auth_client_factory
+
+
 # Patch each module right after it is first executed, so az processes that never load it pay nothing.
 PATCHES = {
     "azure.cli.core.profiles._shared": _pin_network_profile,
     PLE_MODULE: _add_flexible_servers,
+    ROLE_MODULE: _role_config_alias,
 }
 
 
