@@ -42,6 +42,11 @@ type Request struct {
 	pageSize int
 	audit    *audit           // a write's activity record; nil for reads
 	op       *store.Operation // from the Response, for the activity log
+
+	authorizer Authorizer                // nil: nothing is enforced
+	perms      Permissions               // the caller's, loaded at most once
+	filter     func(store.Resource) bool // for a list the caller may read only in part: which items it may
+	filtered   bool                      // the handler applied filter
 }
 
 // Response is what a Handler returns.
@@ -68,6 +73,8 @@ type Type struct {
 	// NoGroupCheck skips the check that the resource group exists (for the resource group
 	// type itself).
 	NoGroupCheck bool
+
+	ownAuthz bool // the handler authorizes (the polling endpoints)
 }
 
 // Authenticator verifies the caller of a request.
@@ -98,6 +105,9 @@ type Config struct {
 	InlineWait time.Duration // how long a request waits for its operation (or the Barrier) before answering
 	PageSize   int           // items per list page (default 100)
 	Barrier    Barrier       // optional: see Barrier
+	// Authorizer decides who may do what (see Server.authorize). nil enforces nothing: only
+	// tests of the front door itself leave it unset.
+	Authorizer Authorizer
 }
 
 // Server is the ARM front door. Register all types before serving.
@@ -144,6 +154,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		endpoint:      s.cfg.Endpoint,
 		path:          r.URL.EscapedPath(),
 		pageSize:      s.cfg.PageSize,
+		authorizer:    s.cfg.Authorizer,
 		CorrelationID: r.Header.Get("x-ms-correlation-request-id"),
 	}
 	if req.CorrelationID == "" {
@@ -222,6 +233,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 			CorrelationID:  req.CorrelationID,
 		}}
 		ctx = withAudit(ctx, req.audit)
+	}
+	// Authorized before the body is read: a denied write gets its Failed event.
+	if err := s.authorize(ctx, req, typ); err != nil {
+		return 0, err
+	}
+	if isWrite(r.Method) {
 		body, err := readBody(w, r)
 		if err != nil {
 			return 0, err
@@ -240,20 +257,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 	if err != nil {
 		return 0, err
 	}
+	if err := s.checkFiltered(req); err != nil {
+		return 0, err
+	}
 	return s.respond(w, r.WithContext(ctx), req, typ, resp)
 }
 
-// actionOf names the RBAC action of a request.
+// actionOf names the RBAC action of a request as Azure does: POST …/{name} on a resource is
+// "{type}/{name}/action", GET and HEAD "{type}/read", DELETE "{type}/delete", PUT and PATCH
+// "{type}/write" (see Action for the resource group's spelling).
 func actionOf(method string, t Target, typeName string) string {
 	switch {
 	case method == http.MethodPost && t.Collection:
-		return typeName + "/" + t.Last + "/action"
-	case method == http.MethodGet:
-		return typeName + "/read"
+		return Action(typeName, t.Last+"/action")
+	case method == http.MethodGet || method == http.MethodHead:
+		return Action(typeName, "read")
 	case method == http.MethodDelete:
-		return typeName + "/delete"
+		return Action(typeName, "delete")
 	}
-	return typeName + "/write"
+	return Action(typeName, "write")
 }
 
 func apiVersionError(t *Type, v string) error {

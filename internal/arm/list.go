@@ -29,6 +29,8 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 
 // PageTx lists one page of the resources opts selects, reading from tx, continuing after the
 // request's $skipToken, and renders each with render (which may return nil to skip an item).
+// A caller who may read the list only in part gets the items it may read (a page may then
+// hold fewer items than the page size, or none, and still have a nextLink).
 func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
 	size := r.PageSize()
 	opts.After = r.Query.Get("$skipToken")
@@ -46,6 +48,9 @@ func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOption
 		list.NextLink = r.endpoint + r.path + "?" + q.Encode()
 	}
 	for _, it := range items {
+		if !r.visible(it) {
+			continue
+		}
 		v, err := render(it)
 		if err != nil {
 			return nil, err

@@ -37,8 +37,8 @@ type OperationStatus struct {
 // RegisterOperationStatus serves the polling endpoints of namespace ns.
 func (s *Server) RegisterOperationStatus(ns string, versions []string) {
 	s.Register(
-		Type{Name: ns + "/" + asyncOperationType, APIVersions: versions, Handler: s.serveAsyncOperation},
-		Type{Name: ns + "/" + operationResults, APIVersions: versions, Handler: s.serveOperationResult},
+		Type{Name: ns + "/" + asyncOperationType, APIVersions: versions, Handler: s.serveAsyncOperation, ownAuthz: true},
+		Type{Name: ns + "/" + operationResults, APIVersions: versions, Handler: s.serveOperationResult, ownAuthz: true},
 	)
 }
 
@@ -59,8 +59,8 @@ func (s *Server) setPollingHeaders(h http.Header, op store.Operation, apiVersion
 	h.Set("Retry-After", "1")
 }
 
-// loadOperation finds the operation a polling URL names and checks it belongs to the URL's
-// subscription and namespace.
+// loadOperation finds the operation a polling URL names, checks it belongs to the URL's
+// subscription and namespace, and that the caller may see it (see authorizeOperation).
 func (s *Server) loadOperation(ctx context.Context, req *Request) (store.Operation, error) {
 	id := req.Target.ID
 	var op store.Operation
@@ -79,7 +79,7 @@ func (s *Server) loadOperation(ctx context.Context, req *Request) (store.Operati
 	if !strings.EqualFold(rid.Subscription, id.Subscription) || !strings.EqualFold(rid.Namespace, id.Namespace) {
 		return op, resource.Errorf(resource.NotFound, "OperationNotFound", "The operation '%s' could not be found.", id.Name())
 	}
-	return op, nil
+	return op, s.authorizeOperation(ctx, req, op)
 }
 
 func (s *Server) serveAsyncOperation(ctx context.Context, req *Request) (*Response, error) {

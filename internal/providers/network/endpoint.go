@@ -99,6 +99,9 @@ func (p *Provider) putPrivateEndpoint(ctx context.Context, req *arm.Request) (*a
 	if err := checkEndpointInput(in); err != nil {
 		return nil, err
 	}
+	if err := req.AuthorizeLinked(ctx, linkedActions(in)...); err != nil {
+		return nil, err
+	}
 	status := http.StatusOK
 	var out store.Resource
 	err := p.st.Update(ctx, func(tx store.Tx) error {
@@ -118,6 +121,22 @@ func (p *Provider) putPrivateEndpoint(ctx context.Context, req *arm.Request) (*a
 		return nil, err
 	}
 	return &arm.Response{Status: status, Body: arm.Body(out, true)}, nil
+}
+
+// linkedActions are what a private endpoint PUT does on other resources, which the caller
+// must be allowed, as in Azure: join its subnet, and for an automatic connection approve it on
+// the target (a manual connection needs nothing on the target and waits for its owner).
+func linkedActions(in PrivateEndpoint) []arm.Linked {
+	var links []arm.Linked
+	if s := in.Properties.Subnet; s != nil && s.ID != "" {
+		links = append(links, arm.Linked{Action: arm.ActionJoinSubnet, Scope: s.ID})
+	}
+	for _, c := range in.Properties.PrivateLinkServiceConnections {
+		if t, err := resource.Parse(c.Properties.PrivateLinkServiceID); err == nil && t.Namespace != "" {
+			links = append(links, arm.Linked{Action: t.Type() + arm.ActionApproveSuffix, Scope: t.String()})
+		}
+	}
+	return links
 }
 
 // updateEndpoint applies a PUT to an existing endpoint: only tags may change.

@@ -120,6 +120,10 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 	if err := resource.ConnectionName.Check(id.Name()); err != nil {
 		return nil, err
 	}
+	// Approving or rejecting takes the approval action on the server besides the write.
+	if err := req.Authorize(ctx, resource.TypeServer+arm.ActionApproveSuffix, id.Parent().String()); err != nil {
+		return nil, err
+	}
 	var in Connection
 	if err := req.Decode(&in); err != nil {
 		return nil, err
