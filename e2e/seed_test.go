@@ -35,7 +35,13 @@ type clients struct {
 
 func newClients(t *testing.T, in *instance) *clients {
 	t.Helper()
-	cred, opts, sub := in.credential(), in.armOptions(), in.boot.SubscriptionID
+	return newClientsAs(t, in, in.credential())
+}
+
+// newClientsAs returns clients that call as the principal of cred.
+func newClientsAs(t *testing.T, in *instance, cred azcore.TokenCredential) *clients {
+	t.Helper()
+	opts, sub := in.armOptions(), in.boot.SubscriptionID
 	rf, err := armresources.NewClientFactory(sub, cred, opts)
 	if err != nil {
 		t.Fatal(err)
