@@ -11,6 +11,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 
@@ -135,6 +136,15 @@ func TestSeparationOfDuties(t *testing.T) {
 	// Lists at a subscription show only what the caller may read.
 	if got := groupNames(t, net); !slices.Equal(got, []string{"net"}) {
 		t.Errorf("network admin lists resource groups %v; want [net]", got)
+	}
+
+	nf, err := armauthorization.NewClientFactory(in.boot.SubscriptionID, in.credentialFor(netP.clientID, netP.secret), in.armOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	netRBAC := rbac{defs: nf.NewRoleDefinitionsClient(), assigns: nf.NewRoleAssignmentsClient()}
+	if ids := netRBAC.assignments(t, sub, ""); len(ids) != 1 || !strings.HasPrefix(strings.ToLower(ids[0]), strings.ToLower(netRG)+"/") {
+		t.Errorf("network admin lists role assignments %v; want only its own, in the network group", ids)
 	}
 
 	// The database administrator runs the server and decides on connections, and touches no

@@ -155,6 +155,13 @@ func (r *Request) visible(it store.Resource) bool {
 	return r.filter(it)
 }
 
+// Visible reports whether the item of type typ with ARM ID id may be served in the request's
+// list. Handlers that list through PageTx need not call it; others must call it for every
+// item, or a list the caller may read only in part is refused.
+func (r *Request) Visible(typ, id string) bool {
+	return r.visible(store.Resource{ID: id, Type: typ})
+}
+
 // checkFiltered refuses a list that had to be filtered but whose handler did not filter it
 // (it does not list through PageTx): fail closed.
 func (s *Server) checkFiltered(req *Request) error {

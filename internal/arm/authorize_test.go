@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/pglink/pglink/internal/arm"
+	"github.com/pglink/pglink/internal/operation"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
 )
@@ -257,6 +259,44 @@ func TestAction(t *testing.T) {
 	for _, tc := range tests {
 		if got := arm.Action(tc.typ, tc.verb); got != tc.want {
 			t.Errorf("Action(%q, %q) = %q; want %q", tc.typ, tc.verb, got, tc.want)
+		}
+	}
+}
+
+// TestAuthorizeOperationStatus: an operation's polling endpoints answer the caller who
+// started it and anyone who may read its resource, and refuse everyone else.
+func TestAuthorizeOperationStatus(t *testing.T) {
+	tests := []struct {
+		name     string
+		starter  string
+		perms    fakePerms
+		wantHTTP int
+	}{
+		{"started it", "oid-1", fakePerms{}, 200},
+		{"reads the resource", "oid-2", fakePerms{allow: []string{widgetType + "/read " + widgetPath}}, 200},
+		{"neither", "oid-2", fakePerms{reaches: []string{rgPath}}, 403},
+	}
+	for _, tc := range tests {
+		f, _ := authzFixture(t, tc.perms, func(ctx context.Context, req *arm.Request) (*arm.Response, error) { return &arm.Response{}, nil })
+		f.front.RegisterOperationStatus("Microsoft.Test", []string{apiVersion})
+		var op store.Operation
+		if err := f.st.Update(t.Context(), func(tx store.Tx) error {
+			var err error
+			op, err = operation.Begin(t.Context(), tx, "test.widget", resource.MustParse(widgetPath), "eastus", "PUT", "g",
+				operation.Meta{CallerObjectID: tc.starter}, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range []string{"azureAsyncOperation", "operationResults"} {
+			w := f.serve(t.Context(), "GET", "/subscriptions/s1/providers/Microsoft.Test/locations/eastus/"+kind+"/"+op.ID)
+			got := w.Code
+			if got == http.StatusAccepted {
+				got = 200 // operationResults of an operation in progress
+			}
+			if got != tc.wantHTTP {
+				t.Errorf("%s: GET %s = %d %s; want %d", tc.name, kind, w.Code, w.Body, tc.wantHTTP)
+			}
 		}
 	}
 }

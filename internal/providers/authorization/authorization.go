@@ -314,7 +314,7 @@ func (p *Provider) listDefinitions(ctx context.Context, req *arm.Request, scope 
 	for _, d := range all {
 		if f.RoleName != "" && !strings.EqualFold(d.Properties.RoleName, f.RoleName) ||
 			f.RoleType != "" && !strings.EqualFold(d.Properties.Type, f.RoleType) ||
-			!visibleAt(d, scope.String(), f.AtScopeAndBelow) {
+			!visibleAt(d, scope.String(), f.AtScopeAndBelow) || !req.Visible(TypeRoleDefinition, d.ID) {
 			continue
 		}
 		out = append(out, d)
@@ -539,7 +539,7 @@ func (p *Provider) listAssignments(ctx context.Context, req *arm.Request, scope 
 	var keys []string
 	var out []Assignment
 	for _, a := range as { // ordered by key
-		if f.selects(a.doc.Properties, scope.String()) {
+		if f.selects(a.doc.Properties, scope.String()) && req.Visible(TypeRoleAssignment, a.doc.ID) {
 			keys = append(keys, a.key)
 			out = append(out, a.doc)
 		}
