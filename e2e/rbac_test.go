@@ -147,6 +147,22 @@ func TestSeparationOfDuties(t *testing.T) {
 		t.Errorf("network admin lists role assignments %v; want only its own, in the network group", ids)
 	}
 
+	// Approving takes the approval action on the server besides the connection write: a
+	// custom role that has every flexible server action but that one cannot approve.
+	noApprove := resource.NewGUID()
+	role := customRole("Server operator", sub)
+	role.Properties.Permissions = []*armauthorization.Permission{{
+		Actions:    []*string{to.Ptr("Microsoft.DBforPostgreSQL/flexibleServers/*")},
+		NotActions: []*string{to.Ptr(authz.ActionApprove)},
+	}}
+	if _, err := r.defs.CreateOrUpdate(ctxT(t), sub, noApprove, role, nil); err != nil {
+		t.Fatalf("create custom role: %v", err)
+	}
+	opP := in.addServicePrincipal(t, "operator")
+	grant(opP, dbRG, noApprove)
+	_, err = in.as(t, opP).setStatus(ctxT(t), "db", "pg1", conn, pg.PrivateEndpointServiceConnectionStatusApproved, "ok")
+	wantDenied(t, "operator without the approval action: approve", err, "AuthorizationFailed", authz.ActionApprove)
+
 	// The database administrator runs the server and decides on connections, and touches no
 	// network.
 	if _, err := db.conns.NewListByServerPager("db", "pg1", nil).NextPage(ctxT(t)); err != nil {
