@@ -300,3 +300,41 @@ func TestAuthorizeOperationStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizeSubscriptions: a caller sees the subscriptions it holds any role assignment in
+// (at, above or below them), and may read those, as in Azure.
+func TestAuthorizeSubscriptions(t *testing.T) {
+	tests := []struct {
+		name     string
+		perms    fakePerms
+		wantList string
+		wantGet  int
+	}{
+		{"assigned in a group", fakePerms{reaches: []string{rgPath}}, "/subscriptions/s1", 200},
+		{"assigned at the root", fakePerms{reaches: []string{"/"}}, "/subscriptions/s1", 200},
+		{"assigned elsewhere", fakePerms{reaches: []string{"/subscriptions/s2"}}, "", 403},
+	}
+	for _, tc := range tests {
+		f, _ := authzFixture(t, tc.perms, func(ctx context.Context, req *arm.Request) (*arm.Response, error) { return &arm.Response{}, nil })
+		var st store.Store = f.st
+		f.front.Register(arm.Type{Name: resource.TypeSubscription, APIVersions: []string{apiVersion},
+			Handler: func(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+				if req.Target.Collection {
+					return req.Page(ctx, st, store.ListOptions{Parent: "/", Type: resource.TypeSubscription},
+						func(r store.Resource) (any, error) { return r.ID, nil })
+				}
+				return &arm.Response{Body: map[string]string{"id": req.Target.ID.String()}}, nil
+			}})
+		w := f.serve(t.Context(), "GET", "/subscriptions")
+		var got struct{ Value []string }
+		if err := json.Unmarshal(w.Body.Bytes(), &got); w.Code != 200 || err != nil {
+			t.Fatalf("%s: GET /subscriptions = %d %s", tc.name, w.Code, w.Body)
+		}
+		if strings.Join(got.Value, ",") != tc.wantList {
+			t.Errorf("%s: GET /subscriptions = %v; want %q", tc.name, got.Value, tc.wantList)
+		}
+		if w := f.serve(t.Context(), "GET", "/subscriptions/s1"); w.Code != tc.wantGet {
+			t.Errorf("%s: GET /subscriptions/s1 = %d %s; want %d", tc.name, w.Code, w.Body, tc.wantGet)
+		}
+	}
+}
