@@ -1,6 +1,8 @@
 // Package arm is pglink's front door: an HTTP handler that is wire-compatible with Azure
 // Resource Manager. It authenticates the caller, parses the resource path, checks the
-// api-version, makes sure the subscription and resource group exist, dispatches to the resource
+// api-version, authorizes the request's RBAC action on the scope it addresses (through an
+// Authorizer, before the body is read; providers ask for linked checks with
+// Request.AuthorizeLinked), makes sure the subscription and resource group exist, dispatches to the resource
 // type's handler, turns long-running operations into 200/201 or 202 with polling headers, maps
 // errors to ARM error bodies (in one table) and records writes in the activity log: each write
 // request's event is appended in the transaction that makes its change (see Audited), or, when
