@@ -236,6 +236,18 @@ func TestSeparationOfDuties(t *testing.T) {
 		t.Errorf("owner: delete private endpoint: %v", err)
 	}
 
+	// An Owner of the subscription defines roles for it, not for the whole tenant.
+	of, err := armauthorization.NewClientFactory(in.boot.SubscriptionID, in.credentialFor(ownP.clientID, ownP.secret), in.armOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ownerDefs := of.NewRoleDefinitionsClient()
+	if _, err := ownerDefs.CreateOrUpdate(ctxT(t), sub, resource.NewGUID(), customRole("Owner's joiner", sub), nil); err != nil {
+		t.Errorf("owner: custom role for its subscription: %v", err)
+	}
+	_, err = ownerDefs.CreateOrUpdate(ctxT(t), sub, resource.NewGUID(), customRole("Tenant joiner", "/"), nil)
+	wantDenied(t, "owner of a subscription: custom role assignable at the root", err, "AuthorizationFailed", "Microsoft.Authorization/roleDefinitions/write")
+
 	// Denied writes are in the activity log with their caller.
 	evs, err := in.srv.Store().Events(ctxT(t), store.EventQuery{Subscription: in.boot.SubscriptionID})
 	if err != nil {

@@ -364,6 +364,9 @@ func (p *Provider) putDefinition(ctx context.Context, req *arm.Request, scope re
 		}
 		props.AssignableScopes[i] = id.String()
 	}
+	if err := p.authorizeScopes(ctx, req, guid, props.AssignableScopes); err != nil {
+		return nil, err
+	}
 	if len(props.Permissions) == 0 {
 		return nil, resource.Errorf(resource.Invalid, "InvalidRoleDefinitionPermissions", "The role definition must have a permissions block with actions.")
 	}
@@ -425,9 +428,37 @@ func orEmpty(s []string) []string {
 	return s
 }
 
+// authorizeScopes checks, as Azure does, that the caller may perform the request's action
+// (write or delete role definitions) at every scope the custom role guid is assignable at now
+// and at every scope in scopes (those a write makes it assignable at): a role defined for
+// scopes the caller does not administer is not the caller's to change. It reads in its own
+// transaction.
+func (p *Provider) authorizeScopes(ctx context.Context, req *arm.Request, guid string, scopes []string) error {
+	var cur *stored[Definition]
+	if err := p.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		cur, err = findCustom(ctx, tx, guid)
+		return err
+	}); err != nil {
+		return err
+	}
+	if cur != nil {
+		scopes = append(slices.Clone(scopes), cur.doc.Properties.AssignableScopes...)
+	}
+	for _, s := range scopes {
+		if err := req.Authorize(ctx, req.Action, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (p *Provider) deleteDefinition(ctx context.Context, req *arm.Request, scope resource.ID, guid string) (*arm.Response, error) {
 	if b, ok := authz.BuiltIn(guid); ok {
 		return nil, builtInRefused(b.Name)
+	}
+	if err := p.authorizeScopes(ctx, req, guid, nil); err != nil {
+		return nil, err
 	}
 	var gone *Definition
 	err := p.st.Update(ctx, func(tx store.Tx) error {
