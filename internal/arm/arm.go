@@ -64,6 +64,16 @@ type Response struct {
 	pollAgain *store.Operation // an operation result that is not ready: 202 with polling headers
 }
 
+// Written returns the response to a PUT or PATCH that answers body with status (0 for 200) and,
+// if op has an ID, waits for the long-running operation the request started or joined.
+func Written(status int, body any, op store.Operation) *Response {
+	resp := &Response{Status: status, Body: body}
+	if op.ID != "" {
+		resp.Op = &op
+	}
+	return resp
+}
+
 // Handler serves the requests of one resource type.
 type Handler func(ctx context.Context, req *Request) (*Response, error)
 

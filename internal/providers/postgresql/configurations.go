@@ -327,11 +327,7 @@ func (p *Provider) putConfiguration(ctx context.Context, req *arm.Request) (*arm
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Body: out}
-	if op.ID != "" {
-		resp.Op = &op
-	}
-	return resp, nil
+	return arm.Written(0, out, op), nil
 }
 
 // runConfigurationPut stores (or removes) the override and makes the server Ready again; the

@@ -186,11 +186,7 @@ func (p *Provider) putConnection(ctx context.Context, req *arm.Request) (*arm.Re
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Body: out}
-	if op.ID != "" {
-		resp.Op = &op
-	}
-	return resp, nil
+	return arm.Written(0, out, op), nil
 }
 
 func (p *Provider) runConnectionUpdate(ctx context.Context, op operation.Op) (operation.Commit, error) {

@@ -139,11 +139,7 @@ func (p *Provider) putFirewallRule(ctx context.Context, req *arm.Request) (*arm.
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Status: status, Body: out}
-	if op.ID != "" {
-		resp.Op = &op
-	}
-	return resp, nil
+	return arm.Written(status, out, op), nil
 }
 
 func (p *Provider) runFirewallPut(ctx context.Context, op operation.Op) (operation.Commit, error) {

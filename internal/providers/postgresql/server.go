@@ -454,14 +454,11 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 	if err != nil {
 		return nil, err
 	}
-	resp := &arm.Response{Body: out}
+	status := 0
 	if created {
-		resp.Status = http.StatusCreated
+		status = http.StatusCreated
 	}
-	if op.ID != "" {
-		resp.Op = &op
-	}
-	return resp, nil
+	return arm.Written(status, out, op), nil
 }
 
 func reflectEqual(a, b Server) bool {
