@@ -73,7 +73,7 @@ func serveProcess(t *testing.T, bin, dir, addr string, extra ...string) (*exec.C
 // it, and checks that every write the API acknowledged is there.
 func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the pglink binary")
+		t.Skip("-short: builds and runs the pglink binary")
 	}
 	bin := buildPglink(t)
 	dir, addr := traversableDir(t), freeAddr(t)

@@ -9,21 +9,41 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pglink/pglink/internal/engine"
 )
 
-// requireTool returns the path of the program name, or ends the test: a skip on a developer
-// machine that lacks it, a failure under CI=true, where every part must be present.
+// requireTool returns the path of the program name on PATH, or ends the test (missingPart).
 func requireTool(t *testing.T, name string) string {
 	t.Helper()
 	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	if err != nil {
+		missingPart(t, name, err)
 	}
+	return path
+}
+
+// requirePGTool returns the path of a PostgreSQL program (pgbench, psql…) of the newest
+// PostgreSQL installed, found as the engine finds it, else on PATH; or ends the test
+// (missingPart).
+func requirePGTool(t *testing.T, name string) string {
+	t.Helper()
+	if _, bin, err := engine.NewestInstalled(); err == nil {
+		if p := filepath.Join(bin, name); exec.Command(p, "--version").Run() == nil {
+			return p
+		}
+	}
+	return requireTool(t, name)
+}
+
+// missingPart ends a test that lacks a part it needs: a failure under CI=true, where every part
+// must be present, else a skip (a developer machine without it).
+func missingPart(t *testing.T, name string, err error) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("%s is not installed, and CI=true requires every part: %v", name, err)
 	}
-	t.Skipf("%s is not installed: %v", name, err)
-	return ""
+	t.Skipf("%s is not installed (CI=true would fail here): %v", name, err)
 }
 
 // readmeBlock returns the fenced code block of README.md that follows the line marker.

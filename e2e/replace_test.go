@@ -61,7 +61,7 @@ func processGone(pid int) bool {
 // TLS session keeps working until the old gateway's grace period ends, and then gets 57P01.
 func TestGatewayReplacement(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the pglink binary")
+		t.Skip("-short: builds and runs the pglink binary")
 	}
 	bin := buildPglink(t)
 	dir, addr := traversableDir(t), freeAddr(t)

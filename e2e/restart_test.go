@@ -11,41 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
-
-// pgTool returns the path of a PostgreSQL client program (pgbench, psql…), looked for as the
-// engine looks for server binaries: on PATH, then in /usr/lib/postgresql/*/bin, newest major
-// version first. Missing, it skips the test, or fails it under CI=true.
-func pgTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	major := func(d string) int { n, _ := strconv.Atoi(filepath.Base(filepath.Dir(d))); return n }
-	sort.Slice(dirs, func(i, j int) bool { return major(dirs[i]) > major(dirs[j]) })
-	for _, d := range dirs {
-		if p := filepath.Join(d, name); isExecutable(p) {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (PATH, /usr/lib/postgresql/*/bin), and CI=true requires every part", name)
-	}
-	t.Skipf("%s is not installed (PATH, /usr/lib/postgresql/*/bin)", name)
-	return ""
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
 
 // pgbenchResult is what a pgbench run reports.
 type pgbenchResult struct {
@@ -111,9 +82,9 @@ func runPgbench(ctx context.Context, pgbench, addr string, args ...string) pgben
 // the open sessions with SQLSTATE 57P01 and its reason, not with a bare EOF.
 func TestRestartDropsNoSession(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the pglink binary and pgbench")
+		t.Skip("-short: builds and runs the pglink binary and pgbench")
 	}
-	pgbench := pgTool(t, "pgbench")
+	pgbench := requirePGTool(t, "pgbench")
 	bin := buildPglink(t)
 	dir, addr := traversableDir(t), freeAddr(t)
 	block := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))

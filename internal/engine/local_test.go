@@ -42,7 +42,7 @@ func requirePostgres(t *testing.T) {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("PostgreSQL is not installed, and CI=true requires it: %v", testBinErr)
 	}
-	t.Skipf("PostgreSQL is not installed: %v", testBinErr)
+	t.Skipf("PostgreSQL is not installed (CI=true would fail here): %v", testBinErr)
 }
 
 // newTestBase returns a fresh directory that the OS user postgres can traverse (t.TempDir is
@@ -814,7 +814,7 @@ func TestIsolation(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("isolating servers needs pglink to run as root")
 		}
-		t.Skip("isolating servers needs pglink to run as root")
+		t.Skip("isolating servers needs pglink to run as root (CI=true would fail here)")
 	}
 	l := newTestLocal(t, filepath.Join(newTestBase(t), "servers"))
 	a, b := testSpec("alpha"), testSpec("bravo")
@@ -1148,7 +1148,7 @@ func TestAdoptOldCluster(t *testing.T) {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("OS users of their own need pglink to run as root")
 		}
-		t.Skip("OS users of their own need pglink to run as root")
+		t.Skip("OS users of their own need pglink to run as root (CI=true would fail here)")
 	}
 	old, err := user.Lookup("postgres")
 	if err != nil {

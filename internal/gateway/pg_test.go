@@ -40,7 +40,7 @@ func requirePart(t testing.TB, format string, args ...any) {
 	if os.Getenv("CI") == "true" {
 		t.Fatalf(format+" (CI=true requires it)", args...)
 	}
-	t.Skipf(format, args...)
+	t.Skipf(format+" (CI=true would fail here)", args...)
 }
 
 // cluster is a PostgreSQL cluster that listens only on a unix socket.
