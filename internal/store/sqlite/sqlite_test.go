@@ -235,7 +235,7 @@ func crashKey(i, j int) string { return fmt.Sprintf("/subscriptions/s/tx%04d/r%d
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashDBEnv)
 	if path == "" {
-		t.Skip("child process of TestCrashSafety")
+		t.Skip("runs only as the child process of TestCrashSafety, not under CI or go test directly")
 	}
 	ctx := context.Background()
 	db, err := Open(ctx, path, nil)
@@ -267,7 +267,7 @@ func TestCrashChild(t *testing.T) {
 
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a child process")
+		t.Skip("-short: starts a child process")
 	}
 	for _, mode := range []string{"run", "exit"} {
 		t.Run(mode, func(t *testing.T) {
