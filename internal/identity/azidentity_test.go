@@ -153,7 +153,11 @@ func TestUsernamePasswordCredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if p != user {
+	// MSAL asks for offline_access: the token carries the session the sign-in started.
+	if p.SessionID == "" {
+		t.Errorf("Verify = %+v; want a SessionID", p)
+	}
+	if p.SessionID = ""; p != user {
 		t.Errorf("Verify = %+v; want %+v", p, user)
 	}
 
@@ -174,5 +178,40 @@ func TestUsernamePasswordCredential(t *testing.T) {
 	var afe *azidentity.AuthenticationFailedError
 	if !errors.As(err, &afe) || afe.RawResponse == nil || afe.RawResponse.StatusCode != http.StatusBadRequest {
 		t.Errorf("GetToken with a wrong password = %v; want a 400 AuthenticationFailedError", err)
+	}
+}
+
+// TestUsernamePasswordCredentialRefreshes: MSAL redeems the refresh token of the password
+// grant once its access token is about to expire (MSAL takes a token with less than five
+// minutes left as expired), and gets a token of the same session.
+func TestUsernamePasswordCredentialRefreshes(t *testing.T) {
+	ts := newTestServerWith(t, serverOptions{lifetime: 2 * time.Minute})
+	cred, err := azidentity.NewUsernamePasswordCredential(testTenant, "04b07795-8ddb-461a-bbee-02f9e1bf7b46", testUser, testPassword,
+		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: ts.clientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatalf("NewUsernamePasswordCredential: %v", err)
+	}
+	ctx := context.Background()
+	scopes := []string{"https://management.azure.com/.default"}
+	if _, err := cred.Authenticate(ctx, &policy.TokenRequestOptions{Scopes: scopes}); err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	first := ts.tokenRequests.Load()
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: scopes})
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	if got := ts.tokenRequests.Load() - first; got != 1 {
+		t.Errorf("GetToken of an expiring token made %d token requests; want 1 (a refresh)", got)
+	}
+	if n := ts.grants("refresh_token"); n != 1 {
+		t.Errorf("refresh_token grants = %d; want 1", n)
+	}
+	p, err := ts.iss.Verify(tok.Token)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if p.SessionID != "session-1" {
+		t.Errorf("Verify = %+v; want the session the sign-in started, session-1", p)
 	}
 }
