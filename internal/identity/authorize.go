@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
@@ -249,9 +250,9 @@ func (i *Issuer) parseAuthorize(tenant string, v url.Values) (*authorizeRequest,
 	case a.responseType != "code":
 		return a, &aadError{status: http.StatusBadRequest, code: "unsupported_response_type", aadsts: 700054,
 			msg: fmt.Sprintf("response_type '%s' is not supported. pglink supports the authorization code flow with PKCE: response_type=code.", a.responseType)}
-	case a.responseMode != "" && a.responseMode != "query":
+	case a.responseMode != "" && a.responseMode != "query" && a.responseMode != "form_post":
 		return a, &aadError{status: http.StatusBadRequest, code: "invalid_request", aadsts: 90023,
-			msg: fmt.Sprintf("response_mode '%s' is not supported. pglink answers in the query of the redirect URI: omit response_mode or send response_mode=query.", a.responseMode)}
+			msg: fmt.Sprintf("response_mode '%s' is not supported. Send response_mode=query (the default) or form_post.", a.responseMode)}
 	case a.challenge == "":
 		return a, &aadError{status: http.StatusBadRequest, code: "invalid_request", aadsts: 9002325,
 			msg: "Proof Key for Code Exchange is required. Send code_challenge=BASE64URL(SHA256(code_verifier)) and code_challenge_method=S256."}
@@ -375,11 +376,35 @@ func (i *Issuer) signIn(w http.ResponseWriter, r *http.Request, a *authorizeRequ
 		return
 	}
 	i.logger.Info("authorization code issued", "principal", p.ObjectID, "client_id", a.clientID, "redirect_origin", origin(a.redirect))
-	q := url.Values{"code": {code}}
+	i.respond(w, r, a, url.Values{"code": {code}})
+}
+
+// respond sends the answer of an authorization request, params and the state, to its redirect
+// URI: in the query of a 303 redirect, or, for response_mode=form_post, as a form the page
+// posts there (by script, or by the user's click where scripts do not run).
+func (i *Issuer) respond(w http.ResponseWriter, r *http.Request, a *authorizeRequest, params url.Values) {
 	if a.state != "" {
-		q.Set("state", a.state)
+		params.Set("state", a.state)
 	}
-	redirect(w, withQuery(a.redirect, q))
+	if a.responseMode != "form_post" {
+		redirect(w, withQuery(a.redirect, params))
+		return
+	}
+	var fields []hiddenField
+	for _, k := range []string{"code", "error", "error_description", "state"} {
+		if v := params.Get(k); v != "" {
+			fields = append(fields, hiddenField{k, v})
+		}
+	}
+	csp := "default-src 'none'; style-src 'unsafe-inline'; script-src '" + formPostScriptHash + "'; form-action 'self'"
+	if a.redirect.Scheme == "http" {
+		csp += " " + cspSource(a.redirect)
+	}
+	i.writePage(w, r, http.StatusOK, csp+"; frame-ancestors 'none'", formPostPage, formPostView{
+		Action: a.redirect.String(),
+		Return: origin(a.redirect),
+		Hidden: fields,
+	})
 }
 
 // redirect answers 303 See Other to target, which carries a code or an error.
@@ -390,16 +415,12 @@ func redirect(w http.ResponseWriter, target string) {
 	w.WriteHeader(http.StatusSeeOther)
 }
 
-// redirectError sends e to a's redirect_uri, as OAuth does for errors of a request whose
-// client and redirect URI are good.
+// redirectError sends e to a's redirect_uri (see respond), as OAuth does for errors of a
+// request whose client and redirect URI are good.
 func (i *Issuer) redirectError(w http.ResponseWriter, r *http.Request, a *authorizeRequest, e *aadError) {
 	i.logger.Info("authorization request failed", "path", r.URL.Path, "error", e.code, "aadsts", e.aadsts,
 		"client_id", a.clientID, "redirect_origin", origin(a.redirect))
-	q := url.Values{"error": {e.code}, "error_description": {fmt.Sprintf("AADSTS%d: %s", e.aadsts, e.msg)}}
-	if a.state != "" {
-		q.Set("state", a.state)
-	}
-	redirect(w, withQuery(a.redirect, q))
+	i.respond(w, r, a, url.Values{"error": {e.code}, "error_description": {fmt.Sprintf("AADSTS%d: %s", e.aadsts, e.msg)}})
 }
 
 // codeGrant performs an authorization_code grant: it redeems the code, checks what the code
@@ -484,7 +505,7 @@ func (i *Issuer) handleLogout(w http.ResponseWriter, r *http.Request) {
 		case target != "":
 			redirect(w, target)
 		default:
-			i.writePage(w, r, http.StatusOK, "", messagePage, messageView{Title: "Signed out", Heading: "You have signed out",
+			i.writePage(w, r, http.StatusOK, pageCSP, messagePage, messageView{Title: "Signed out", Heading: "You have signed out",
 				Message: "You can close this window."})
 		}
 		return
@@ -553,6 +574,13 @@ type signInView struct {
 	Error    string
 }
 
+// formPostView is the data of the form_post answer.
+type formPostView struct {
+	Action string // the redirect URI
+	Return string // its origin
+	Hidden []hiddenField
+}
+
 // messageView is the data of a page that only says something.
 type messageView struct {
 	Title, Heading, Message string
@@ -565,9 +593,10 @@ func (i *Issuer) writeSignInPage(w http.ResponseWriter, r *http.Request, a *auth
 	// redirect against form-action too, so a loopback redirect URI's origin is allowed there.
 	formAction := ""
 	if a.redirect.Scheme == "http" {
-		formAction = cspSource(a.redirect)
+		formAction = " " + cspSource(a.redirect)
 	}
-	i.writePage(w, r, status, formAction, signInPage, signInView{
+	csp := "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'" + formAction + "; frame-ancestors 'none'"
+	i.writePage(w, r, status, csp, signInPage, signInView{
 		Action:   r.URL.Path,
 		ClientID: a.clientID,
 		Return:   origin(a.redirect),
@@ -591,25 +620,26 @@ func cspSource(u *url.URL) string {
 // to its redirect URI.
 func (i *Issuer) writeErrorPage(w http.ResponseWriter, r *http.Request, e *aadError) {
 	i.logger.Info("authorization request refused", "path", r.URL.Path, "status", e.status, "error", e.code, "aadsts", e.aadsts)
-	i.writePage(w, r, e.status, "", messagePage, messageView{Title: "Sign-in error", Heading: "Sorry, but we're having trouble signing you in.",
+	i.writePage(w, r, e.status, pageCSP, messagePage, messageView{Title: "Sign-in error", Heading: "Sorry, but we're having trouble signing you in.",
 		Message: fmt.Sprintf("AADSTS%d: %s", e.aadsts, e.msg)})
 }
 
-// writePage writes a self-contained HTML page that loads nothing, runs no script and may not be
-// framed. formAction, if not "", is a further CSP source forms may be sent to.
-func (i *Issuer) writePage(w http.ResponseWriter, r *http.Request, status int, formAction string, t *template.Template, data any) {
+// pageCSP is the Content-Security-Policy of a page: it loads nothing, runs no script, sends
+// forms only to its own origin and may not be framed.
+const pageCSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+
+// writePage writes a self-contained HTML page with the Content-Security-Policy csp (pageCSP or
+// a variant).
+func (i *Issuer) writePage(w http.ResponseWriter, r *http.Request, status int, csp string, t *template.Template, data any) {
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
 		i.logger.Error("render page", "path", r.URL.Path, "error", err)
 		http.Error(w, "There was an error showing this page; see the pglink server log.", http.StatusInternalServerError)
 		return
 	}
-	if formAction != "" {
-		formAction = " " + formAction
-	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"+formAction+"; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -671,6 +701,37 @@ var messagePage = template.Must(template.New("message").Parse(`<!doctype html>
 <h1>{{.Heading}}</h1>
 <p>{{.Message}}</p>
 </main>
+</body>
+</html>
+`))
+
+// formPostScript submits the form_post answer; formPostScriptHash is its CSP hash source.
+const formPostScript = "document.forms[0].submit()"
+
+var formPostScriptHash = func() string {
+	sum := sha256.Sum256([]byte(formPostScript))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}()
+
+var formPostPage = template.Must(template.New("formpost").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Signing in · pglink</title>
+` + pageStyle + `
+</head>
+<body>
+<main>
+<h1>Signing you in</h1>
+<form method="post" action="{{.Action}}">
+{{range .Hidden}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<p>Select Continue to return to {{.Return}}.</p>
+<button type="submit">Continue</button>
+</form>
+</main>
+<script>` + formPostScript + `</script>
 </body>
 </html>
 `))

@@ -812,3 +812,45 @@ func TestSecretsAreNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestFormPostResponseMode: with response_mode=form_post the answer, a code or an error, comes
+// as a page whose form posts it to the redirect URI; its one script, which submits the form,
+// is allowed by its hash alone.
+func TestFormPostResponseMode(t *testing.T) {
+	ts := newTestServer(t)
+	_, challenge := pkce(t)
+	params := authorizeParams(loopback, challenge)
+	params.Set("response_mode", "form_post")
+	script := regexp.MustCompile(`<script>([^<]*)</script>`)
+	check := func(t *testing.T, p page) url.Values {
+		t.Helper()
+		if p.status != http.StatusOK || p.location(t) != nil {
+			t.Fatalf("answer = %d, Location %q; want 200, no redirect", p.status, p.header.Get("Location"))
+		}
+		if !strings.Contains(p.body, `<form method="post" action="`+loopback+`">`) || !strings.Contains(p.body, `<button type="submit">Continue</button>`) {
+			t.Errorf("answer lacks a form to %s with a Continue button\n%s", loopback, p.body)
+		}
+		m := script.FindStringSubmatch(p.body)
+		if m == nil {
+			t.Fatalf("answer has no script\n%s", p.body)
+		}
+		sum := sha256.Sum256([]byte(m[1]))
+		want := "default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) +
+			"'; form-action 'self' http://127.0.0.1:51234; frame-ancestors 'none'"
+		if got := p.header.Get("Content-Security-Policy"); got != want {
+			t.Errorf("CSP = %q; want %q", got, want)
+		}
+		return hidden(p.body)
+	}
+
+	got := check(t, ts.signIn(t, params, testUser, testPassword))
+	if len(got["code"]) != 1 || len(got.Get("code")) != 43 || got.Get("state") != "st&te" || len(got) != 2 {
+		t.Errorf("posted fields = %v; want code and state", got)
+	}
+
+	params.Set("code_challenge_method", "plain")
+	got = check(t, ts.send(t, "GET", authorizePath+"?"+params.Encode(), nil))
+	if got.Get("error") != "invalid_request" || !strings.HasPrefix(got.Get("error_description"), "AADSTS90023: ") || got.Get("state") != "st&te" || got.Has("code") {
+		t.Errorf("posted fields = %v; want invalid_request AADSTS90023 and the state", got)
+	}
+}

@@ -106,7 +106,7 @@ func (i *Issuer) openIDConfiguration(tenant string) openIDConfiguration {
 		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic", "none"},
 		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", "password"},
 		CodeChallengeMethodsSupported:     []string{"S256"},
-		ResponseModesSupported:            []string{"query"},
+		ResponseModesSupported:            []string{"query", "form_post"},
 		ResponseTypesSupported:            []string{"code"},
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		SubjectTypesSupported:             []string{"pairwise"},
