@@ -57,13 +57,15 @@ const (
 	codeRedeemed
 )
 
-// codeStore holds the authorization codes issued and not yet expired, at most max of them. It
-// is safe for concurrent use.
+// codeStore holds the authorization codes issued and not yet expired, at most max of them;
+// expired ones are forgotten when it is full and at least every codeLifetime. It is safe for
+// concurrent use.
 type codeStore struct {
 	max int
 
-	mu    sync.Mutex
-	codes map[[sha256.Size]byte]*authCode // by SHA-256 of the code, so the codes themselves are not kept; guarded by mu
+	mu      sync.Mutex
+	codes   map[[sha256.Size]byte]*authCode // by SHA-256 of the code, so the codes themselves are not kept; guarded by mu
+	pruneAt time.Time                       // when to forget expired codes next; guarded by mu
 }
 
 func newCodeStore(limit int) *codeStore {
@@ -79,12 +81,13 @@ func (s *codeStore) add(c authCode, now time.Time) (code string, ok bool) {
 	c.expires = now.Add(codeLifetime)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.codes) >= s.max {
+	if len(s.codes) >= s.max || !now.Before(s.pruneAt) {
 		for k, e := range s.codes {
 			if !now.Before(e.expires) {
 				delete(s.codes, k)
 			}
 		}
+		s.pruneAt = now.Add(codeLifetime)
 	}
 	if len(s.codes) >= s.max {
 		return "", false
@@ -105,7 +108,9 @@ func (s *codeStore) redeem(code string, now time.Time) (authCode, codeState) {
 	case c == nil:
 		return authCode{}, codeUnknown
 	case c.redeemed:
-		return *c, codeRedeemed
+		replayed := *c
+		c.refreshToken = "" // revoked once
+		return replayed, codeRedeemed
 	case !now.Before(c.expires):
 		delete(s.codes, k)
 		return authCode{}, codeExpired

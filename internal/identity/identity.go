@@ -1,7 +1,12 @@
 // Package identity is pglink's token issuer: a small Microsoft identity platform v2–compatible
 // authority (OpenID configuration, token endpoint, JWKS) that the Azure SDK for Go
 // (azidentity/MSAL) and the az CLI obtain tokens from, an App Service–style managed identity
-// endpoint for `az login --identity`, and the verification of those tokens for the API.
+// endpoint for `az login --identity`, the authorization code flow with PKCE and sign-out for the
+// web portal and native apps, and the verification of those tokens for the API.
+//
+// Users' sign-ins (password and authorization code grants) open sessions that the Directory
+// keeps: their refresh tokens rotate, their access tokens carry the session id (sid), and
+// Authenticate refuses a token whose principal or session the Directory no longer holds active.
 //
 // The package is a leaf: it imports no other pglink package. Credentials are checked by a
 // Directory that the caller implements over its store.
