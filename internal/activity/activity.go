@@ -31,6 +31,9 @@ type Entry struct {
 	Description    string // e.g. the reason given when approving a connection
 	ErrorCode      string
 	ErrorMessage   string
+	// Subscription is the subscription of an event whose Scope names none (a directory
+	// change); events about resources belong to the resource's subscription.
+	Subscription string
 }
 
 // Value is a localizable string in Azure's activity log shape.
@@ -80,6 +83,9 @@ func Build(e Entry) (store.Event, error) {
 		} else {
 			id = resource.ID{}
 		}
+	}
+	if id.Subscription == "" {
+		id.Subscription = e.Subscription
 	}
 	var rnd [16]byte
 	rand.Read(rnd[:])

@@ -187,6 +187,14 @@ func (t *auditTx) PutPrincipal(ctx context.Context, p store.Principal) error {
 	return err
 }
 
+func (t *auditTx) DeletePrincipal(ctx context.Context, objectID string) error {
+	err := t.Tx.DeletePrincipal(ctx, objectID)
+	if err == nil {
+		t.wrote = true
+	}
+	return err
+}
+
 // recordOutcome appends the event of a write request whose transactions recorded none: one
 // that failed, changed nothing, or joined an operation in flight. It runs whether or not the
 // client is still there.

@@ -52,3 +52,13 @@ func (p permissions) Reaches(scope string) bool {
 	}
 	return false
 }
+
+// allowedAtRoot reports whether principalID may perform action at the root scope: the identity
+// admin API's check.
+func (a authorizer) allowedAtRoot(ctx context.Context, principalID, action string) (bool, error) {
+	p, err := a.Permissions(ctx, principalID)
+	if err != nil {
+		return false, err
+	}
+	return p.Allowed(action, "/"), nil
+}

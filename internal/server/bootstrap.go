@@ -9,10 +9,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/pglink/pglink/internal/authz"
-	"github.com/pglink/pglink/internal/identity"
+	"github.com/pglink/pglink/internal/directory"
 	"github.com/pglink/pglink/internal/providers/authorization"
 	"github.com/pglink/pglink/internal/providers/resources"
 	"github.com/pglink/pglink/internal/resource"
@@ -64,14 +63,6 @@ func randomSecret(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// principalDoc is how the identity side of a principal is stored (store.Principal.Body).
-type principalDoc struct {
-	Kind        string `json:"kind"` // "User" or "ServicePrincipal"
-	DisplayName string `json:"displayName"`
-	AppID       string `json:"appId,omitempty"`
-	SecretHash  string `json:"secretHash"`
-}
-
 // firstStart creates the tenant, the default subscription and the administrator on an empty
 // data dir (writing bootstrap.json first, so a crash half-way is finished by the next start),
 // or reads them back. It returns the bootstrap with the secrets.
@@ -91,11 +82,11 @@ func firstStart(ctx context.Context, st store.Store, dir string) (Bootstrap, err
 	if err != nil {
 		return b, err
 	}
-	if err := ensurePrincipal(ctx, st, b.ClientID, b.ClientSecret, principalDoc{Kind: "ServicePrincipal", DisplayName: "pglink-admin", AppID: b.ClientID}); err != nil {
-		return b, err
+	if err := directory.EnsureBootstrap(ctx, st, directory.KindServicePrincipal, b.ClientID, b.ClientSecret, "pglink-admin"); err != nil {
+		return b, fmt.Errorf("create administrator: %w", err)
 	}
-	if err := ensurePrincipal(ctx, st, b.Username, b.Password, principalDoc{Kind: "User", DisplayName: "pglink administrator"}); err != nil {
-		return b, err
+	if err := directory.EnsureBootstrap(ctx, st, directory.KindUser, b.Username, b.Password, "pglink administrator"); err != nil {
+		return b, fmt.Errorf("create administrator: %w", err)
 	}
 	if err := resources.EnsureSubscription(ctx, st, b.SubscriptionID, b.TenantID, "pglink"); err != nil {
 		return b, fmt.Errorf("create subscription: %w", err)
@@ -122,7 +113,7 @@ func ensureOwner(ctx context.Context, st store.Store, login string) error {
 	if err != nil {
 		return fmt.Errorf("look up principal %s: %w", login, err)
 	}
-	var doc principalDoc
+	var doc struct{ Kind string }
 	if err := json.Unmarshal(p.Body, &doc); err != nil {
 		return fmt.Errorf("decode principal %s: %w", login, err)
 	}
@@ -130,71 +121,4 @@ func ensureOwner(ctx context.Context, st store.Store, login string) error {
 		return fmt.Errorf("assign Owner to %s: %w", login, err)
 	}
 	return nil
-}
-
-// ensurePrincipal creates the principal with login unless it exists.
-func ensurePrincipal(ctx context.Context, st store.Store, login, secret string, doc principalDoc) error {
-	hash, err := identity.HashSecret(secret)
-	if doc.Kind == "ServicePrincipal" {
-		hash, err = identity.HashRandomSecret(secret)
-	}
-	if err != nil {
-		return err
-	}
-	doc.SecretHash = hash
-	body, _ := json.Marshal(doc)
-	return st.Update(ctx, func(tx store.Tx) error {
-		if _, err := tx.Principal(ctx, login); err == nil {
-			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		if err := tx.PutPrincipal(ctx, store.Principal{ObjectID: resource.NewGUID(), Login: login, Body: body}); err != nil {
-			return fmt.Errorf("create principal %s: %w", login, err)
-		}
-		return nil
-	})
-}
-
-// directory checks credentials against the principals in the store.
-type directory struct {
-	st       store.Store
-	tenantID string
-}
-
-func (d directory) lookup(ctx context.Context, login, secret, kind string) (identity.Principal, error) {
-	var p store.Principal
-	err := d.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p, err = tx.Principal(ctx, login)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return identity.Principal{}, identity.ErrInvalidCredentials
-	}
-	if err != nil {
-		return identity.Principal{}, fmt.Errorf("look up principal: %w", err)
-	}
-	var doc principalDoc
-	if err := json.Unmarshal(p.Body, &doc); err != nil {
-		return identity.Principal{}, fmt.Errorf("decode principal: %w", err)
-	}
-	if doc.Kind != kind || !identity.CheckSecret(doc.SecretHash, secret) {
-		return identity.Principal{}, identity.ErrInvalidCredentials
-	}
-	pr := identity.Principal{ObjectID: p.ObjectID, Name: doc.DisplayName, Kind: kind, TenantID: d.tenantID}
-	if kind == "User" {
-		pr.Name = strings.ToLower(p.Login)
-	} else {
-		pr.AppID = doc.AppID
-	}
-	return pr, nil
-}
-
-func (d directory) ServicePrincipal(ctx context.Context, clientID, secret string) (identity.Principal, error) {
-	return d.lookup(ctx, clientID, secret, "ServicePrincipal")
-}
-
-func (d directory) User(ctx context.Context, username, password string) (identity.Principal, error) {
-	return d.lookup(ctx, username, password, "User")
 }

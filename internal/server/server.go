@@ -19,6 +19,7 @@ import (
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/dataplane"
+	"github.com/pglink/pglink/internal/directory"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
 	"github.com/pglink/pglink/internal/providers/authorization"
@@ -177,8 +178,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	dir := directory.New(s.st, b.TenantID)
 	issuer, err := identity.New(identity.Config{TenantID: b.TenantID, Authority: endpoint, Key: key,
-		Audiences: identity.DefaultAudiences(endpoint)}, directory{st: s.st, tenantID: b.TenantID}, s.log)
+		Audiences: identity.DefaultAudiences(endpoint)}, dir, s.log)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
@@ -232,6 +234,8 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/subscriptions", front)
 	mux.Handle("/subscriptions/", front)
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
+	mux.Handle("/v1.0/", directory.Handler(s.st, directory.APIConfig{TenantID: b.TenantID, Subscription: b.SubscriptionID,
+		Authenticate: issuer.Authenticate, Allowed: authorizer{st: s.st}.allowedAtRoot, Logger: s.log}))
 	mux.Handle("/", issuer.Handler())
 	s.http = &http.Server{
 		Handler:           mux,

@@ -148,6 +148,11 @@ type Tx interface {
 	Principal(ctx context.Context, idOrLogin string) (Principal, error)
 	// PutPrincipal creates or replaces p.
 	PutPrincipal(ctx context.Context, p Principal) error
+	// Principals returns principals ordered by object id (case-insensitive), only those whose
+	// object id sorts after after (paging; "" for the first page), at most limit (0 for all).
+	Principals(ctx context.Context, after string, limit int) ([]Principal, error)
+	// DeletePrincipal removes the principal with object id; ErrNotFound if there is none.
+	DeletePrincipal(ctx context.Context, objectID string) error
 }
 
 // Store is pglink's persistent state. Implementations are safe for concurrent use.

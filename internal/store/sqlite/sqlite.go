@@ -741,6 +741,52 @@ func (t *tx) PutPrincipal(ctx context.Context, p store.Principal) error {
 	return nil
 }
 
+func (t *tx) Principals(ctx context.Context, after string, limit int) ([]store.Principal, error) {
+	if err := t.check(false); err != nil {
+		return nil, fmt.Errorf("list principals: %w", err)
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := t.tx.QueryContext(ctx,
+		`SELECT object_id, login, body FROM principals WHERE object_id > ? ORDER BY object_id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list principals: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Principal
+	for rows.Next() {
+		var p store.Principal
+		if err := rows.Scan(&p.ObjectID, &p.Login, &p.Body); err != nil {
+			return nil, fmt.Errorf("list principals: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list principals: %w", err)
+	}
+	return out, nil
+}
+
+func (t *tx) DeletePrincipal(ctx context.Context, objectID string) error {
+	if err := t.check(true); err != nil {
+		return fmt.Errorf("delete principal %s: %w", objectID, err)
+	}
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM principals WHERE object_id = ?`, objectID)
+	if err != nil {
+		return fmt.Errorf("delete principal %s: %w", objectID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("delete principal %s: %w", objectID, err)
+	} else if n == 0 {
+		return fmt.Errorf("delete principal %s: %w", objectID, store.ErrNotFound)
+	}
+	if _, err := t.nextRevision(ctx); err != nil {
+		return fmt.Errorf("delete principal %s: %w", objectID, err)
+	}
+	return nil
+}
+
 // timeLayout is fixed width, so stored times compare as strings in time order.
 const timeLayout = "2006-01-02T15:04:05.000000000Z"
 

@@ -548,6 +548,7 @@ func testView(t *testing.T, s store.Store) {
 		{"PutPrincipal", func(tx store.Tx) error {
 			return tx.PutPrincipal(t.Context(), store.Principal{ObjectID: "o1", Login: "a@example.com"})
 		}},
+		{"DeletePrincipal", func(tx store.Tx) error { return tx.DeletePrincipal(t.Context(), "o1") }},
 	}
 	for _, w := range writes {
 		t.Run(w.name, func(t *testing.T) {
@@ -1309,6 +1310,54 @@ func testPrincipals(t *testing.T, s store.Store) {
 	}
 	if _, err := getP(bob.ObjectID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Principal(%q) after conflict = %v; want ErrNotFound", bob.ObjectID, err)
+	}
+
+	// Lists are ordered by object id and page with after/limit.
+	carol := store.Principal{ObjectID: "00000000-eeee-4eee-8eee-000000000005", Login: "carol@example.com"}
+	if err := putP(carol); err != nil {
+		t.Fatalf("PutPrincipal(%q) = %v; want nil", carol.ObjectID, err)
+	}
+	list := func(after string, limit int) []string {
+		var ids []string
+		err := s.View(t.Context(), func(tx store.Tx) error {
+			ps, err := tx.Principals(t.Context(), after, limit)
+			for _, p := range ps {
+				ids = append(ids, p.ObjectID)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("Principals(%q, %d) = %v; want nil", after, limit, err)
+		}
+		return ids
+	}
+	if got, want := list("", 0), []string{carol.ObjectID, alice.ObjectID, app.ObjectID}; !slices.Equal(got, want) {
+		t.Errorf("Principals(all) = %v; want %v", got, want)
+	}
+	if got, want := list("", 2), []string{carol.ObjectID, alice.ObjectID}; !slices.Equal(got, want) {
+		t.Errorf("Principals(first 2) = %v; want %v", got, want)
+	}
+	if got, want := list(alice.ObjectID, 2), []string{app.ObjectID}; !slices.Equal(got, want) {
+		t.Errorf("Principals(after %s) = %v; want %v", alice.ObjectID, got, want)
+	}
+
+	// Delete removes the principal and frees its login.
+	rev, _ := s.Revision(t.Context())
+	if err := s.Update(t.Context(), func(tx store.Tx) error { return tx.DeletePrincipal(t.Context(), carol.ObjectID) }); err != nil {
+		t.Fatalf("DeletePrincipal(%q) = %v; want nil", carol.ObjectID, err)
+	}
+	if rev2, _ := s.Revision(t.Context()); rev2 <= rev {
+		t.Errorf("Revision after DeletePrincipal = %d; want > %d", rev2, rev)
+	}
+	if _, err := getP(carol.Login); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Principal(%q) after delete = %v; want ErrNotFound", carol.Login, err)
+	}
+	err := s.Update(t.Context(), func(tx store.Tx) error { return tx.DeletePrincipal(t.Context(), carol.ObjectID) })
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeletePrincipal(deleted) = %v; want ErrNotFound", err)
+	}
+	if err := putP(store.Principal{ObjectID: "55555555-ffff-4fff-8fff-000000000006", Login: carol.Login}); err != nil {
+		t.Errorf("PutPrincipal(another principal with the deleted login) = %v; want nil", err)
 	}
 }
 
