@@ -21,17 +21,18 @@ type pglinkCLI struct {
 	dir string
 }
 
-// newCLI returns a command line whose profile lives in a fresh directory.
+// newCLI returns a command line whose profile lives in a fresh directory (PGLINK_CONFIG_DIR,
+// set for each run).
 func newCLI(t *testing.T) *pglinkCLI {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "config")
-	t.Setenv("PGLINK_CONFIG_DIR", dir)
 	return &pglinkCLI{t: t, dir: dir}
 }
 
 // run runs args and returns stdout, stderr and the exit code.
 func (c *pglinkCLI) run(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
+	c.t.Setenv("PGLINK_CONFIG_DIR", c.dir)
 	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -107,7 +108,7 @@ func TestCLI(t *testing.T) {
 	if props, _ := g["properties"].(map[string]any); props["provisioningState"] != "Succeeded" {
 		t.Errorf("group show printed %v; want provisioningState Succeeded", g)
 	}
-	if got := c.ok(nil, "group", "show", "-n", "cli-rg", "-o", "table"); !strings.HasPrefix(got, "Location  Name\n") || !strings.Contains(got, "eastus    cli-rg") {
+	if got := c.ok(nil, "group", "show", "-n", "cli-rg", "-o", "table"); got != "Name    Location  Status\n------  --------  ---------\ncli-rg  eastus    Succeeded\n" {
 		t.Errorf("group show -o table = %q", got)
 	}
 	c.fails("(ResourceGroupNotFound)", "group", "show", "-n", "no-such-group")
@@ -141,27 +142,32 @@ func TestCLI(t *testing.T) {
 		t.Errorf("role definition list --custom-role-only = %v; want the custom role", defs)
 	}
 
-	// Role assignments for a service principal of the directory.
-	reader := in.addServicePrincipal(t, "cli-reader")
+	// A service principal from the directory, assigned Reader on the group by its appId.
+	var reader struct{ AppID, DisplayName, Password, Tenant string }
+	c.ok(&reader, "ad", "sp", "create-for-rbac", "--name", "cli-reader")
+	if reader.DisplayName != "cli-reader" || reader.Tenant != in.boot.TenantID || reader.AppID == "" || reader.Password == "" {
+		t.Errorf("ad sp create-for-rbac printed %+v", reader)
+	}
+	var sp struct{ ID, AppID string }
+	c.ok(&sp, "ad", "sp", "show", "--id", reader.AppID)
 	var a map[string]any
-	c.ok(&a, "role", "assignment", "create", "--assignee-object-id", reader.objectID, "--assignee-principal-type", "ServicePrincipal",
-		"--role", "Reader", "--scope", sub+"/resourceGroups/cli-rg")
-	if a["principalId"] != reader.objectID || !strings.HasSuffix(a["roleDefinitionId"].(string), authz.ReaderID) || a["resourceGroup"] != "cli-rg" {
-		t.Errorf("role assignment create printed %v", a)
+	c.ok(&a, "role", "assignment", "create", "--assignee", reader.AppID, "--role", "Reader", "--scope", sub+"/resourceGroups/cli-rg")
+	if a["principalId"] != sp.ID || a["principalType"] != "ServicePrincipal" || !strings.HasSuffix(a["roleDefinitionId"].(string), authz.ReaderID) || a["resourceGroup"] != "cli-rg" {
+		t.Errorf("role assignment create printed %v; want Reader for %s", a, sp.ID)
 	}
 	var list []map[string]any
-	c.ok(&list, "role", "assignment", "list", "--assignee-object-id", reader.objectID, "--all")
-	if len(list) != 1 || list[0]["id"] != a["id"] || list[0]["roleDefinitionName"] != "Reader" {
+	c.ok(&list, "role", "assignment", "list", "--assignee", reader.AppID, "--all")
+	if len(list) != 1 || list[0]["id"] != a["id"] || list[0]["roleDefinitionName"] != "Reader" || list[0]["principalName"] != reader.AppID {
 		t.Errorf("role assignment list --all = %v; want the Reader assignment", list)
 	}
-	c.ok(&list, "role", "assignment", "list", "--assignee-object-id", reader.objectID)
+	c.ok(&list, "role", "assignment", "list", "--assignee-object-id", sp.ID)
 	if len(list) != 0 {
 		t.Errorf("role assignment list (subscription scope only) = %v; want none", list)
 	}
 
 	// The service principal logs in (tenant and subscription found out) and may only read.
 	rc := newCLI(t)
-	rc.ok(&accounts, "login", "--service-principal", "-u", reader.clientID, "-p", reader.secret,
+	rc.ok(&accounts, "login", "--service-principal", "-u", reader.AppID, "-p", reader.Password,
 		"--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
 	if len(accounts) != 1 || accounts[0]["tenantId"] != in.boot.TenantID || accounts[0]["id"] != in.boot.SubscriptionID {
 		t.Errorf("login --service-principal printed %v; want tenant %s and subscription %s", accounts, in.boot.TenantID, in.boot.SubscriptionID)
@@ -173,9 +179,8 @@ func TestCLI(t *testing.T) {
 		t.Errorf("after logout, profile.json: %v; want it gone", err)
 	}
 
-	t.Setenv("PGLINK_CONFIG_DIR", c.dir)
-	c.ok(nil, "role", "assignment", "delete", "--assignee-object-id", reader.objectID, "--role", "Reader", "-g", "cli-rg")
-	c.ok(&list, "role", "assignment", "list", "--assignee-object-id", reader.objectID, "--all")
+	c.ok(nil, "role", "assignment", "delete", "--assignee", reader.AppID, "--role", "Reader", "-g", "cli-rg")
+	c.ok(&list, "role", "assignment", "list", "--assignee", reader.AppID, "--all")
 	if len(list) != 0 {
 		t.Errorf("after delete, role assignment list = %v; want none", list)
 	}
@@ -192,4 +197,106 @@ func TestCLI(t *testing.T) {
 	uc.fails("Error validating credentials", "login", "-u", in.boot.Username, "-p", "wrong", "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
 	uc.ok(nil, "logout")
 	uc.fails("please run 'pglink login'", "group", "list")
+}
+
+// TestCLIDirectory drives the directory commands: a service principal created with a role at a
+// scope, its passwords reset, a user created, disabled and deleted, each logging in.
+func TestCLIDirectory(t *testing.T) {
+	in := start(t, nil)
+	c := newCLI(t)
+	c.ok(nil, "login", "--bootstrap", filepath.Join(in.dir, "bootstrap.json"))
+	sub := "/subscriptions/" + in.boot.SubscriptionID
+	c.ok(nil, "group", "create", "-n", "db", "-l", "eastus")
+	c.ok(nil, "group", "create", "-n", "net", "-l", "eastus")
+	login := func(c *pglinkCLI, args ...string) (string, int) {
+		t.Helper()
+		_, stderr, code := c.run(append(args, "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)...)
+		return stderr, code
+	}
+
+	// A database administrator: a service principal with the PostgreSQL role on db only.
+	var dba struct{ AppID, DisplayName, Password, Tenant string }
+	stdout, stderr, code := c.run("ad", "sp", "create-for-rbac", "--name", "dba", "--role", "PostgreSQL Flexible Server Administrator", "--scopes", sub+"/resourceGroups/db")
+	if code != 0 || json.Unmarshal([]byte(stdout), &dba) != nil {
+		t.Fatalf("ad sp create-for-rbac: exit %d: %s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "Creating 'PostgreSQL Flexible Server Administrator' role assignment under scope") || !strings.Contains(stderr, "credentials that you must protect") {
+		t.Errorf("ad sp create-for-rbac stderr = %q; want az's warnings", stderr)
+	}
+	var keys map[string]any
+	json.Unmarshal([]byte(stdout), &keys)
+	if len(keys) != 4 || dba.DisplayName != "dba" || dba.Tenant != in.boot.TenantID {
+		t.Errorf("ad sp create-for-rbac printed %s; want appId, displayName, password, tenant", stdout)
+	}
+	var sps []map[string]any
+	c.ok(&sps, "ad", "sp", "list", "--display-name", "dba")
+	if len(sps) != 1 || sps[0]["appId"] != dba.AppID {
+		t.Errorf("ad sp list --display-name dba = %v; want the one service principal %s", sps, dba.AppID)
+	}
+
+	dc := newCLI(t)
+	if stderr, code := login(dc, "login", "--service-principal", "-u", dba.AppID, "-p", dba.Password); code != 0 {
+		t.Fatalf("login as dba: exit %d: %s", code, stderr)
+	}
+	dc.ok(nil, "group", "show", "-n", "db")
+	dc.fails("(AuthorizationFailed)", "group", "show", "-n", "net")
+	dc.fails("(AuthorizationFailed)", "group", "delete", "-n", "db", "--yes")
+	dc.fails("(Authorization_RequestDenied)", "ad", "user", "list")
+
+	// create-for-rbac of an existing name adds a password; reset without --append removes the others.
+	var again struct{ AppID, Password string }
+	c.ok(&again, "ad", "sp", "create-for-rbac", "--name", "dba")
+	if again.AppID != dba.AppID || again.Password == dba.Password {
+		t.Errorf("create-for-rbac again = %+v; want the same appId %s with a new password", again, dba.AppID)
+	}
+	var reset struct{ AppID, Password, Tenant string }
+	c.ok(&reset, "ad", "sp", "credential", "reset", "--id", dba.AppID)
+	var shown struct{ PasswordCredentials []any }
+	c.ok(&shown, "ad", "sp", "show", "--id", dba.AppID)
+	if reset.AppID != dba.AppID || len(shown.PasswordCredentials) != 1 {
+		t.Errorf("credential reset = %+v, then %d password credentials; want one", reset, len(shown.PasswordCredentials))
+	}
+	if stderr, code := login(newCLI(t), "login", "--service-principal", "-u", dba.AppID, "-p", dba.Password); code != 1 || !strings.Contains(stderr, "invalid_client") {
+		t.Errorf("login with the removed password: exit %d, %q; want exit 1, invalid_client", code, stderr)
+	}
+	c.ok(nil, "ad", "sp", "credential", "reset", "--id", dba.AppID, "--append", "--display-name", "second")
+	c.ok(&shown, "ad", "sp", "show", "--id", dba.AppID)
+	if len(shown.PasswordCredentials) != 2 {
+		t.Errorf("credential reset --append: %d password credentials; want 2", len(shown.PasswordCredentials))
+	}
+
+	// A user: created, given Reader, logged in, disabled, deleted.
+	var u struct{ ID, UserPrincipalName string }
+	c.ok(&u, "ad", "user", "create", "--display-name", "Dana", "--password", "Dana-pass-1", "--user-principal-name", "dana@pglink.local")
+	if u.UserPrincipalName != "dana@pglink.local" || u.ID == "" {
+		t.Errorf("ad user create printed %+v", u)
+	}
+	c.ok(nil, "role", "assignment", "create", "--assignee", "dana@pglink.local", "--role", "Reader", "--scope", sub)
+	var names []string
+	c.ok(&names, "ad", "user", "list", "--query", "[].userPrincipalName")
+	if !slices.Contains(names, "dana@pglink.local") {
+		t.Errorf("ad user list = %v; want dana", names)
+	}
+	uc := newCLI(t)
+	if stderr, code := login(uc, "login", "-u", "dana@pglink.local", "-p", "Dana-pass-1"); code != 0 {
+		t.Fatalf("login as dana: exit %d: %s", code, stderr)
+	}
+	var acct struct{ User struct{ Name, Type string } }
+	uc.ok(&acct, "account", "show")
+	if acct.User.Name != "dana@pglink.local" || acct.User.Type != "user" {
+		t.Errorf("account show as dana = %+v", acct)
+	}
+	uc.ok(nil, "group", "show", "-n", "net")
+	uc.fails("(AuthorizationFailed)", "group", "create", "-n", "dana", "-l", "eastus")
+	uc.ok(nil, "logout")
+
+	c.ok(nil, "ad", "user", "update", "--id", "dana@pglink.local", "--account-enabled", "false")
+	if stderr, code := login(newCLI(t), "login", "-u", "dana@pglink.local", "-p", "Dana-pass-1"); code != 1 {
+		t.Errorf("login as disabled dana: exit %d, %q; want 1", code, stderr)
+	}
+	c.ok(nil, "ad", "user", "delete", "--id", "dana@pglink.local")
+	c.fails("(Request_ResourceNotFound)", "ad", "user", "show", "--id", "dana@pglink.local")
+	c.ok(nil, "ad", "sp", "delete", "--id", dba.AppID)
+	c.fails("(Request_ResourceNotFound)", "ad", "sp", "show", "--id", dba.AppID)
+	c.ok(nil, "logout")
 }

@@ -320,9 +320,7 @@ func (e *env) adUserCmd() *cobra.Command {
 			if err != nil {
 				return usagef("argument --force-change-password-next-sign-in: invalid value '%s': use true or false", forceChange)
 			}
-			if b {
-				profile["forceChangePasswordNextSignIn"] = true
-			}
+			profile["forceChangePasswordNextSignIn"] = b
 		}
 		s, err := e.session()
 		if err != nil {
