@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 var groups = []map[string]any{
@@ -122,4 +124,23 @@ func TestRunExitCodes(t *testing.T) {
 			t.Errorf("Run(%q) = %d, stderr %q; want %d and %q", tt.args, code, stderr.String(), tt.code, tt.errSubstr)
 		}
 	}
+}
+
+// TestEveryCommandHasAnExample: -h of every command that runs shows at least one example.
+func TestEveryCommandHasAnExample(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() {
+			for _, sub := range c.Commands() {
+				if sub.Name() != "help" {
+					walk(sub)
+				}
+			}
+			return
+		}
+		if !strings.Contains(c.Example, "pglink "+c.Name()) && !strings.Contains(c.Example, " "+c.Name()+" ") {
+			t.Errorf("%s: no example in -h", c.CommandPath())
+		}
+	}
+	walk((&env{}).root())
 }
