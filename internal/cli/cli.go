@@ -25,6 +25,7 @@ type env struct {
 	configDir      string
 	output         string // -o
 	query          string // --query
+	quiet          bool   // --only-show-errors
 	now            func() time.Time
 	in             *bufio.Reader // stdin, buffered for prompts
 }
@@ -127,6 +128,7 @@ groups, roles and the directory with az's commands, flags and output formats.`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&e.output, "output", "o", "json", "output format: json, jsonc, table, tsv, yaml, yamlc or none")
 	pf.StringVar(&e.query, "query", "", "JMESPath query string; see http://jmespath.org/ for examples")
+	pf.BoolVar(&e.quiet, "only-show-errors", false, "only show errors, suppressing warnings")
 	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd())
 	return root
 }
@@ -138,9 +140,7 @@ func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cmd.SetOut(cmd.ErrOrStderr())
-			cmd.Help()
-			return Exit(2)
+			return cmd.Help()
 		},
 	}
 	c.AddCommand(subs...)
@@ -164,6 +164,9 @@ func (e *env) run(fn func(ctx context.Context, cmd *cobra.Command) error) func(*
 
 // warn prints a warning on stderr as az does.
 func (e *env) warn(format string, a ...any) {
+	if e.quiet {
+		return
+	}
 	fmt.Fprintf(e.stderr, "WARNING: "+format+"\n", a...)
 }
 

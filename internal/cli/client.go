@@ -117,6 +117,14 @@ func (c *profileCredential) GetToken(ctx context.Context, _ policy.TokenRequestO
 	if p.AccessToken != "" && p.ExpiresOn.Sub(c.now()) > refreshMargin {
 		return azcore.AccessToken{Token: p.AccessToken, ExpiresOn: p.ExpiresOn}, nil
 	}
+	// Another pglink process may have renewed the tokens (and rotated the refresh token) since
+	// this one read the profile.
+	if fresh, err := loadProfile(c.dir); err == nil && fresh.Kind == p.Kind && fresh.Name == p.Name && fresh.TenantID == p.TenantID {
+		p.AccessToken, p.ExpiresOn, p.RefreshToken = fresh.AccessToken, fresh.ExpiresOn, fresh.RefreshToken
+		if p.AccessToken != "" && p.ExpiresOn.Sub(c.now()) > refreshMargin {
+			return azcore.AccessToken{Token: p.AccessToken, ExpiresOn: p.ExpiresOn}, nil
+		}
+	}
 	var (
 		tok *tokenResponse
 		err error

@@ -180,3 +180,24 @@ func TestHTTPClientCAFile(t *testing.T) {
 		t.Error("httpClient(file without PEM) succeeded")
 	}
 }
+
+// TestCredentialSeesAnotherProcessRenew: tokens another process saved since the profile was
+// read are used, not renewed again with a refresh token that rotation has spent.
+func TestCredentialSeesAnotherProcessRenew(t *testing.T) {
+	f := newFakeIdP(t, func(url.Values) (int, any) {
+		return 400, map[string]any{"error": "invalid_grant", "error_description": "the refresh token was used already"}
+	})
+	c := f.credential(t, &profile{Kind: kindUser, Name: "dana", AccessToken: "old", ExpiresOn: now0, RefreshToken: "rt1"})
+	other := *c.p
+	other.AccessToken, other.ExpiresOn, other.RefreshToken = "theirs", now0.Add(time.Hour), "rt2"
+	if err := other.save(c.dir); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.GetToken(context.Background(), policy.TokenRequestOptions{})
+	if err != nil || tok.Token != "theirs" {
+		t.Errorf("GetToken = %q, %v; want the token the other process saved", tok.Token, err)
+	}
+	if n := len(f.posted()); n != 0 {
+		t.Errorf("posted %d token requests; want none", n)
+	}
+}
