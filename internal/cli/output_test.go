@@ -144,3 +144,23 @@ func TestEveryCommandHasAnExample(t *testing.T) {
 	}
 	walk((&env{}).root())
 }
+
+func TestConfirmPrompt(t *testing.T) {
+	t.Setenv("PGLINK_CONFIG_DIR", t.TempDir())
+	tests := []struct {
+		stdin string
+		code  int
+		want  string
+	}{
+		{"n\n", 0, "Are you sure you want to perform this operation? (y/n): "},
+		{"", 1, "unable to prompt for confirmation as there is no input: use --yes"},
+		{"y\n", 1, "please run 'pglink login'"}, // confirmed: on to the server, and nobody is logged in
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		code := Run(t.Context(), []string{"group", "delete", "-n", "rg1"}, strings.NewReader(tt.stdin), &stdout, &stderr)
+		if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
+			t.Errorf("group delete with stdin %q: exit %d, stderr %q; want %d and %q", tt.stdin, code, stderr.String(), tt.code, tt.want)
+		}
+	}
+}
