@@ -109,8 +109,8 @@ func (e *env) root() *cobra.Command {
 		Long: `pglink runs an Azure Resource Manager-compatible API for PostgreSQL flexible servers with
 Private Link ('pglink serve'), and is its az-style command line: log in, then manage resource
 groups, roles and the directory with az's commands, flags and output formats.`,
-		Example: `  pglink serve --data-dir ~/pglink-data
-  pglink login --bootstrap ~/pglink-data/bootstrap.json
+		Example: `  pglink serve --data-dir data
+  pglink login --bootstrap data/bootstrap.json
   pglink group create -n rg1 -l eastus`,
 		SilenceErrors: true,
 		SilenceUsage:  true,

@@ -40,9 +40,9 @@ func (e *env) loginCmd() *cobra.Command {
 ~/.pglink), readable only by you: it holds the tokens and, for a service principal, its secret.
 Without --tenant the tenant is asked of the server; without --subscription the first
 subscription the login can list becomes the default.`,
-		Example: `  pglink login --bootstrap /var/lib/pglink/bootstrap.json
-  pglink login --service-principal -u APP_ID -p SECRET --tenant TENANT --endpoint https://127.0.0.1:8443 --ca-file ca.pem
-  pglink login -u admin@pglink.local -p PASSWORD --endpoint https://127.0.0.1:8443 --ca-file ca.pem`,
+		Example: `  pglink login --bootstrap data/bootstrap.json
+  pglink login --service-principal -u APP_ID -p SECRET --tenant TENANT --endpoint https://127.0.0.1:8443 --ca-file data/tls/ca.pem
+  pglink login -u admin@pglink.local -p PASSWORD --endpoint https://127.0.0.1:8443 --ca-file data/tls/ca.pem`,
 		Args: cobra.NoArgs,
 	}
 	f := c.Flags()
