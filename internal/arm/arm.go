@@ -197,6 +197,10 @@ func isWrite(m string) bool {
 // serve handles a request and writes the success response; an error is written by the caller.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (int, error) {
 	p, err := s.auth.Authenticate(r)
+	if err != nil && !errors.Is(err, identity.ErrInvalidToken) {
+		// The token may be fine: checking its principal failed.
+		return 0, fmt.Errorf("authenticate: %w", err)
+	}
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", identity.Challenge(s.cfg.Endpoint, s.cfg.TenantID))
 		msg := "Authentication failed. The 'Authorization' header is missing or invalid."

@@ -138,11 +138,25 @@ func (s *Server) authorize(ctx context.Context, req *Request, typ *Type) error {
 	if p.Allowed(req.Action, scope) {
 		return nil
 	}
+	// A provider's location metadata (capabilities) describes no resource: anyone who holds a
+	// role in the subscription may read it, so az's server commands work for a database
+	// administrator whose role is on one resource group.
+	if req.Method == http.MethodGet && isLocationMetadata(typ.Name) && t.ID.Subscription != "" &&
+		p.Reaches("/subscriptions/"+t.ID.Subscription) {
+		return nil
+	}
 	if req.Method == http.MethodGet && t.Collection && !t.Extension && t.ID.Namespace == "" && p.Reaches(scope) {
 		req.filter = func(r store.Resource) bool { return p.Allowed(Action(r.Type, "read"), r.ID) }
 		return nil
 	}
 	return authorizationFailed(req, req.Action, scope)
+}
+
+// isLocationMetadata reports whether typ is a provider's per-location metadata
+// ("{namespace}/locations/…").
+func isLocationMetadata(typ string) bool {
+	parts := strings.Split(typ, "/")
+	return len(parts) >= 3 && strings.EqualFold(parts[1], "locations")
 }
 
 // visible reports whether an item of a list may be served to the caller, and notes that the

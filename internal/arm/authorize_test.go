@@ -338,3 +338,33 @@ func TestAuthorizeSubscriptions(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthorizeLocationMetadata: a provider's location metadata is readable by anyone holding a
+// role in the subscription, and only by them.
+func TestAuthorizeLocationMetadata(t *testing.T) {
+	ns, _, _ := strings.Cut(widgetType, "/")
+	capType := ns + "/locations/capabilities"
+	path := "/subscriptions/s1/providers/" + ns + "/locations/eastus/capabilities"
+	tests := []struct {
+		name  string
+		perms fakePerms
+		want  int
+	}{
+		{"assigned in a group", fakePerms{reaches: []string{rgPath}}, 200},
+		{"assigned elsewhere", fakePerms{reaches: []string{"/subscriptions/s2"}}, 403},
+		{"no assignment", fakePerms{}, 403},
+	}
+	for _, tc := range tests {
+		f, _ := authzFixture(t, tc.perms, func(ctx context.Context, req *arm.Request) (*arm.Response, error) { return &arm.Response{}, nil })
+		f.front.Register(arm.Type{Name: capType, APIVersions: []string{apiVersion},
+			Handler: func(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+				return &arm.Response{Body: map[string]string{"ok": "yes"}}, nil
+			}})
+		if w := f.serve(t.Context(), "GET", path); w.Code != tc.want {
+			t.Errorf("%s: GET %s = %d %s; want %d", tc.name, path, w.Code, w.Body, tc.want)
+		}
+		if w := f.serve(t.Context(), "POST", path); w.Code == 200 {
+			t.Errorf("%s: POST %s = 200; want a refusal: only reads are open", tc.name, path)
+		}
+	}
+}

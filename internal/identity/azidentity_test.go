@@ -3,7 +3,11 @@ package identity_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"html"
+	"io"
 	"net/http"
+	"regexp"
 	"testing"
 	"time"
 
@@ -11,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/public"
 )
 
 // clientOptions points the Azure SDK at ts: its TLS client, and ts as the authority host.
@@ -153,7 +158,11 @@ func TestUsernamePasswordCredential(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	if p != user {
+	// MSAL asks for offline_access: the token carries the session the sign-in started.
+	if p.SessionID == "" {
+		t.Errorf("Verify = %+v; want a SessionID", p)
+	}
+	if p.SessionID = ""; p != user {
 		t.Errorf("Verify = %+v; want %+v", p, user)
 	}
 
@@ -174,5 +183,120 @@ func TestUsernamePasswordCredential(t *testing.T) {
 	var afe *azidentity.AuthenticationFailedError
 	if !errors.As(err, &afe) || afe.RawResponse == nil || afe.RawResponse.StatusCode != http.StatusBadRequest {
 		t.Errorf("GetToken with a wrong password = %v; want a 400 AuthenticationFailedError", err)
+	}
+}
+
+// TestUsernamePasswordCredentialRefreshes: MSAL redeems the refresh token of the password
+// grant once its access token is about to expire (MSAL takes a token with less than five
+// minutes left as expired), and gets a token of the same session.
+func TestUsernamePasswordCredentialRefreshes(t *testing.T) {
+	ts := newTestServerWith(t, serverOptions{lifetime: 2 * time.Minute})
+	cred, err := azidentity.NewUsernamePasswordCredential(testTenant, "04b07795-8ddb-461a-bbee-02f9e1bf7b46", testUser, testPassword,
+		&azidentity.UsernamePasswordCredentialOptions{ClientOptions: ts.clientOptions(), DisableInstanceDiscovery: true})
+	if err != nil {
+		t.Fatalf("NewUsernamePasswordCredential: %v", err)
+	}
+	ctx := context.Background()
+	scopes := []string{"https://management.azure.com/.default"}
+	if _, err := cred.Authenticate(ctx, &policy.TokenRequestOptions{Scopes: scopes}); err != nil {
+		t.Fatalf("Authenticate: %v", err)
+	}
+	first := ts.tokenRequests.Load()
+	tok, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: scopes})
+	if err != nil {
+		t.Fatalf("GetToken: %v", err)
+	}
+	if got := ts.tokenRequests.Load() - first; got != 1 {
+		t.Errorf("GetToken of an expiring token made %d token requests; want 1 (a refresh)", got)
+	}
+	if n := ts.grants("refresh_token"); n != 1 {
+		t.Errorf("refresh_token grants = %d; want 1", n)
+	}
+	p, err := ts.iss.Verify(tok.Token)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if p.SessionID != "session-1" {
+		t.Errorf("Verify = %+v; want the session the sign-in started, session-1", p)
+	}
+}
+
+// formAction finds the action of a page's form.
+var formAction = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+
+// browse signs in as a browser would at authorizeURL, a sign-in page with response_mode
+// form_post, and posts the answer to the redirect URI.
+func (ts *testServer) browse(authorizeURL string) error {
+	get, err := ts.browser().Get(authorizeURL)
+	if err != nil {
+		return err
+	}
+	page, _ := io.ReadAll(get.Body)
+	get.Body.Close()
+	if get.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s = %d %s", authorizeURL, get.StatusCode, page)
+	}
+	form := hidden(string(page))
+	form.Set("username", testUser)
+	form.Set("password", testPassword)
+	post, err := ts.browser().PostForm(ts.URL+authorizePath, form)
+	if err != nil {
+		return err
+	}
+	page, _ = io.ReadAll(post.Body)
+	post.Body.Close()
+	m := formAction.FindStringSubmatch(string(page))
+	if post.StatusCode != http.StatusOK || m == nil {
+		return fmt.Errorf("POST sign-in form = %d %s; want the form_post page", post.StatusCode, page)
+	}
+	// The redirect URI is MSAL's own loopback server, plain HTTP.
+	res, err := http.PostForm(html.UnescapeString(m[1]), hidden(string(page)))
+	if err != nil {
+		return err
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST to the redirect URI = %d", res.StatusCode)
+	}
+	return nil
+}
+
+// TestMSALInteractive: MSAL's interactive flow, as native apps run it (the authorization code
+// flow with PKCE, its answer form-posted to a loopback server MSAL starts), signs in against
+// the issuer, and the account's token is then served from MSAL's cache.
+func TestMSALInteractive(t *testing.T) {
+	ts := newTestServer(t)
+	client, err := public.New("04b07795-8ddb-461a-bbee-02f9e1bf7b46", public.WithAuthority(ts.URL+"/"+testTenant),
+		public.WithHTTPClient(ts.Client()), public.WithInstanceDiscovery(false))
+	if err != nil {
+		t.Fatalf("public.New: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	scopes := []string{"https://management.azure.com/.default"}
+	browsed := make(chan error, 1)
+	res, err := client.AcquireTokenInteractive(ctx, scopes, public.WithOpenURL(func(u string) error {
+		go func() { browsed <- ts.browse(u) }()
+		return nil
+	}))
+	if err != nil {
+		t.Fatalf("AcquireTokenInteractive: %v (browser: %v)", err, <-browsed)
+	}
+	if err := <-browsed; err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	if res.Account.PreferredUsername != testUser || res.Account.HomeAccountID != testUserOID+"."+testTenant {
+		t.Errorf("account = %+v; want %s, %s.%s", res.Account, testUser, testUserOID, testTenant)
+	}
+	p, err := ts.authenticate(res.AccessToken)
+	if err != nil || p.ObjectID != testUserOID || p.SessionID == "" {
+		t.Errorf("Authenticate(interactive token) = %+v, %v; want the user with a session", p, err)
+	}
+	n := ts.tokenRequests.Load()
+	if _, err := client.AcquireTokenSilent(ctx, scopes, public.WithSilentAccount(res.Account)); err != nil {
+		t.Errorf("AcquireTokenSilent: %v", err)
+	}
+	if got := ts.tokenRequests.Load(); got != n {
+		t.Errorf("AcquireTokenSilent made %d token requests; want 0 (served from the cache)", got-n)
 	}
 }

@@ -21,7 +21,12 @@ const maxFormBytes = 64 << 10
 //	GET  /{tenant}/v2.0/.well-known/openid-configuration  OpenID configuration (MSAL's tenant discovery)
 //	GET  /{tenant}/.well-known/openid-configuration       the same document
 //	GET  /{tenant}/discovery/v2.0/keys                    JWKS
-//	POST /{tenant}/oauth2/v2.0/token                      client_credentials and password grants
+//	POST /{tenant}/oauth2/v2.0/token                      client_credentials, password, authorization_code
+//	                                                      and refresh_token grants
+//	GET  /{tenant}/oauth2/v2.0/authorize                  sign-in page of the authorization code flow (PKCE)
+//	POST /{tenant}/oauth2/v2.0/authorize                  its form: checks the password, redirects with a code
+//	GET  /{tenant}/oauth2/v2.0/logout                     OIDC end-session: redirects or shows "signed out"
+//	POST /{tenant}/oauth2/v2.0/logout  (form refresh_token=…)  revokes that session
 //	GET  /common/UserRealm/{username}                     user realm discovery (MSAL's password flow)
 //	GET  /msi/token?resource=…                            App Service–style managed identity
 //	POST /msi/token  (form resource=…)                    the same, az's legacy flavour
@@ -34,6 +39,10 @@ func (i *Issuer) Handler() http.Handler {
 	mux.HandleFunc("GET /{tenant}/.well-known/openid-configuration", i.handleOpenIDConfiguration)
 	mux.HandleFunc("GET /{tenant}/discovery/v2.0/keys", i.handleKeys)
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", i.handleToken)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/authorize", i.handleAuthorize)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/authorize", i.handleAuthorize)
+	mux.HandleFunc("GET /{tenant}/oauth2/v2.0/logout", i.handleLogout)
+	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/logout", i.handleLogout)
 	// MSAL Go asks for /common/UserRealm/…, MSAL Python (az) for /common/userrealm/….
 	mux.HandleFunc("GET /common/UserRealm/{username}", i.handleUserRealm)
 	mux.HandleFunc("GET /common/userrealm/{username}", i.handleUserRealm)
@@ -62,6 +71,7 @@ type openIDConfiguration struct {
 	JWKSURI                           string   `json:"jwks_uri"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
@@ -93,15 +103,16 @@ func (i *Issuer) openIDConfiguration(tenant string) openIDConfiguration {
 		DeviceAuthorizationEndpoint:       base + "/oauth2/v2.0/devicecode",
 		EndSessionEndpoint:                base + "/oauth2/v2.0/logout",
 		JWKSURI:                           base + "/discovery/v2.0/keys",
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic"},
-		GrantTypesSupported:               []string{"client_credentials", "password"},
-		ResponseModesSupported:            []string{"query", "fragment", "form_post"},
-		ResponseTypesSupported:            []string{"code", "id_token", "code id_token", "id_token token"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_post", "client_secret_basic", "none"},
+		GrantTypesSupported:               []string{"authorization_code", "refresh_token", "client_credentials", "password"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		ResponseModesSupported:            []string{"query", "form_post"},
+		ResponseTypesSupported:            []string{"code"},
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		SubjectTypesSupported:             []string{"pairwise"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "nbf", "name", "oid", "tid",
-			"upn", "unique_name", "preferred_username", "appid", "azp", "idtyp", "ver"},
+			"upn", "unique_name", "preferred_username", "appid", "azp", "idtyp", "ver", "sid", "nonce"},
 		TenantRegionScope: "WW",
 		CloudInstanceName: i.host,
 	}
@@ -164,6 +175,10 @@ func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 		clientSecret: r.PostForm.Get("client_secret"),
 		username:     r.PostForm.Get("username"),
 		password:     r.PostForm.Get("password"),
+		code:         r.PostForm.Get("code"),
+		redirectURI:  r.PostForm.Get("redirect_uri"),
+		codeVerifier: r.PostForm.Get("code_verifier"),
+		refreshToken: r.PostForm.Get("refresh_token"),
 		scope:        r.PostForm.Get("scope"),
 		clientInfo:   r.PostForm.Get("client_info") == "1",
 		clientAddr:   clientAddress(r),

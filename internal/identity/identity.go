@@ -1,7 +1,12 @@
 // Package identity is pglink's token issuer: a small Microsoft identity platform v2–compatible
 // authority (OpenID configuration, token endpoint, JWKS) that the Azure SDK for Go
 // (azidentity/MSAL) and the az CLI obtain tokens from, an App Service–style managed identity
-// endpoint for `az login --identity`, and the verification of those tokens for the API.
+// endpoint for `az login --identity`, the authorization code flow with PKCE and sign-out for the
+// web portal and native apps, and the verification of those tokens for the API.
+//
+// Users' sign-ins (password and authorization code grants) open sessions that the Directory
+// keeps: their refresh tokens rotate, their access tokens carry the session id (sid), and
+// Authenticate refuses a token whose principal or session the Directory no longer holds active.
 //
 // The package is a leaf: it imports no other pglink package. Credentials are checked by a
 // Directory that the caller implements over its store.
@@ -35,6 +40,9 @@ type Principal struct {
 	Name     string // UPN of a user, display name of a service principal
 	Kind     string // KindUser or KindServicePrincipal
 	TenantID string // tid claim
+	// SessionID is the sid claim: the sign-in session of a user's token from a password or
+	// authorization code grant that started one, or a refresh; "" for tokens of no session.
+	SessionID string
 }
 
 // Directory checks credentials. The caller implements it over its store; its methods may be
@@ -48,6 +56,21 @@ type Directory interface {
 	// ErrInvalidCredentials for an unknown user or a wrong password, and any other error for a
 	// failure to check.
 	User(ctx context.Context, username, password string) (Principal, error)
+	// StartSession opens a sign-in session for user p after a password or authorization code
+	// grant and returns the session id and a refresh token for it.
+	StartSession(ctx context.Context, p Principal) (sid, refreshToken string, err error)
+	// Refresh checks refreshToken and rotates it: it returns the session's principal, its
+	// session id and a new refresh token; the old token stops working. It returns
+	// ErrInvalidCredentials if the token is unknown, expired or revoked, or its principal is
+	// disabled or deleted; any other error is a failure to check.
+	Refresh(ctx context.Context, refreshToken string) (p Principal, sid, newRefreshToken string, err error)
+	// EndSession revokes the session that refreshToken belongs to (sign-out). An unknown or
+	// already revoked token is not an error.
+	EndSession(ctx context.Context, refreshToken string) error
+	// Active returns nil if the principal with object id oid exists and is enabled and, if sid
+	// is not "", its session sid is still open; ErrInvalidCredentials if not; any other error
+	// is a failure to check.
+	Active(ctx context.Context, oid, sid string) error
 }
 
 // ErrInvalidCredentials is returned by a Directory for an unknown principal or a wrong secret.
@@ -74,6 +97,10 @@ type Config struct {
 	// SignIn throttles failed sign-ins and bounds concurrent credential checks; zero fields
 	// take DefaultSignInLimits.
 	SignIn SignInLimits
+	// MaxPendingCodes bounds the authorization codes kept in memory (issued and not yet
+	// expired, redeemed or not); zero means 10,000. When it is reached, sign-ins on the
+	// authorize endpoint are refused with temporarily_unavailable until codes expire.
+	MaxPendingCodes int
 }
 
 // clockSkew is how far the clocks of the issuer and a verifier may disagree.
@@ -108,6 +135,7 @@ type Issuer struct {
 	dir       Directory
 	logger    *slog.Logger
 	throttle  *throttle
+	codes     *codeStore
 }
 
 // New returns an Issuer for cfg that checks credentials with dir. A nil logger discards logs.
@@ -148,6 +176,12 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxPendingCodes < 0 {
+		return nil, fmt.Errorf("new issuer: negative MaxPendingCodes %d", cfg.MaxPendingCodes)
+	}
+	if cfg.MaxPendingCodes == 0 {
+		cfg.MaxPendingCodes = defaultMaxPendingCodes
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +198,7 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 		dir:       dir,
 		logger:    logger.With("component", "identity"),
 		throttle:  newThrottle(cfg.SignIn, cfg.Now),
+		codes:     newCodeStore(cfg.MaxPendingCodes),
 	}, nil
 }
 
@@ -185,6 +220,7 @@ type accessClaims struct {
 	UPN            string `json:"upn,omitempty"`
 	UniqueName     string `json:"unique_name,omitempty"`
 	Name           string `json:"name,omitempty"`
+	SessionID      string `json:"sid,omitempty"`
 	IdentityType   string `json:"idtyp"` // "app" or "user"
 	Version        string `json:"ver"`
 }
@@ -201,7 +237,8 @@ func (c *accessClaims) GetAudience() (jwt.ClaimStrings, error) {
 }
 
 // Issue returns an access token for p with the given audience, which must be one of the
-// configured audiences, and the time it expires.
+// configured audiences, and the time it expires. The token carries p.SessionID as its sid
+// claim if it is not "".
 func (i *Issuer) Issue(p Principal, audience string) (token string, expires time.Time, err error) {
 	if !slices.Contains(i.audiences, audience) {
 		return "", time.Time{}, fmt.Errorf("issue token: audience %q is not accepted", audience)
@@ -223,6 +260,7 @@ func (i *Issuer) Issue(p Principal, audience string) (token string, expires time
 		TenantID:  i.tenantID,
 		ObjectID:  p.ObjectID,
 		Subject:   p.ObjectID,
+		SessionID: p.SessionID,
 		Version:   "2.0",
 	}
 	switch p.Kind {
@@ -257,7 +295,8 @@ func (i *Issuer) sign(claims jwt.Claims) (string, error) {
 }
 
 // Verify checks an access token issued by i — signature, key id, expiry and not-before (with
-// a minute of clock skew), issuer, audience and tenant — and returns its principal. Every
+// a minute of clock skew), issuer, audience and tenant — and returns its principal, with the
+// sid claim as its SessionID. Verify does not ask the Directory (see Authenticate). Every
 // error wraps ErrInvalidToken.
 func (i *Issuer) Verify(token string) (Principal, error) {
 	var c accessClaims
@@ -283,7 +322,7 @@ func (i *Issuer) Verify(token string) (Principal, error) {
 	if c.ObjectID == "" {
 		return Principal{}, fmt.Errorf("verify token: %w: no oid", ErrInvalidToken)
 	}
-	p := Principal{ObjectID: c.ObjectID, TenantID: i.tenantID}
+	p := Principal{ObjectID: c.ObjectID, TenantID: i.tenantID, SessionID: c.SessionID}
 	switch c.IdentityType {
 	case "app":
 		if c.AppID == "" {
@@ -298,8 +337,14 @@ func (i *Issuer) Verify(token string) (Principal, error) {
 	return p, nil
 }
 
-// Authenticate verifies the bearer token in r's Authorization header and returns its
-// principal. Every error, including a missing header, wraps ErrInvalidToken.
+// Authenticate verifies the bearer token in r's Authorization header, then asks the Directory
+// whether its principal, and its session if the token has one, are still active, and returns
+// the principal. So a deleted or disabled principal's token, or a token of a signed-out
+// session, stops working at once, before it expires.
+//
+// An invalid token, a missing header and an inactive principal or session are errors that wrap
+// ErrInvalidToken (answer 401); a failure to ask the Directory is an error that does not (answer
+// 500).
 func (i *Issuer) Authenticate(r *http.Request) (Principal, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
@@ -312,6 +357,12 @@ func (i *Issuer) Authenticate(r *http.Request) (Principal, error) {
 	p, err := i.Verify(strings.TrimSpace(token))
 	if err != nil {
 		return Principal{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if err := i.dir.Active(r.Context(), p.ObjectID, p.SessionID); err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			return Principal{}, fmt.Errorf("authenticate: %w: principal %s or its session %q is no longer active", ErrInvalidToken, p.ObjectID, p.SessionID)
+		}
+		return Principal{}, fmt.Errorf("authenticate: check principal %s is active: %w", p.ObjectID, err)
 	}
 	return p, nil
 }

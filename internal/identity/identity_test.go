@@ -1,16 +1,23 @@
 package identity_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"go/build"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync"
@@ -50,15 +57,28 @@ var testKey = sync.OnceValue(func() *rsa.PrivateKey {
 	return k
 })
 
-// fakeDirectory is an in-memory Directory holding hashed secrets, as the store does.
+// fakeDirectory is an in-memory Directory holding hashed secrets, as the store does, and
+// sign-in sessions whose refresh tokens rotate.
 type fakeDirectory struct {
 	sps   map[string]fakeEntry // by client id
 	users map[string]fakeEntry // by UPN
+
+	mu        sync.Mutex
+	sessions  map[string]fakeSession // by current refresh token; guarded by mu
+	open      map[string]bool        // ids of open sessions; guarded by mu
+	disabled  map[string]bool        // object ids of disabled principals; guarded by mu
+	activeErr error                  // if set, Active fails with it; guarded by mu
+	nextSID   int                    // guarded by mu
 }
 
 type fakeEntry struct {
 	hash string
 	p    identity.Principal
+}
+
+type fakeSession struct {
+	sid string
+	p   identity.Principal
 }
 
 var _ identity.Directory = (*fakeDirectory)(nil)
@@ -82,8 +102,11 @@ func newFakeDirectory(t *testing.T) *fakeDirectory {
 		t.Fatal(err)
 	}
 	return &fakeDirectory{
-		sps:   map[string]fakeEntry{testClientID: {h[0], servicePrincipal}},
-		users: map[string]fakeEntry{testUser: {h[1], user}},
+		sps:      map[string]fakeEntry{testClientID: {h[0], servicePrincipal}},
+		users:    map[string]fakeEntry{testUser: {h[1], user}},
+		sessions: map[string]fakeSession{},
+		open:     map[string]bool{},
+		disabled: map[string]bool{},
 	}
 }
 
@@ -106,6 +129,84 @@ func (d *fakeDirectory) User(ctx context.Context, username, password string) (id
 	return e.p, nil
 }
 
+// brokenRefreshToken makes the fake directory's Refresh fail as a broken store would.
+const brokenRefreshToken = "broken"
+
+func newRefreshToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (d *fakeDirectory) StartSession(ctx context.Context, p identity.Principal) (sid, refreshToken string, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.nextSID++
+	sid = fmt.Sprintf("session-%d", d.nextSID)
+	refreshToken = newRefreshToken()
+	d.sessions[refreshToken] = fakeSession{sid, p}
+	d.open[sid] = true
+	return sid, refreshToken, nil
+}
+
+func (d *fakeDirectory) Refresh(ctx context.Context, refreshToken string) (identity.Principal, string, string, error) {
+	if refreshToken == brokenRefreshToken {
+		return identity.Principal{}, "", "", errors.New("store unavailable")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s, ok := d.sessions[refreshToken]
+	if !ok || !d.open[s.sid] || d.disabled[s.p.ObjectID] {
+		return identity.Principal{}, "", "", identity.ErrInvalidCredentials
+	}
+	delete(d.sessions, refreshToken)
+	next := newRefreshToken()
+	d.sessions[next] = s
+	return s.p, s.sid, next, nil
+}
+
+func (d *fakeDirectory) EndSession(ctx context.Context, refreshToken string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.sessions[refreshToken]; ok {
+		delete(d.open, s.sid)
+		delete(d.sessions, refreshToken)
+	}
+	return nil
+}
+
+func (d *fakeDirectory) Active(ctx context.Context, oid, sid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.activeErr != nil {
+		return d.activeErr
+	}
+	known := false
+	for _, m := range []map[string]fakeEntry{d.sps, d.users} {
+		for _, e := range m {
+			known = known || e.p.ObjectID == oid
+		}
+	}
+	if !known || d.disabled[oid] || sid != "" && !d.open[sid] {
+		return identity.ErrInvalidCredentials
+	}
+	return nil
+}
+
+// disable disables the principal with object id oid.
+func (d *fakeDirectory) disable(oid string) {
+	d.mu.Lock()
+	d.disabled[oid] = true
+	d.mu.Unlock()
+}
+
+// failActive makes Active fail with err (nil: work again).
+func (d *fakeDirectory) failActive(err error) {
+	d.mu.Lock()
+	d.activeErr = err
+	d.mu.Unlock()
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), nil))
 }
@@ -114,17 +215,40 @@ func testLogger(t *testing.T) *slog.Logger {
 // (nil: the real one).
 func newIssuer(t *testing.T, authority string, now func() time.Time) *identity.Issuer {
 	t.Helper()
+	iss, _ := newIssuerWith(t, authority, serverOptions{now: now})
+	return iss
+}
+
+// serverOptions are the options of a test issuer; zero values take the defaults.
+type serverOptions struct {
+	now             func() time.Time
+	maxPendingCodes int
+	logger          *slog.Logger
+	signIn          identity.SignInLimits
+	lifetime        time.Duration
+}
+
+// newIssuerWith returns an Issuer for authority with the test key, o, and its directory.
+func newIssuerWith(t *testing.T, authority string, o serverOptions) (*identity.Issuer, *fakeDirectory) {
+	t.Helper()
+	if o.logger == nil {
+		o.logger = testLogger(t)
+	}
+	dir := newFakeDirectory(t)
 	iss, err := identity.New(identity.Config{
-		TenantID:  testTenant,
-		Authority: authority,
-		Key:       testKey(),
-		Audiences: identity.DefaultAudiences(authority),
-		Now:       now,
-	}, newFakeDirectory(t), testLogger(t))
+		TenantID:        testTenant,
+		Authority:       authority,
+		Key:             testKey(),
+		Audiences:       identity.DefaultAudiences(authority),
+		Now:             o.now,
+		MaxPendingCodes: o.maxPendingCodes,
+		SignIn:          o.signIn,
+		Lifetime:        o.lifetime,
+	}, dir, o.logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	return iss
+	return iss, dir
 }
 
 // testServer is an Issuer served over TLS on a loopback port, its Authority being the
@@ -132,20 +256,43 @@ func newIssuer(t *testing.T, authority string, now func() time.Time) *identity.I
 type testServer struct {
 	*httptest.Server
 	iss           *identity.Issuer
+	dir           *fakeDirectory
 	tokenRequests atomic.Int64 // POSTs to the token endpoints
+
+	mu     sync.Mutex
+	grantN map[string]int // token requests by grant_type; guarded by mu
+}
+
+// grants returns how many token requests of grantType ts had.
+func (ts *testServer) grants(grantType string) int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.grantN[grantType]
 }
 
 func newTestServer(t *testing.T) *testServer {
+	t.Helper()
+	return newTestServerWith(t, serverOptions{})
+}
+
+func newTestServerWith(t *testing.T, o serverOptions) *testServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{iss: newIssuer(t, "https://"+l.Addr().String(), nil)}
+	ts := &testServer{grantN: map[string]int{}}
+	ts.iss, ts.dir = newIssuerWith(t, "https://"+l.Addr().String(), o)
 	h := ts.iss.Handler()
 	ts.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/token") {
 			ts.tokenRequests.Add(1)
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			form, _ := url.ParseQuery(string(body))
+			ts.mu.Lock()
+			ts.grantN[form.Get("grant_type")]++
+			ts.mu.Unlock()
 		}
 		h.ServeHTTP(w, r)
 	}))
@@ -249,14 +396,17 @@ func TestIssueRefuses(t *testing.T) {
 	}
 }
 
-func TestVerifyRejects(t *testing.T) {
-	const authority = "https://127.0.0.1:8443"
-	now := epoch
-	iss := newIssuer(t, authority, func() time.Time { return now })
-	good, _, err := iss.Issue(servicePrincipal, "https://management.azure.com/")
-	if err != nil {
-		t.Fatal(err)
-	}
+// badToken is a token an issuer must refuse at a given time.
+type badToken struct {
+	name  string
+	token string
+	at    time.Time
+}
+
+// badTokens returns tokens that an issuer with the test key, whose good token of
+// servicePrincipal issued at epoch is good, must refuse.
+func badTokens(t *testing.T, good string) []badToken {
+	t.Helper()
 	kid := func() string {
 		h, _, err := jwt.NewParser().ParseUnverified(good, jwt.MapClaims{})
 		if err != nil {
@@ -285,12 +435,13 @@ func TestVerifyRejects(t *testing.T) {
 	}
 	rs := func(edit func(jwt.MapClaims)) string { return sign(jwt.SigningMethodRS256, testKey(), claims(edit)) }
 	pubDER := testKey().PublicKey.N.Bytes()
+	pubPKIX, err := x509.MarshalPKIXPublicKey(&testKey().PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubPKIX})
 
-	tests := []struct {
-		name  string
-		token string
-		at    time.Time
-	}{
+	return []badToken{
 		{"expired", good, epoch.Add(time.Hour + 2*time.Minute)},
 		{"not yet valid", good, epoch.Add(-2 * time.Minute)},
 		{"wrong audience", rs(func(c jwt.MapClaims) { c["aud"] = "https://graph.microsoft.com" }), epoch},
@@ -304,6 +455,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"forged signature", sign(jwt.SigningMethodRS256, otherKey, claims(func(jwt.MapClaims) {})), epoch},
 		{"alg none", sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(func(jwt.MapClaims) {})), epoch},
 		{"alg HS256 keyed with the public key", sign(jwt.SigningMethodHS256, pubDER, claims(func(jwt.MapClaims) {})), epoch},
+		{"alg HS256 keyed with the public key PEM", sign(jwt.SigningMethodHS256, pubPEM, claims(func(jwt.MapClaims) {})), epoch},
 		{"alg RS512", sign(jwt.SigningMethodRS512, testKey(), claims(func(jwt.MapClaims) {})), epoch},
 		{"tampered payload", func() string {
 			p := strings.Split(good, ".")
@@ -315,7 +467,17 @@ func TestVerifyRejects(t *testing.T) {
 		{"garbage", "not.a.jwt", epoch},
 		{"empty", "", epoch},
 	}
-	for _, tt := range tests {
+}
+
+func TestVerifyRejects(t *testing.T) {
+	const authority = "https://127.0.0.1:8443"
+	now := epoch
+	iss := newIssuer(t, authority, func() time.Time { return now })
+	good, _, err := iss.Issue(servicePrincipal, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range badTokens(t, good) {
 		now = tt.at
 		p, err := iss.Verify(tt.token)
 		if !errors.Is(err, identity.ErrInvalidToken) {
@@ -335,6 +497,57 @@ func TestVerifyRejects(t *testing.T) {
 	other := newIssuer(t, "https://pglink.example", func() time.Time { return epoch })
 	if _, err := other.Verify(good); !errors.Is(err, identity.ErrInvalidToken) {
 		t.Errorf("other issuer Verify = %v; want ErrInvalidToken", err)
+	}
+}
+
+// bearer returns a request with token as its bearer token.
+func bearer(token string) *http.Request {
+	r := httptest.NewRequest("GET", "/subscriptions", nil)
+	r.Header.Set("Authorization", "Bearer "+token)
+	return r
+}
+
+// TestAuthenticateRejects: Authenticate refuses what Verify refuses, and tokens of principals
+// or sessions the directory no longer knows as active, with ErrInvalidToken (401); a failure
+// of the directory is another error (500).
+func TestAuthenticateRejects(t *testing.T) {
+	now := epoch
+	iss, dir := newIssuerWith(t, "https://127.0.0.1:8443", serverOptions{now: func() time.Time { return now }})
+	good, _, err := iss.Issue(servicePrincipal, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknown, _, err := iss.Issue(identity.Principal{ObjectID: "0d2c4e6f-0000-4000-8000-000000000000", Kind: identity.KindUser, Name: "gone@pglink.example"}, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed, _, err := iss.Issue(identity.Principal{ObjectID: testUserOID, Kind: identity.KindUser, Name: testUser, SessionID: "session-404"}, "https://management.azure.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := append(badTokens(t, good),
+		badToken{"unknown principal", unknown, epoch},
+		badToken{"closed session", closed, epoch})
+	for _, tt := range tests {
+		now = tt.at
+		p, err := iss.Authenticate(bearer(tt.token))
+		if !errors.Is(err, identity.ErrInvalidToken) {
+			t.Errorf("Authenticate(%s) = %+v, %v; want ErrInvalidToken", tt.name, p, err)
+		}
+	}
+
+	now = epoch
+	if p, err := iss.Authenticate(bearer(good)); err != nil || p != servicePrincipal {
+		t.Fatalf("Authenticate(good) = %+v, %v; want %+v", p, err, servicePrincipal)
+	}
+	dir.failActive(errors.New("store unavailable"))
+	if _, err := iss.Authenticate(bearer(good)); err == nil || errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("Authenticate with a failing directory = %v; want an error that is not ErrInvalidToken", err)
+	}
+	dir.failActive(nil)
+	dir.disable(testSPOID)
+	if _, err := iss.Authenticate(bearer(good)); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("Authenticate(disabled principal's token) = %v; want ErrInvalidToken", err)
 	}
 }
 

@@ -289,8 +289,14 @@ func lockedMessage(what string, d time.Duration) string {
 // which clients do not retry; a busy one gets 429 with Retry-After, which they do.
 func (i *Issuer) errThrottled(t *throttled, code string, status int, what string) *aadError {
 	if t.busy {
-		return &aadError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", aadsts: 90033, retryAfter: time.Second,
-			msg: "Too many sign-ins are being checked at once. Retry after the time in the Retry-After header.", cause: t}
+		return errBusy(t)
 	}
 	return &aadError{status: status, code: code, aadsts: 50053, retryAfter: t.wait, cause: t, msg: lockedMessage(what, t.wait)}
+}
+
+// errBusy is the token endpoint's answer when no credential check is free: 429 with
+// Retry-After, which clients retry.
+func errBusy(cause error) *aadError {
+	return &aadError{status: http.StatusTooManyRequests, code: "temporarily_unavailable", aadsts: 90033, retryAfter: time.Second,
+		msg: "Too many sign-ins are being checked at once. Retry after the time in the Retry-After header.", cause: cause}
 }

@@ -21,6 +21,10 @@ type tokenRequest struct {
 	clientSecret string
 	username     string
 	password     string
+	code         string // authorization_code grant
+	redirectURI  string // authorization_code grant
+	codeVerifier string // authorization_code grant (PKCE)
+	refreshToken string // refresh_token grant
 	scope        string // space-separated
 	clientInfo   bool   // client_info=1: the client wants client_info back (MSAL's user flows)
 	clientAddr   string // IP address of the client, for sign-in throttling
@@ -33,6 +37,7 @@ type tokenResponse struct {
 	ExpiresIn    int64  `json:"expires_in"`
 	ExtExpiresIn int64  `json:"ext_expires_in"`
 	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	ClientInfo   string `json:"client_info,omitempty"`
 }
@@ -40,30 +45,45 @@ type tokenResponse struct {
 // oidcScopes are the OpenID Connect scopes MSAL adds to every request; they name no resource.
 var oidcScopes = map[string]bool{"openid": true, "profile": true, "offline_access": true, "email": true}
 
-// token performs a token request: it checks the grant type and scope, then the credentials,
+// grant is what a token request was granted.
+type grant struct {
+	p            Principal // with the SessionID of a session the grant started or refreshed
+	scopes       scopes
+	nonce        string // of the authorization request, for the id_token
+	refreshToken string // "" for grants that start no session
+	user         bool   // a user grant: answer with scope, id_token and client_info as MSAL expects
+}
+
+// token performs a token request: it checks the grant type, the scope and the credentials,
 // and issues the tokens.
 func (i *Issuer) token(ctx context.Context, req tokenRequest) (*tokenResponse, *aadError) {
 	switch req.grantType {
-	case "client_credentials", "password":
+	case "client_credentials", "password", "authorization_code", "refresh_token":
 	case "":
 		return nil, errMissingParameter("grant_type")
 	default:
 		return nil, &aadError{status: http.StatusBadRequest, code: "unsupported_grant_type", aadsts: 70003,
-			msg: fmt.Sprintf("The app requested an unsupported grant type '%s'. pglink supports client_credentials and password.", req.grantType)}
+			msg: fmt.Sprintf("The app requested an unsupported grant type '%s'. pglink supports client_credentials, password, authorization_code and refresh_token.", req.grantType)}
 	}
 	if req.clientID == "" {
 		return nil, errMissingParameter("client_id")
 	}
-	audience, resourceScopes, openid, aerr := i.scopeAudience(req.scope)
+	var (
+		g    grant
+		aerr *aadError
+	)
+	switch req.grantType {
+	case "client_credentials", "password":
+		g, aerr = i.credentialsGrant(ctx, req)
+	case "authorization_code":
+		g, aerr = i.codeGrant(ctx, req)
+	case "refresh_token":
+		g, aerr = i.refreshGrant(ctx, req)
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
-
-	p, aerr := i.grantPrincipal(ctx, req)
-	if aerr != nil {
-		return nil, aerr
-	}
-	at, expires, err := i.Issue(p, audience)
+	at, expires, err := i.Issue(g.p, g.scopes.audience)
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -72,22 +92,92 @@ func (i *Issuer) token(ctx context.Context, req tokenRequest) (*tokenResponse, *
 		ExpiresIn:    int64(i.lifetime / time.Second),
 		ExtExpiresIn: int64(i.lifetime / time.Second),
 		AccessToken:  at,
+		RefreshToken: g.refreshToken,
 	}
-	if req.grantType == "password" {
+	if g.user {
 		// MSAL's public client caches the token under the account that id_token and
 		// client_info describe, and fails if a requested scope is missing from scope.
-		resp.Scope = strings.Join(resourceScopes, " ")
-		if openid {
-			if resp.IDToken, err = i.idToken(p, req.clientID, expires); err != nil {
+		resp.Scope = strings.Join(g.scopes.resource, " ")
+		if g.scopes.openid {
+			if resp.IDToken, err = i.idToken(g.p, req.clientID, g.nonce, expires); err != nil {
 				return nil, errServer(err)
 			}
 		}
 		if req.clientInfo {
-			resp.ClientInfo = i.clientInfo(p)
+			resp.ClientInfo = i.clientInfo(g.p)
 		}
 	}
-	i.logger.Info("token issued", "grant", req.grantType, "principal", p.ObjectID, "kind", p.Kind, "audience", audience)
+	attrs := []any{"grant", req.grantType, "principal", g.p.ObjectID, "kind", g.p.Kind, "audience", g.scopes.audience}
+	if g.p.SessionID != "" {
+		attrs = append(attrs, "session", g.p.SessionID)
+	}
+	i.logger.Info("token issued", attrs...)
 	return resp, nil
+}
+
+// credentialsGrant performs a client_credentials or password grant. A password grant whose
+// scope has offline_access starts a session and answers with its refresh token.
+func (i *Issuer) credentialsGrant(ctx context.Context, req tokenRequest) (grant, *aadError) {
+	sc, aerr := i.parseScopes(req.scope)
+	if aerr != nil {
+		return grant{}, aerr
+	}
+	p, aerr := i.grantPrincipal(ctx, req)
+	if aerr != nil {
+		return grant{}, aerr
+	}
+	g := grant{p: p, scopes: sc, user: req.grantType == "password"}
+	if g.user && sc.offline {
+		if aerr := i.startSession(ctx, &g); aerr != nil {
+			return grant{}, aerr
+		}
+	}
+	return g, nil
+}
+
+// startSession starts a session for g's user and records it in g.
+func (i *Issuer) startSession(ctx context.Context, g *grant) *aadError {
+	sid, rt, err := i.dir.StartSession(ctx, g.p)
+	if err != nil {
+		return errServer(fmt.Errorf("start session for %s: %w", g.p.ObjectID, err))
+	}
+	if sid == "" || rt == "" {
+		return errServer(fmt.Errorf("start session for %s: directory returned no session id or refresh token", g.p.ObjectID))
+	}
+	g.p.SessionID, g.refreshToken = sid, rt
+	return nil
+}
+
+// refreshGrant performs a refresh_token grant: the directory rotates the refresh token and the
+// session's user gets new tokens. Refresh tokens are not counted as failed sign-ins (there is
+// no login to count them against, and a client retrying a stale token must not lock its
+// address out), but their checks share the bound on concurrent credential checks.
+func (i *Issuer) refreshGrant(ctx context.Context, req tokenRequest) (grant, *aadError) {
+	if req.refreshToken == "" {
+		return grant{}, errMissingParameter("refresh_token")
+	}
+	sc, aerr := i.parseScopes(req.scope)
+	if aerr != nil {
+		return grant{}, aerr
+	}
+	release, ok := i.throttle.acquire(ctx)
+	if !ok {
+		return grant{}, errBusy(&throttled{busy: true})
+	}
+	p, sid, rt, err := i.dir.Refresh(ctx, req.refreshToken)
+	release()
+	if errors.Is(err, ErrInvalidCredentials) {
+		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70008, cause: err,
+			msg: "The refresh token has expired, was revoked (signed out), was already used, or its user is disabled or deleted. Refresh tokens are single use: each refresh answers with a new one. Sign in again."}
+	}
+	if err != nil {
+		return grant{}, errServer(fmt.Errorf("refresh session: %w", err))
+	}
+	if p.Kind != KindUser || sid == "" || rt == "" {
+		return grant{}, errServer(fmt.Errorf("refresh session: directory returned a %q principal %s, session %q, and a refresh token: %t", p.Kind, p.ObjectID, sid, rt != ""))
+	}
+	p.SessionID = sid
+	return grant{p: p, scopes: sc, refreshToken: rt, user: true}, nil
 }
 
 // grantPrincipal checks the credentials of a client_credentials or password grant and returns
@@ -123,15 +213,12 @@ func (i *Issuer) grantPrincipal(ctx context.Context, req tokenRequest) (Principa
 			return Principal{}, errMissingParameter("password")
 		}
 		wantKind = KindUser
-		p, err = i.throttle.checkCredentials(ctx, req.username, req.clientAddr, func() (Principal, error) {
-			return i.dir.User(ctx, req.username, req.password)
-		})
+		p, err = i.checkUser(ctx, req.username, req.password, req.clientAddr)
 		if t := (*throttled)(nil); errors.As(err, &t) {
 			return Principal{}, i.errThrottled(t, "invalid_grant", http.StatusBadRequest, "account")
 		}
 		if errors.Is(err, ErrInvalidCredentials) {
-			return Principal{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50126, cause: err,
-				msg: "Error validating credentials due to invalid username or password."}
+			return Principal{}, errBadPassword(err)
 		}
 	}
 	if err != nil {
@@ -143,39 +230,61 @@ func (i *Issuer) grantPrincipal(ctx context.Context, req tokenRequest) (Principa
 	return p, nil
 }
 
-// scopeAudience returns the audience named by the resource scopes of a v2 scope parameter
-// ("<audience>/.default", besides OIDC scopes), those scopes, and whether openid was asked for.
-func (i *Issuer) scopeAudience(scope string) (audience string, resourceScopes []string, openid bool, aerr *aadError) {
+// checkUser checks a user's password under the sign-in throttle (see throttle.checkCredentials).
+func (i *Issuer) checkUser(ctx context.Context, username, password, clientAddr string) (Principal, error) {
+	return i.throttle.checkCredentials(ctx, username, clientAddr, func() (Principal, error) {
+		return i.dir.User(ctx, username, password)
+	})
+}
+
+func errBadPassword(cause error) *aadError {
+	return &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50126, cause: cause,
+		msg: "Error validating credentials due to invalid username or password."}
+}
+
+// scopes is a parsed v2 scope parameter.
+type scopes struct {
+	audience string   // the resource the scopes name
+	resource []string // the resource scopes, as given
+	openid   bool     // openid was asked for: answer with an id_token
+	offline  bool     // offline_access was asked for: answer with a refresh token
+}
+
+// parseScopes parses a v2 scope parameter: the resource scopes ("<audience>/.default") must
+// name one accepted audience; OIDC scopes may come besides.
+func (i *Issuer) parseScopes(scope string) (scopes, *aadError) {
+	var sc scopes
 	for _, s := range strings.Fields(scope) {
 		if oidcScopes[s] {
-			openid = openid || s == "openid"
+			sc.openid = sc.openid || s == "openid"
+			sc.offline = sc.offline || s == "offline_access"
 			continue
 		}
-		resourceScopes = append(resourceScopes, s)
+		sc.resource = append(sc.resource, s)
 	}
 	if strings.TrimSpace(scope) == "" {
-		return "", nil, false, errMissingParameter("scope")
+		return scopes{}, errMissingParameter("scope")
 	}
-	if len(resourceScopes) == 0 {
-		return "", nil, false, i.errInvalidScope(scope, "it names no resource")
+	if len(sc.resource) == 0 {
+		return scopes{}, i.errInvalidScope(scope, "it names no resource")
 	}
-	for _, s := range resourceScopes {
+	for _, s := range sc.resource {
 		a, ok := strings.CutSuffix(s, "/.default")
 		if !ok {
 			a, ok = strings.CutSuffix(s, ".default")
 		}
 		if !ok {
-			return "", nil, false, i.errInvalidScope(s, "pglink only grants '<resource>/.default' scopes")
+			return scopes{}, i.errInvalidScope(s, "pglink only grants '<resource>/.default' scopes")
 		}
 		if !slices.Contains(i.audiences, a) {
-			return "", nil, false, i.errInvalidScope(s, fmt.Sprintf("resource '%s' is not served here", a))
+			return scopes{}, i.errInvalidScope(s, fmt.Sprintf("resource '%s' is not served here", a))
 		}
-		if audience != "" && audience != a {
-			return "", nil, false, i.errInvalidScope(scope, "it names more than one resource")
+		if sc.audience != "" && sc.audience != a {
+			return scopes{}, i.errInvalidScope(scope, "it names more than one resource")
 		}
-		audience = a
+		sc.audience = a
 	}
-	return audience, resourceScopes, openid, nil
+	return sc, nil
 }
 
 func (i *Issuer) errInvalidScope(scope, why string) *aadError {
@@ -204,10 +313,10 @@ func errServer(err error) *aadError {
 }
 
 // idToken returns an OpenID Connect ID token for user p and client clientID, as MSAL reads it
-// (aud is a string).
-func (i *Issuer) idToken(p Principal, clientID string, expires time.Time) (string, error) {
+// (aud is a string), with the nonce of the authorization request and p's session, if any.
+func (i *Issuer) idToken(p Principal, clientID, nonce string, expires time.Time) (string, error) {
 	now := i.now().Truncate(time.Second)
-	t, err := i.sign(jwt.MapClaims{
+	c := jwt.MapClaims{
 		"aud":                clientID,
 		"iss":                i.issuer,
 		"iat":                now.Unix(),
@@ -219,7 +328,14 @@ func (i *Issuer) idToken(p Principal, clientID string, expires time.Time) (strin
 		"name":               p.Name,
 		"preferred_username": p.Name,
 		"ver":                "2.0",
-	})
+	}
+	if nonce != "" {
+		c["nonce"] = nonce
+	}
+	if p.SessionID != "" {
+		c["sid"] = p.SessionID
+	}
+	t, err := i.sign(c)
 	if err != nil {
 		return "", fmt.Errorf("issue id token for %s: %w", p.ObjectID, err)
 	}

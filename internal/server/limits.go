@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"time"
@@ -55,3 +56,37 @@ func limitConns(ln net.Listener, cfg Config) net.Listener {
 // DefaultMaxEndpoints caps the data-plane endpoints (one listener and file descriptor each:
 // every server's public endpoint and every private endpoint).
 const DefaultMaxEndpoints = 4096
+
+// Activity log retention: Azure keeps 90 days. The count bound keeps a flood of requests (each
+// write, and each denied write, is an event) from filling the disk within that time.
+const (
+	DefaultActivityRetention = 90 * 24 * time.Hour
+	DefaultActivityMaxEvents = 1_000_000
+	pruneEvery               = time.Hour
+)
+
+// pruneActivity removes old activity log events now and every pruneEvery until ctx ends.
+func (s *Server) pruneActivity(ctx context.Context) {
+	retention, keep := s.cfg.ActivityRetention, s.cfg.ActivityMaxEvents
+	if retention <= 0 {
+		retention = DefaultActivityRetention
+	}
+	if keep <= 0 {
+		keep = DefaultActivityMaxEvents
+	}
+	t := time.NewTicker(pruneEvery)
+	defer t.Stop()
+	for {
+		n, err := s.st.PruneEvents(ctx, time.Now().Add(-retention), keep)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("prune activity log", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned activity log", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

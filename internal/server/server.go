@@ -54,6 +54,11 @@ type Config struct {
 	MaxEndpointsPerSubnet   int           // private endpoints per subnet (network.DefaultLimits)
 	MaxConnectionsPerServer int           // private endpoint connections per server (postgresql.DefaultLimits)
 	MaxFirewallRules        int           // firewall rules per server (postgresql.DefaultLimits)
+	// ActivityRetention is how long activity log events are kept (DefaultActivityRetention);
+	// ActivityMaxEvents bounds how many are kept (DefaultActivityMaxEvents), the oldest going
+	// first.
+	ActivityRetention time.Duration
+	ActivityMaxEvents int
 	// Gateway is where the data plane runs with the local engine: "embedded" (or "") in this
 	// process, whose Close ends every session; or "process": a `pglink gateway` process that
 	// this one starts or re-attaches to and supervises, and that keeps serving sessions while
@@ -246,10 +251,14 @@ func (s *Server) start(ctx context.Context) error {
 	applyHTTPLimits(s.http, cfg)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		s.workers.Run(rctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.pruneActivity(rctx)
 	}()
 	if s.gateway != nil {
 		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Log: s.log}

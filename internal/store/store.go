@@ -174,6 +174,11 @@ type Store interface {
 	// indexes, so the newest events are found quickly however many older ones there are.
 	Events(ctx context.Context, q EventQuery) ([]Event, error)
 
+	// PruneEvents removes the activity log events older than before and, if keep > 0, all but
+	// the newest keep events, oldest first, and returns how many it removed. It works in short
+	// batches, so writers are not held up for long.
+	PruneEvents(ctx context.Context, before time.Time, keep int) (int64, error)
+
 	// Revision returns the latest committed revision.
 	Revision(ctx context.Context) (int64, error)
 	// Changes returns changes with revision > since, in order, at most limit (0 for all).

@@ -404,6 +404,10 @@ func (p *Provider) putDefinition(ctx context.Context, req *arm.Request, scope re
 		if err := arm.CheckGroupWritable(ctx, tx, at); err != nil {
 			return err
 		}
+		if !isUpdate(defs, guid) && len(defs) >= MaxCustomRoles {
+			return resource.Errorf(resource.Invalid, "RoleDefinitionLimitExceeded",
+				"No more role definitions can be created: the limit of %d custom roles has been reached. Delete one you no longer use.", MaxCustomRoles)
+		}
 		props.UpdatedOn, props.UpdatedBy = &now, req.Caller.ObjectID
 		out.Properties = props
 		out.ID = arm.ExtensionID(at, TypeRoleDefinition, out.Name)
@@ -653,12 +657,52 @@ func (p *Provider) putAssignment(ctx context.Context, req *arm.Request, scope re
 				return resource.Errorf(resource.Conflict, "RoleAssignmentExists", "The role assignment already exists. Its ID is '%s'.", a.doc.ID)
 			}
 		}
+		if err := checkAssignmentLimit(as, scope); err != nil {
+			return err
+		}
 		return put(ctx, tx, scope, TypeRoleAssignment, name, out)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &arm.Response{Status: status, Body: out}, nil
+}
+
+// Limits, as Azure's: role assignments per subscription (assignments at the root scope count
+// against a limit of their own, as at a management group) and custom roles per tenant.
+const (
+	MaxAssignmentsPerSubscription = 4000
+	MaxAssignmentsAtRoot          = 500
+	MaxCustomRoles                = 5000
+)
+
+// checkAssignmentLimit refuses a new assignment at scope if the assignments as already fill its
+// subscription's (or the root's) quota.
+func checkAssignmentLimit(as []stored[Assignment], scope resource.ID) error {
+	limit, where := MaxAssignmentsPerSubscription, "per subscription"
+	if scope.Subscription == "" {
+		limit, where = MaxAssignmentsAtRoot, "at the root scope"
+	}
+	n := 0
+	for _, a := range as {
+		if strings.EqualFold(scopeOf(a.doc.ID).Subscription, scope.Subscription) {
+			n++
+		}
+	}
+	if n >= limit {
+		return resource.Errorf(resource.Invalid, "RoleAssignmentLimitExceeded",
+			"No more role assignments can be created: the limit of %d role assignments %s has been reached. Assign roles to groups of scopes (a resource group, the subscription) instead of to each resource, or remove assignments you no longer need.", limit, where)
+	}
+	return nil
+}
+
+func isUpdate(defs []stored[Definition], guid string) bool {
+	for _, d := range defs {
+		if strings.EqualFold(d.doc.Name, guid) {
+			return true
+		}
+	}
+	return false
 }
 
 // findRole returns the built-in or custom role with GUID guid, or 400 RoleDefinitionDoesNotExist.

@@ -241,6 +241,52 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 	return op, nil
 }
 
+// pruneBatch is how many events one PruneEvents transaction removes at most.
+const pruneBatch = 5000
+
+// PruneEvents implements store.Store. Events are appended in time order (Seq follows Time up to
+// the few seconds a request takes), so the events to remove are those below a cut in Seq: the
+// first event at or after before, and the keep-th newest.
+func (d *DB) PruneEvents(ctx context.Context, before time.Time, keep int) (int64, error) {
+	var total int64
+	for {
+		var cut int64 // remove seq < cut
+		err := d.read.QueryRowContext(ctx,
+			`SELECT coalesce((SELECT seq FROM events WHERE time >= ? ORDER BY seq LIMIT 1),
+			                 (SELECT coalesce(max(seq), 0) + 1 FROM events))`, formatTime(before)).Scan(&cut)
+		if err != nil {
+			return total, fmt.Errorf("prune events: %w", err)
+		}
+		if keep > 0 {
+			var byCount int64
+			err := d.read.QueryRowContext(ctx,
+				`SELECT coalesce((SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?), 0)`, keep-1).Scan(&byCount)
+			if err != nil {
+				return total, fmt.Errorf("prune events: %w", err)
+			}
+			cut = max(cut, byCount)
+		}
+		sqlTx, err := d.write.BeginTx(ctx, nil)
+		if err != nil {
+			return total, fmt.Errorf("prune events: %w", err)
+		}
+		res, err := sqlTx.ExecContext(ctx,
+			`DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE seq < ? ORDER BY seq LIMIT ?)`, cut, pruneBatch)
+		if err == nil {
+			err = sqlTx.Commit()
+		}
+		if err != nil {
+			sqlTx.Rollback()
+			return total, fmt.Errorf("prune events: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		total += n
+		if n < pruneBatch {
+			return total, nil
+		}
+	}
+}
+
 // Events returns the activity log events q selects, newest first. Each filter is served by an
 // index on (subscription, column, seq), so the newest matching events are read first.
 func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, error) {

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ActiveOperationUnique", testActiveOperationUnique},
 		{"Lease", testLease},
 		{"Events", testEvents},
+		{"PruneEvents", testPruneEvents},
 		{"EventFilters", testEventFilters},
 		{"EventPaging", testEventPaging},
 		{"Principals", testPrincipals},
@@ -1011,6 +1012,51 @@ func testLease(t *testing.T, s store.Store) {
 		if got, err := getOp(t, s, id); err != nil || got.Attempts != 0 || got.LeaseOwner != "" {
 			t.Errorf("Operation(%q) = %s, %v; want never leased", id, fmtOp(got), err)
 		}
+	}
+}
+
+func testPruneEvents(t *testing.T, s store.Store) {
+	const n = 12
+	for i := range n {
+		err := s.Update(t.Context(), func(tx store.Tx) error {
+			return tx.AppendEvent(t.Context(), store.Event{Subscription: "s1", Time: at(time.Duration(i) * time.Hour), Body: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+		})
+		if err != nil {
+			t.Fatalf("AppendEvent = %v; want nil", err)
+		}
+	}
+	bodies := func() []string {
+		evs, err := s.Events(t.Context(), store.EventQuery{Subscription: "s1"})
+		if err != nil {
+			t.Fatalf("Events = %v", err)
+		}
+		var out []string
+		for _, e := range evs {
+			out = append(out, string(e.Body))
+		}
+		return out
+	}
+	// By age: events before hour 3 go.
+	if got, err := s.PruneEvents(t.Context(), at(3*time.Hour), 0); err != nil || got != 3 {
+		t.Errorf("PruneEvents(before hour 3) = %d, %v; want 3, nil", got, err)
+	}
+	if got := bodies(); len(got) != n-3 || got[len(got)-1] != `{"n":3}` {
+		t.Errorf("events after pruning by age = %v; want n 11 down to 3", got)
+	}
+	// By count: the newest 4 stay.
+	if got, err := s.PruneEvents(t.Context(), at(0), 4); err != nil || got != n-3-4 {
+		t.Errorf("PruneEvents(keep 4) = %d, %v; want %d, nil", got, err, n-3-4)
+	}
+	if got, want := bodies(), []string{`{"n":11}`, `{"n":10}`, `{"n":9}`, `{"n":8}`}; !slices.Equal(got, want) {
+		t.Errorf("events after pruning by count = %v; want %v", got, want)
+	}
+	// Nothing to do: nothing removed, no error.
+	if got, err := s.PruneEvents(t.Context(), at(0), 100); err != nil || got != 0 {
+		t.Errorf("PruneEvents(nothing to prune) = %d, %v; want 0, nil", got, err)
+	}
+	// Everything older than the newest.
+	if got, err := s.PruneEvents(t.Context(), at(100*time.Hour), 0); err != nil || got != 4 {
+		t.Errorf("PruneEvents(all) = %d, %v; want 4, nil", got, err)
 	}
 }
 
