@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -62,6 +63,43 @@ func (c *pglinkCLI) fails(want string, args ...string) {
 	if code != 1 || !strings.Contains(stderr, want) {
 		c.t.Errorf("pglink %s: exit %d, stderr %q; want exit 1 and %q", strings.Join(args, " "), code, stderr, want)
 	}
+}
+
+// profile returns the fields of the profile.
+func (c *pglinkCLI) profile() map[string]string {
+	c.t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.dir, "profile.json"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var p map[string]any
+	if err := json.Unmarshal(data, &p); err != nil {
+		c.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for k, v := range p {
+		out[k], _ = v.(string)
+	}
+	return out
+}
+
+// restore writes the profile p.
+func (c *pglinkCLI) restore(p map[string]string) {
+	c.t.Helper()
+	data, _ := json.Marshal(p)
+	if err := os.WriteFile(filepath.Join(c.dir, "profile.json"), data, 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// expire marks the profile's access token as expired and returns the profile as it was.
+func (c *pglinkCLI) expire() map[string]string {
+	c.t.Helper()
+	p := c.profile()
+	q := maps.Clone(p)
+	q["expiresOn"] = time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	c.restore(q)
+	return p
 }
 
 // TestCLI drives the command line against a real server: the bootstrap login, resource groups,
@@ -194,6 +232,24 @@ func TestCLI(t *testing.T) {
 		t.Errorf("login -u printed %v; want a user account", accounts)
 	}
 	uc.ok(nil, "group", "list")
+
+	// The access token is taken as expired: the refresh token renews it, and rotates.
+	before := uc.expire()
+	uc.ok(nil, "group", "list")
+	after := uc.profile()
+	if exp, err := time.Parse(time.RFC3339, after["expiresOn"]); err != nil || !exp.After(time.Now()) ||
+		before["refreshToken"] == "" || after["refreshToken"] == before["refreshToken"] {
+		t.Errorf("renewal: refresh token %q then %q, access token expiring %s; want a new refresh token and a token for later",
+			before["refreshToken"], after["refreshToken"], after["expiresOn"])
+	}
+	// Logout ends the session on the server: its refresh token renews nothing afterwards.
+	if _, stderr, code := uc.run("logout"); code != 0 || stderr != "" {
+		t.Errorf("logout: exit %d, stderr %q; want 0 and nothing", code, stderr)
+	}
+	uc.restore(after)
+	uc.expire()
+	uc.fails("the login has expired: run pglink login", "group", "list")
+
 	uc.fails("Error validating credentials", "login", "-u", in.boot.Username, "-p", "wrong", "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
 	uc.ok(nil, "logout")
 	uc.fails("please run 'pglink login'", "group", "list")
