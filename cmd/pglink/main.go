@@ -1,5 +1,6 @@
 // Command pglink is a self-hosted, Azure-compatible control plane for PostgreSQL flexible
-// servers with Private Link. `pglink serve` runs it.
+// servers with Private Link. `pglink serve` runs it; the other commands are its az-style
+// command line (internal/cli).
 package main
 
 import (
@@ -14,50 +15,58 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
+	"github.com/pglink/pglink/internal/cli"
 	"github.com/pglink/pglink/internal/server"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "pglink:", err)
-		var u usageError
-		if errors.As(err, &u) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, serverCommands(os.Stderr)...)
+	stop()
+	os.Exit(code)
 }
 
 type usageError struct{ error }
 
-const usage = `usage: pglink serve [flags]
-       pglink gateway [stop] [flags]
-
-Commands:
-  serve          run the control plane (API, identity, operations) on the embedded store; it
-                 starts the data-plane gateway as a process of its own, or re-attaches to it
-  gateway        run the data-plane gateway alone (pglink serve starts it; it outlives serve);
-                 with --replace, take over from the running one without refusing a connection
-  gateway stop   end every session of the gateway with SQLSTATE 57P01 and stop it for good
-
-Run 'pglink serve -h' for the flags.`
-
-func run(ctx context.Context, args []string, stderr io.Writer) error {
-	if len(args) == 0 {
-		return usageError{errors.New(usage)}
+// serverCommands are serve and gateway, which parse their own flags (the flag package) and
+// print their errors as "pglink: …", exiting 2 on a usage error and 1 on a failure.
+func serverCommands(stderr io.Writer) []*cobra.Command {
+	wrap := func(fn func(ctx context.Context, args []string, stderr io.Writer) error) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
+			err := fn(cmd.Context(), args, stderr)
+			if err == nil {
+				return nil
+			}
+			fmt.Fprintln(stderr, "pglink:", err)
+			if errors.As(err, new(usageError)) {
+				return cli.Exit(2)
+			}
+			return cli.Exit(1)
+		}
 	}
-	switch args[0] {
-	case "serve":
-		return serve(ctx, args[1:], stderr)
-	case "gateway":
-		return gatewayCmd(ctx, args[1:], stderr)
-	case "-h", "--help", "help":
-		fmt.Fprintln(stderr, usage)
-		return nil
+	return []*cobra.Command{
+		{
+			Use:   "serve",
+			Short: "Run the control plane (API, identity, operations) on the embedded store",
+			Long: `Run the control plane (API, identity, operations) on the embedded store; it starts the
+data-plane gateway as a process of its own, or re-attaches to it. Run 'pglink serve -h' for
+the flags.`,
+			DisableFlagParsing: true,
+			RunE:               wrap(serve),
+		},
+		{
+			Use:   "gateway [stop]",
+			Short: "Run the data-plane gateway alone, or stop it for good",
+			Long: `Run the data-plane gateway alone (pglink serve starts it; it outlives serve); with
+--replace, take over from the running one without refusing a connection.
+'pglink gateway stop' ends every session of the gateway with SQLSTATE 57P01 and stops it for
+good. Run 'pglink gateway -h' for the flags.`,
+			DisableFlagParsing: true,
+			RunE:               wrap(gatewayCmd),
+		},
 	}
-	return usageError{fmt.Errorf("unknown command %q\n%s", args[0], usage)}
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
