@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"maps"
 	"net/http"
@@ -51,18 +50,12 @@ func (in *instance) objectID(t *testing.T, login string) string {
 	return p.ObjectID
 }
 
-// addUser adds a user to the directory and returns its object id.
+// addUser creates a user with the pglink CLI (`pglink ad user create`) and returns its object id.
 func (in *instance) addUser(t *testing.T, login string) string {
 	t.Helper()
-	id := resource.NewGUID()
-	body, _ := json.Marshal(map[string]string{"kind": "User", "displayName": login})
-	err := in.srv.Store().Update(context.Background(), func(tx store.Tx) error {
-		return tx.PutPrincipal(context.Background(), store.Principal{ObjectID: id, Login: login, Body: body})
-	})
-	if err != nil {
-		t.Fatalf("add user %s: %v", login, err)
-	}
-	return id
+	c := in.adminCLI(t)
+	return strings.TrimSpace(c.ok(nil, "ad", "user", "create", "--display-name", login, "--password", "Pg1-"+resource.NewGUID()[:12],
+		"--user-principal-name", login, "--query", "id", "-o", "tsv"))
 }
 
 // wantError checks that err is an ARM error with status and code.

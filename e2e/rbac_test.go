@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,7 +17,6 @@ import (
 
 	"github.com/pglink/pglink/internal/activity"
 	"github.com/pglink/pglink/internal/authz"
-	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
 )
@@ -27,23 +26,25 @@ type principal struct {
 	clientID, secret, objectID string
 }
 
-// addServicePrincipal adds a service principal with a known secret to the directory, as
-// first start adds the administrator's (there is no directory API yet).
-func (in *instance) addServicePrincipal(t *testing.T, name string) principal {
+// adminCLI returns the pglink command line logged in as the bootstrap administrator.
+func (in *instance) adminCLI(t *testing.T) *pglinkCLI {
 	t.Helper()
-	p := principal{clientID: resource.NewGUID(), secret: "secret-" + resource.NewGUID(), objectID: resource.NewGUID()}
-	hash, err := identity.HashRandomSecret(p.secret)
-	if err != nil {
-		t.Fatal(err)
+	c := newCLI(t)
+	c.ok(nil, "login", "--bootstrap", filepath.Join(in.dir, "bootstrap.json"))
+	return c
+}
+
+// addServicePrincipal creates a service principal with the pglink CLI, as an administrator
+// would: `pglink ad sp create-for-rbac --name NAME`.
+func (in *instance) addServicePrincipal(t *testing.T, c *pglinkCLI, name string) principal {
+	t.Helper()
+	var out struct {
+		AppID    string `json:"appId"`
+		Password string `json:"password"`
 	}
-	body, _ := json.Marshal(map[string]string{"kind": "ServicePrincipal", "displayName": name, "appId": p.clientID, "secretHash": hash})
-	err = in.srv.Store().Update(context.Background(), func(tx store.Tx) error {
-		return tx.PutPrincipal(context.Background(), store.Principal{ObjectID: p.objectID, Login: p.clientID, Body: body})
-	})
-	if err != nil {
-		t.Fatalf("add service principal %s: %v", name, err)
-	}
-	return p
+	c.ok(&out, "ad", "sp", "create-for-rbac", "--name", name)
+	oid := strings.TrimSpace(c.ok(nil, "ad", "sp", "show", "--id", out.AppID, "--query", "id", "-o", "tsv"))
+	return principal{clientID: out.AppID, secret: out.Password, objectID: oid}
 }
 
 // as returns SDK clients that call as p.
@@ -84,19 +85,18 @@ func TestSeparationOfDuties(t *testing.T) {
 	sub := "/subscriptions/" + in.boot.SubscriptionID
 	netRG, dbRG := sub+"/resourceGroups/net", sub+"/resourceGroups/db"
 
+	// Principals and their roles are made with the pglink CLI, as an administrator would.
+	cli := in.adminCLI(t)
 	grant := func(p principal, scope, role string) {
 		t.Helper()
-		a := assignment(roleDefID(in.boot.SubscriptionID, role), p.objectID)
-		if _, err := r.assigns.Create(ctxT(t), scope, resource.NewGUID(), a, nil); err != nil {
-			t.Fatalf("assign %s at %s: %v", role, scope, err)
-		}
+		cli.ok(nil, "role", "assignment", "create", "--assignee", p.clientID, "--role", role, "--scope", scope)
 	}
-	netP, dbP, readP, ownP := in.addServicePrincipal(t, "netadmin"), in.addServicePrincipal(t, "dbadmin"),
-		in.addServicePrincipal(t, "reader"), in.addServicePrincipal(t, "owner")
-	grant(netP, netRG, authz.NetworkContributorID)
-	grant(dbP, dbRG, authz.PostgreSQLAdministratorID)
-	grant(readP, sub, authz.ReaderID)
-	grant(ownP, sub, authz.OwnerID)
+	netP, dbP, readP, ownP := in.addServicePrincipal(t, cli, "netadmin"), in.addServicePrincipal(t, cli, "dbadmin"),
+		in.addServicePrincipal(t, cli, "reader"), in.addServicePrincipal(t, cli, "owner")
+	grant(netP, netRG, "Network Contributor")
+	grant(dbP, dbRG, "PostgreSQL Flexible Server Administrator")
+	grant(readP, sub, "Reader")
+	grant(ownP, sub, "Owner")
 	net, db, reader, owner := in.as(t, netP), in.as(t, dbP), in.as(t, readP), in.as(t, ownP)
 
 	// The network administrator builds its network and asks for a manual connection.
@@ -158,7 +158,7 @@ func TestSeparationOfDuties(t *testing.T) {
 	if _, err := r.defs.CreateOrUpdate(ctxT(t), sub, noApprove, role, nil); err != nil {
 		t.Fatalf("create custom role: %v", err)
 	}
-	opP := in.addServicePrincipal(t, "operator")
+	opP := in.addServicePrincipal(t, cli, "operator")
 	grant(opP, dbRG, noApprove)
 	_, err = in.as(t, opP).setStatus(ctxT(t), "db", "pg1", conn, pg.PrivateEndpointServiceConnectionStatusApproved, "ok")
 	wantDenied(t, "operator without the approval action: approve", err, "AuthorizationFailed", authz.ActionApprove)

@@ -13,13 +13,12 @@ import (
 
 // Secrets are stored in one of two self-describing forms, and CheckSecret accepts both:
 //
-//   - bcrypt ("$2a$10$…", HashSecret): slow on purpose (tens of milliseconds a check), so a
-//     stolen hash of a password a human chose resists guessing. Use it for user passwords.
-//   - salted SHA-256 ("sha256$<salt>$<digest>", HashRandomSecret): one hash, microseconds a
-//     check. Guessing gains nothing over a slow hash when the secret is long and random, as a
-//     generated client secret is; and service principals authenticate on every token request
-//     (az with a managed identity asks for 2–5 tokens per command), where bcrypt would add
-//     its cost each time.
+//   - bcrypt ("$2a$10$…", HashSecret): salted and slow on purpose (tens of milliseconds a
+//     check), so a stolen hash resists guessing. pglink stores every password and client
+//     secret this way.
+//   - salted SHA-256 ("sha256$<salt>$<digest>", HashRandomSecret): what pglink once wrote for
+//     generated client secrets. It is still read, so a data dir from then keeps working until
+//     its next start rehashes the secret (directory.EnsureBootstrap); nothing writes it now.
 //
 // Both are compared in constant time.
 
@@ -40,7 +39,7 @@ func HashSecret(secret string) (string, error) {
 }
 
 // HashRandomSecret returns a salted SHA-256 hash of secret, which must be a generated random
-// secret of at least 32 characters (a client secret pglink made), for fast checks.
+// secret of at least 32 characters: the old fast form, kept to test that it is still read.
 func HashRandomSecret(secret string) (string, error) {
 	if len(secret) < minRandomSecretLen {
 		return "", fmt.Errorf("hash random secret: %d characters are too few for a fast hash; use HashSecret", len(secret))
