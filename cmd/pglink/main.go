@@ -90,6 +90,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxEndpointsPerSubnet, "max-endpoints-per-subnet", 1000, "most private endpoints in one subnet")
 	fs.IntVar(&cfg.MaxConnectionsPerServer, "max-connections-per-server", 1000, "most private endpoint connections on one flexible server")
 	fs.IntVar(&cfg.MaxFirewallRules, "max-firewall-rules", 128, "most firewall rules on one flexible server")
+	fs.DurationVar(&cfg.ActivityRetention, "activity-retention", server.DefaultActivityRetention, "how long activity log events are kept")
+	fs.IntVar(&cfg.ActivityMaxEvents, "activity-max-events", server.DefaultActivityMaxEvents, "most activity log events kept; the oldest go first")
 	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
