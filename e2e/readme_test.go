@@ -83,6 +83,17 @@ func TestREADMEWalkthroughIsTheScript(t *testing.T) {
 	if readme != steps {
 		t.Errorf("README.md's walkthrough differs from examples/walkthrough.sh after '# steps':\nREADME:\n%s\nscript:\n%s", readme, steps)
 	}
+	cli, err := os.ReadFile("../examples/cli.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cliSteps, ok := strings.Cut(string(cli), "\n# steps\n")
+	if !ok {
+		t.Fatal("examples/cli.sh has no '# steps' line")
+	}
+	if got := readmeBlock(t, "<!-- cli: examples/cli.sh -->"); got != cliSteps {
+		t.Errorf("README.md's CLI steps differ from examples/cli.sh after '# steps':\nREADME:\n%s\nscript:\n%s", got, cliSteps)
+	}
 	env, err := os.ReadFile("../examples/env.sh")
 	if err != nil {
 		t.Fatal(err)
