@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -158,7 +160,11 @@ func TestSecretsAtRest(t *testing.T) {
 		t.Errorf("connected with the old password; want a refusal")
 	}
 
-	secrets := []string{changed}
+	// A user's password, a service principal's secret and a refresh token, made and used
+	// through the identity admin API and the token endpoint, are never written down either.
+	idSecrets := directorySecrets(t, in)
+
+	secrets := append([]string{changed}, idSecrets...)
 	for _, pw := range passwords {
 		secrets = append(secrets, pw)
 	}
@@ -257,4 +263,43 @@ func TestSecretsAtRest(t *testing.T) {
 			t.Errorf("OS user %s still exists after its server was deleted", u)
 		}
 	}
+}
+
+// directorySecrets makes a user and a service principal through the identity admin API, signs
+// both in (the user with a refresh token, which it uses once) and returns the user's password,
+// the client secret and both refresh tokens.
+func directorySecrets(t *testing.T, in *instance) []string {
+	t.Helper()
+	admin := in.token()
+	password := "Dir-Pässword-91"
+	st, body := in.call(t, admin, "POST", "/v1.0/users", map[string]any{"userPrincipalName": "secret.keeper@pglink.local",
+		"displayName": "Secret Keeper", "passwordProfile": map[string]string{"password": password}, "accountEnabled": true})
+	if st != 201 {
+		t.Fatalf("create user: %d %s", st, body)
+	}
+	_, appID, secret := in.newSP(t, "secretive")
+	in.tokenFor(t, appID, secret)
+	tokenURL := in.boot.AuthorityHost + "/" + in.boot.TenantID + "/oauth2/v2.0/token"
+	form := func(v url.Values) map[string]any {
+		resp, err := in.httpClient().PostForm(tokenURL, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("token request: %d %v %v", resp.StatusCode, out, err)
+		}
+		return out
+	}
+	scope := in.boot.ARMEndpoint + "/.default offline_access openid"
+	first := form(url.Values{"grant_type": {"password"}, "client_id": {"pglink-cli"}, "username": {"secret.keeper@pglink.local"},
+		"password": {password}, "scope": {scope}})
+	rt1, _ := first["refresh_token"].(string)
+	second := form(url.Values{"grant_type": {"refresh_token"}, "client_id": {"pglink-cli"}, "refresh_token": {rt1}, "scope": {scope}})
+	rt2, _ := second["refresh_token"].(string)
+	if rt1 == "" || rt2 == "" {
+		t.Fatalf("no refresh tokens: %v, %v", first, second)
+	}
+	return []string{password, secret, rt1, rt2}
 }
