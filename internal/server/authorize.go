@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"strings"
+	"sync"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/authz"
@@ -9,26 +11,72 @@ import (
 	"github.com/pglink/pglink/internal/store"
 )
 
-// authorizer is the front door's arm.Authorizer: it loads a principal's role assignments and
-// every role definition in one read transaction and decides with authz.Decide.
+// authorizer is the front door's arm.Authorizer. It keeps every role assignment and role
+// definition in memory, keyed by the store's revision: a request reads the revision (one cheap
+// query) and reloads only if anything was committed since the last load, so a stream of reads
+// does not decode every assignment each time, and no request decides over a policy older than
+// the last commit it could have seen.
 type authorizer struct {
 	st store.Store
+
+	mu          sync.Mutex
+	loaded      bool
+	rev         int64
+	assignments []authz.Assignment // every principal's
+	roles       []authz.Role
 }
 
-var _ arm.Authorizer = authorizer{}
+func newAuthorizer(st store.Store) *authorizer { return &authorizer{st: st} }
+
+var _ arm.Authorizer = (*authorizer)(nil)
 
 // Permissions implements arm.Authorizer.
-func (a authorizer) Permissions(ctx context.Context, principalID string) (arm.Permissions, error) {
-	p := permissions{principal: principalID}
-	err := a.st.View(ctx, func(tx store.Tx) error {
-		var err error
-		p.assignments, p.roles, err = authorization.Policy(ctx, tx, principalID)
-		return err
-	})
+func (a *authorizer) Permissions(ctx context.Context, principalID string) (arm.Permissions, error) {
+	all, roles, err := a.policy(ctx)
 	if err != nil {
 		return nil, err
 	}
+	p := permissions{principal: principalID, roles: roles}
+	for _, as := range all {
+		if strings.EqualFold(as.PrincipalID, principalID) {
+			p.assignments = append(p.assignments, as)
+		}
+	}
 	return p, nil
+}
+
+// policy returns every assignment and role as of the store's current revision.
+func (a *authorizer) policy(ctx context.Context) ([]authz.Assignment, []authz.Role, error) {
+	rev, err := a.st.Revision(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.mu.Lock()
+	if a.loaded && a.rev == rev {
+		all, roles := a.assignments, a.roles
+		a.mu.Unlock()
+		return all, roles, nil
+	}
+	a.mu.Unlock()
+	var (
+		all   []authz.Assignment
+		roles []authz.Role
+	)
+	err = a.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		all, roles, err = authorization.All(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// What was read is at least as new as rev: label it rev, so any later commit reloads.
+	a.mu.Lock()
+	if !a.loaded || rev >= a.rev {
+		a.loaded, a.rev, a.assignments, a.roles = true, rev, all, roles
+	}
+	a.mu.Unlock()
+	return all, roles, nil
 }
 
 // permissions are one principal's assignments and every role, as loaded; read only.
@@ -55,7 +103,7 @@ func (p permissions) Reaches(scope string) bool {
 
 // allowedAtRoot reports whether principalID may perform action at the root scope: the identity
 // admin API's check.
-func (a authorizer) allowedAtRoot(ctx context.Context, principalID, action string) (bool, error) {
+func (a *authorizer) allowedAtRoot(ctx context.Context, principalID, action string) (bool, error) {
 	p, err := a.Permissions(ctx, principalID)
 	if err != nil {
 		return false, err

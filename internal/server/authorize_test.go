@@ -30,7 +30,7 @@ func TestAuthorizer(t *testing.T) {
 	if err := authorization.EnsureAssignment(t.Context(), db, resource.MustParse(netRG), authz.NetworkContributorID, netAdmin, "ServicePrincipal"); err != nil {
 		t.Fatal(err)
 	}
-	a := authorizer{st: db}
+	a := newAuthorizer(db)
 	tests := []struct {
 		principal, action, scope string
 		allowed, reaches         bool
@@ -53,5 +53,35 @@ func TestAuthorizer(t *testing.T) {
 		if got := p.Reaches(tc.scope); got != tc.reaches {
 			t.Errorf("Reaches(%s) for %s = %v; want %v", tc.scope, tc.principal, got, tc.reaches)
 		}
+	}
+}
+
+// TestAuthorizerSeesEveryCommit: the authorizer's cached policy never outlives a commit: an
+// assignment made after a decision counts for the next one.
+func TestAuthorizerSeesEveryCommit(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "pglink.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const who, rg = "33333333-3333-3333-3333-333333333333", "/subscriptions/s/resourceGroups/rg"
+	a := newAuthorizer(db)
+	allowed := func() bool {
+		p, err := a.Permissions(t.Context(), who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Allowed("Microsoft.Resources/subscriptions/resourceGroups/read", rg)
+	}
+	for range 3 { // cached decisions
+		if allowed() {
+			t.Fatalf("allowed before any assignment")
+		}
+	}
+	if err := authorization.EnsureAssignment(t.Context(), db, resource.MustParse(rg), authz.ReaderID, who, "User"); err != nil {
+		t.Fatal(err)
+	}
+	if !allowed() {
+		t.Errorf("not allowed right after the Reader assignment was committed")
 	}
 }

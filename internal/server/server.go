@@ -195,8 +195,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	auth := newAuthorizer(s.st)
 	armCfg := arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize,
-		Authorizer: authorizer{st: s.st}}
+		Authorizer: auth}
 	if s.gateway != nil {
 		armCfg.Barrier = s.gateway
 	}
@@ -240,7 +241,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/subscriptions/", front)
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
 	mux.Handle("/v1.0/", directory.Handler(s.st, directory.APIConfig{TenantID: b.TenantID, Subscription: b.SubscriptionID,
-		Authenticate: issuer.Authenticate, Allowed: authorizer{st: s.st}.allowedAtRoot, Logger: s.log}))
+		Authenticate: issuer.Authenticate, Allowed: auth.allowedAtRoot, Logger: s.log}))
 	mux.Handle("/", issuer.Handler())
 	s.http = &http.Server{
 		Handler:           mux,

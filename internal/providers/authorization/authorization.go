@@ -219,6 +219,21 @@ func Policy(ctx context.Context, tx store.Tx, principalID string) ([]authz.Assig
 	return out, roles, err
 }
 
+// All returns every role assignment, of every principal, and every role definition: what
+// authz.Decide needs for anyone, for a caller that caches it.
+func All(ctx context.Context, tx store.Tx) ([]authz.Assignment, []authz.Role, error) {
+	as, err := listStored[Assignment](ctx, tx, TypeRoleAssignment)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]authz.Assignment, 0, len(as))
+	for _, a := range as {
+		out = append(out, a.doc.assignment())
+	}
+	roles, err := allRoles(ctx, tx)
+	return out, roles, err
+}
+
 // allRoles returns the built-in roles and the custom ones.
 func allRoles(ctx context.Context, tx store.Tx) ([]authz.Role, error) {
 	defs, err := listStored[Definition](ctx, tx, TypeRoleDefinition)
