@@ -248,6 +248,47 @@ func TestSeparationOfDuties(t *testing.T) {
 	_, err = ownerDefs.CreateOrUpdate(ctxT(t), sub, resource.NewGUID(), customRole("Tenant joiner", "/"), nil)
 	wantDenied(t, "owner of a subscription: custom role assignable at the root", err, "AuthorizationFailed", "Microsoft.Authorization/roleDefinitions/write")
 
+	// Each may ask what it may do (the permissions API): the database administrator holds
+	// Microsoft.DBforPostgreSQL/* on the server's group and the server, the network
+	// administrator nothing there.
+	perms := func(cred principal, server bool) []string {
+		t.Helper()
+		pc, err := armauthorization.NewPermissionsClient(in.boot.SubscriptionID, in.credentialFor(cred.clientID, cred.secret), in.armOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var actions []string
+		collect := func(ps []*armauthorization.Permission) {
+			for _, p := range ps {
+				for _, a := range p.Actions {
+					actions = append(actions, *a)
+				}
+			}
+		}
+		if server {
+			page, err := pc.NewListForResourcePager("db", "Microsoft.DBforPostgreSQL", "", "flexibleServers", "pg1", nil).NextPage(ctxT(t))
+			if err != nil {
+				t.Fatalf("permissions on the server: %v", err)
+			}
+			collect(page.Value)
+		} else {
+			page, err := pc.NewListForResourceGroupPager("db", nil).NextPage(ctxT(t))
+			if err != nil {
+				t.Fatalf("permissions on the group: %v", err)
+			}
+			collect(page.Value)
+		}
+		return actions
+	}
+	for _, server := range []bool{false, true} {
+		if got := perms(dbP, server); !slices.Contains(got, "Microsoft.DBforPostgreSQL/*") {
+			t.Errorf("db admin's permissions (server %v) = %v; want Microsoft.DBforPostgreSQL/*", server, got)
+		}
+		if got := perms(netP, server); len(got) != 0 {
+			t.Errorf("network admin's permissions on the db group (server %v) = %v; want none", server, got)
+		}
+	}
+
 	// Denied writes are in the activity log with their caller.
 	evs, err := in.srv.Store().Events(ctxT(t), store.EventQuery{Subscription: in.boot.SubscriptionID})
 	if err != nil {

@@ -85,6 +85,10 @@ type Type struct {
 	// NoGroupCheck skips the check that the resource group exists (for the resource group
 	// type itself).
 	NoGroupCheck bool
+	// SelfService types answer any authenticated caller about itself (the caller's own
+	// permissions): the front door checks no action; the handler must scope its answer to
+	// req.Caller.
+	SelfService bool
 
 	ownAuthz bool // the handler authorizes (the polling endpoints)
 }

@@ -102,6 +102,7 @@ func (p *Provider) Types() []arm.Type {
 	return []arm.Type{
 		{Name: TypeRoleDefinition, APIVersions: APIVersions, Handler: p.serveDefinition},
 		{Name: TypeRoleAssignment, APIVersions: APIVersions, Handler: p.serveAssignment},
+		{Name: TypePermissions, APIVersions: APIVersions, Handler: p.servePermissions, SelfService: true},
 	}
 }
 
@@ -718,6 +719,58 @@ func isUpdate(defs []stored[Definition], guid string) bool {
 		}
 	}
 	return false
+}
+
+// TypePermissions is the caller's effective permissions at a scope (Azure's "list permissions
+// for a resource group / resource"), which clients such as the portal use to show only what the
+// caller may do.
+const TypePermissions = "Microsoft.Authorization/permissions"
+
+// permissionsOut is one entry of a permissions list: a role's permissions that apply at the
+// scope through one of the caller's assignments.
+type permissionsOut struct {
+	Actions        []string `json:"actions"`
+	NotActions     []string `json:"notActions"`
+	DataActions    []string `json:"dataActions"`
+	NotDataActions []string `json:"notDataActions"`
+}
+
+// servePermissions answers GET {scope}/providers/Microsoft.Authorization/permissions: the
+// permissions of every role the caller holds at the scope or above it, one entry per role
+// permission block, as Azure lists them. Any caller may ask about itself.
+func (p *Provider) servePermissions(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	if req.Method != http.MethodGet || !req.Target.Collection {
+		return nil, resource.Errorf(resource.Invalid, "UnsupportedOperation",
+			"Only GET of {scope}/providers/Microsoft.Authorization/permissions is supported.")
+	}
+	scope := req.Target.ID.String()
+	var (
+		as    []authz.Assignment
+		roles []authz.Role
+	)
+	if err := p.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		as, roles, err = Policy(ctx, tx, req.Caller.ObjectID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	byID := map[string]authz.Role{}
+	for _, r := range roles {
+		byID[strings.ToLower(r.ID)] = r
+	}
+	out := []permissionsOut{}
+	for _, a := range as {
+		r, ok := byID[strings.ToLower(a.RoleID)]
+		if !ok || !authz.Covers(a.Scope, scope) {
+			continue
+		}
+		for _, perm := range r.Permissions {
+			out = append(out, permissionsOut{Actions: orEmpty(perm.Actions), NotActions: orEmpty(perm.NotActions),
+				DataActions: orEmpty(perm.DataActions), NotDataActions: orEmpty(perm.NotDataActions)})
+		}
+	}
+	return &arm.Response{Body: map[string]any{"value": out}}, nil
 }
 
 // findRole returns the built-in or custom role with GUID guid, or 400 RoleDefinitionDoesNotExist.
