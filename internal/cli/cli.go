@@ -56,7 +56,8 @@ func (f failure) Error() string { return f.err.Error() }
 func (f failure) Unwrap() error { return f.err }
 
 // Run runs the pglink command line args (without the program name) and returns the exit
-// code: 0 on success, 1 when the command failed, 2 on a usage error. extra are more commands
+// code: 0 on success, 1 when the command failed, 2 on a usage error, 3 when show found no
+// such resource. extra are more commands
 // for the root (cmd/pglink adds serve and gateway). Errors go to stderr as az prints them.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, extra ...*cobra.Command) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now, in: bufio.NewReader(stdin)}
@@ -87,6 +88,11 @@ func (e *env) exit(cmd *cobra.Command, err error) int {
 	var code exitCode
 	if errors.As(err, &code) {
 		return int(code)
+	}
+	var m missingError
+	if errors.As(err, &m) && !errors.As(err, new(usageError)) {
+		fmt.Fprintln(e.stderr, "ERROR: "+describe(m.err))
+		return 3
 	}
 	var f failure
 	if errors.As(err, &f) && !errors.As(err, new(usageError)) {
@@ -129,7 +135,8 @@ groups, roles and the directory with az's commands, flags and output formats.`,
 	pf.StringVarP(&e.output, "output", "o", "json", "output format: json, jsonc, table, tsv, yaml, yamlc or none")
 	pf.StringVar(&e.query, "query", "", "JMESPath query string; see http://jmespath.org/ for examples")
 	pf.BoolVar(&e.quiet, "only-show-errors", false, "only show errors, suppressing warnings")
-	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd())
+	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd(),
+		e.postgresCmd(), e.networkCmd(), e.monitorCmd(), e.completionCmd(root))
 	return root
 }
 
