@@ -49,6 +49,7 @@ func (f *connFlags) add(c *cobra.Command) {
 	fl.StringVarP(&f.group, "resource-group", "g", "", "name of the resource group")
 	if f.style == netStyle {
 		fl.StringVar(&f.typ, "type", "", "type of the resource: "+strings.Join(supportedTypes, ", "))
+		c.RegisterFlagCompletionFunc("type", cobra.FixedCompletions(supportedTypes, cobra.ShellCompDirectiveNoFileComp))
 		if f.needName {
 			fl.StringVar(&f.server, "resource-name", "", "name of the resource (the flexible server)")
 			fl.StringVarP(&f.name, "name", "n", "", "name of the private endpoint connection")
@@ -336,6 +337,7 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 		}
 		f.add(c)
 		c.Flags().StringVar(&status, "status", "", "only connections in this state: "+strings.Join(connStatuses, ", "))
+		c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(connStatuses, cobra.ShellCompDirectiveNoFileComp))
 		c.RunE = e.run(func(ctx context.Context, cmd *cobra.Command) error {
 			if status != "" && !slices.ContainsFunc(connStatuses, func(s string) bool { return strings.EqualFold(s, status) }) {
 				return usagef("argument --status: invalid choice: '%s' (choose from %s)", status, strings.Join(connStatuses, ", "))

@@ -262,6 +262,7 @@ func (e *env) serverUpdateCmd() *cobra.Command {
 	serverFlags(c, &g, &n)
 	f := c.Flags()
 	f.StringVar(&access, "public-access", "", "public network access: Enabled or Disabled")
+	c.RegisterFlagCompletionFunc("public-access", cobra.FixedCompletions([]string{"Enabled", "Disabled"}, cobra.ShellCompDirectiveNoFileComp))
 	f.StringArrayVar(&tags, "tags", nil, "space-separated tags: key[=value] [key[=value] ...]; \"\" removes them all")
 	f.StringVarP(&pass, "admin-password", "p", "", "new administrator login password")
 	f.BoolVar(&noWait, "no-wait", false, "do not wait for the update to finish")
