@@ -293,3 +293,25 @@ func TestUsageErrorsOfNewCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanState(t *testing.T) {
+	tests := []struct {
+		cur, curDesc, status, desc string
+		would                      bool
+		note                       string
+	}{
+		{"Pending", "for the app", "Approved", "ok", true, ""},
+		{"Pending", "", "Rejected", "no", true, ""},
+		{"Approved", "ok", "Rejected", "no", true, ""},
+		{"Approved", "ok", "Approved", "ok", false, "already so"},
+		{"Approved", "ok", "Approved", "still ok", true, "the description only"},
+		{"Rejected", "no", "Approved", "ok", false, "refused: a rejected connection cannot be approved"},
+		{"Disconnected", "", "Approved", "ok", false, "refused: a connection cannot change from Disconnected to Approved"},
+	}
+	for _, tt := range tests {
+		p := planState("c", tt.cur, tt.curDesc, tt.status, tt.desc)
+		if p.WouldChange != tt.would || !strings.HasPrefix(p.Note, tt.note) || p.Current != tt.cur || p.New != tt.status {
+			t.Errorf("planState(%s %q -> %s %q) = %+v; want wouldChange %v, note %q", tt.cur, tt.curDesc, tt.status, tt.desc, p, tt.would, tt.note)
+		}
+	}
+}

@@ -230,9 +230,8 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				cur := str(m, "privateLinkServiceConnectionState.status")
-				return e.printTable([]plannedChange{{Name: ref.name, Property: "status", Current: cur, New: status,
-					WouldChange: !strings.EqualFold(cur, status)}}, changeTable)
+				return e.printTable([]plannedChange{planState(ref.name, str(m, "privateLinkServiceConnectionState.status"),
+					str(m, "privateLinkServiceConnectionState.description"), status, desc)}, changeTable)
 			}
 			var cp capture
 			if err := e.setConnectionState(cp.ctx(ctx), cc, ref, status, desc, noWait); err != nil {
@@ -364,6 +363,26 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 		setState("approve", "Approved"), setState("reject", "Rejected"), del(), list(), show())
 }
 
+// planState is the dry run of setting a connection's status to status with description desc.
+// It follows the server's rules: Pending becomes Approved or Rejected, Approved may become
+// Rejected, and nothing else changes status.
+func planState(name, cur, curDesc, status, desc string) plannedChange {
+	p := plannedChange{Name: name, Property: "status", Current: cur, New: status}
+	switch {
+	case cur == status && curDesc == desc:
+		p.Note = "already so"
+	case cur == status:
+		p.WouldChange, p.Note = true, "the description only"
+	case cur == "Pending" || (cur == "Approved" && status == "Rejected"):
+		p.WouldChange = true
+	case cur == "Rejected" && status == "Approved":
+		p.Note = "refused: a rejected connection cannot be approved; delete the private endpoint and create it again"
+	default:
+		p.Note = fmt.Sprintf("refused: a connection cannot change from %s to %s", cur, status)
+	}
+	return p
+}
+
 // setConnectionState sets a connection's status and description and, unless noWait, waits
 // for it to take effect. The last response (the connection) is captured by ctx's capture.
 func (e *env) setConnectionState(ctx context.Context, cc *connClients, ref connRef, status, desc string, noWait bool) error {
@@ -401,7 +420,7 @@ func (e *env) approveAll(ctx context.Context, cc *connClients, ref connRef, desc
 	if dryRun {
 		plan := []plannedChange{}
 		for _, m := range pending {
-			plan = append(plan, plannedChange{Name: str(m, "name"), Property: "status", Current: "Pending", New: "Approved", WouldChange: true})
+			plan = append(plan, planState(str(m, "name"), "Pending", str(m, "privateLinkServiceConnectionState.description"), "Approved", desc))
 		}
 		return e.printTable(plan, changeTable)
 	}

@@ -40,11 +40,12 @@ type plannedChange struct {
 	Current     any    `json:"current"`
 	New         any    `json:"new"`
 	WouldChange bool   `json:"wouldChange"`
+	Note        string `json:"note,omitempty"` // why it would not change, or what else would
 }
 
 func changeTable(m map[string]any) ([]cell, bool) {
 	return []cell{{"Name", m["name"]}, {"Property", m["property"]}, {"Current", m["current"]}, {"New", m["new"]},
-		{"WouldChange", m["wouldChange"]}}, m["property"] != nil
+		{"WouldChange", m["wouldChange"]}, {"Note", m["note"]}}, m["property"] != nil
 }
 
 // serverTable is the table of flexible servers.
@@ -303,8 +304,13 @@ func (e *env) serverUpdateCmd() *cobra.Command {
 				return err
 			}
 			cur := str(m, "network.publicNetworkAccess")
-			return e.printTable([]plannedChange{{Name: n, Property: "publicNetworkAccess", Current: cur, New: string(*pna),
-				WouldChange: !strings.EqualFold(cur, string(*pna))}}, changeTable)
+			p := plannedChange{Name: n, Property: "publicNetworkAccess", Current: cur, New: string(*pna), WouldChange: !strings.EqualFold(cur, string(*pna))}
+			if !p.WouldChange {
+				p.Note = "already so"
+			} else if *pna == armpostgresqlflexibleservers.ServerPublicNetworkAccessStateDisabled {
+				p.Note = "the public endpoint refuses clients; private endpoints are not affected"
+			}
+			return e.printTable([]plannedChange{p}, changeTable)
 		}
 		upd := armpostgresqlflexibleservers.ServerForUpdate{Tags: t}
 		if pna != nil || pass != "" {
@@ -525,7 +531,11 @@ func (e *env) firewallCmd() *cobra.Command {
 		if err == nil && resp.Properties != nil {
 			cur = deref(resp.Properties.StartIPAddress) + "-" + deref(resp.Properties.EndIPAddress)
 		}
-		return e.printTable([]plannedChange{{Name: rule, Property: "ipRange", Current: cur, New: to, WouldChange: cur != to}}, changeTable)
+		p := plannedChange{Name: rule, Property: "ipRange", Current: cur, New: to, WouldChange: cur != to}
+		if !p.WouldChange {
+			p.Note = "already so"
+		}
+		return e.printTable([]plannedChange{p}, changeTable)
 	}
 	put := func(verb string) func(ctx context.Context, cmd *cobra.Command) error {
 		return func(ctx context.Context, cmd *cobra.Command) error {
