@@ -320,7 +320,16 @@ func TestCLIFlexibleServer(t *testing.T) {
 	c.fails(1, "(ServerIsNotReady)", "network", "private-endpoint-connection", "reject", "--description", "no", "--id", connID)
 	c.fails(1, "(ServerIsNotReady)", "postgres", "flexible-server", "stop", "-g", "db-rg", "-n", "orders-db")
 	c.ok(nil, "postgres", "flexible-server", "start", "-g", "db-rg", "-n", "orders-db")
-	c.ok(nil, "postgres", "flexible-server", "restart", "-g", "db-rg", "-n", "orders-db")
+	if stdout, stderr, code := c.run("postgres", "flexible-server", "restart", "-g", "db-rg", "-n", "orders-db"); code != 0 || stdout != "" || stderr != "" {
+		t.Errorf("restart: exit %d, stdout %q, stderr %q; want 0 and nothing (no spinner: stderr is not a terminal)", code, stdout, stderr)
+	}
+	// On a terminal, a spinner shows while the command waits.
+	script := requireTool(t, "script")
+	cmd := exec.Command(script, "-qec", bin+" postgres flexible-server restart -g db-rg -n orders-db", "/dev/null")
+	cmd.Env = append(os.Environ(), "PGLINK_CONFIG_DIR="+c.dir)
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "Running ..") {
+		t.Errorf("restart on a terminal: %v, %q; want the spinner", err, out)
+	}
 
 	// Reject, then delete a connection.
 	var rejected map[string]any
