@@ -110,6 +110,10 @@ func TestCLIFlexibleServer(t *testing.T) {
 		!strings.EqualFold(srvID, sub+"/resourceGroups/db-rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/orders-db") {
 		t.Errorf("flexible-server create printed %v; want orders-db Ready in eastus (location of db-rg)", srv)
 	}
+	if out := c.ok(nil, "postgres", "flexible-server", "create", "-g", "db-rg", "-n", "later-db", "--admin-user", "pgadmin",
+		"--admin-password", "S3cret-pass!", "--no-wait"); out != "" {
+		t.Errorf("flexible-server create --no-wait printed %q; want nothing", out)
+	}
 	c.ok(&srv, "postgres", "flexible-server", "show", "-g", "db-rg", "-n", "orders-db")
 	if srv["administratorLogin"] != "pgadmin" || srv["properties"] != nil {
 		t.Errorf("flexible-server show printed %v; want properties flattened", srv)
@@ -122,8 +126,8 @@ func TestCLIFlexibleServer(t *testing.T) {
 		t.Errorf("flexible-server list -o table =\n%s", got)
 	}
 	var names []string
-	c.ok(&names, "postgres", "flexible-server", "list", "-g", "db-rg", "--query", "[].name")
-	if len(names) != 1 || names[0] != "orders-db" {
+	c.ok(&names, "postgres", "flexible-server", "list", "-g", "db-rg", "--query", "sort([].name)")
+	if len(names) != 2 || names[0] != "later-db" || names[1] != "orders-db" {
 		t.Errorf("flexible-server list -g db-rg = %v", names)
 	}
 	c.fails(3, "(ResourceNotFound)", "postgres", "flexible-server", "show", "-g", "db-rg", "-n", "no-such-db")
@@ -313,6 +317,14 @@ func TestCLIFlexibleServer(t *testing.T) {
 	rc.ok(nil, "login", "--service-principal", "-u", reader.AppID, "-p", reader.Password, "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
 	rc.ok(nil, "network", "private-endpoint-connection", "show", "--id", connID)
 	rc.fails(1, "(AuthorizationFailed)", "network", "private-endpoint-connection", "reject", "--description", "no", "--id", connID)
+	c.ok(nil, "ad", "user", "create", "--display-name", "Dana", "--password", "Dana-pass-1", "--user-principal-name", "dana@pglink.local")
+	c.ok(nil, "role", "assignment", "create", "--assignee", "dana@pglink.local", "--role", "Reader", "--scope", sub+"/resourceGroups/db-rg")
+	uc := newBinCLI(t, bin)
+	uc.ok(nil, "login", "-u", "dana@pglink.local", "-p", "Dana-pass-1", "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
+	uc.ok(nil, "postgres", "flexible-server", "private-endpoint-connection", "list", "-g", "db-rg", "-s", "orders-db")
+	uc.fails(1, "(AuthorizationFailed)", "postgres", "flexible-server", "private-endpoint-connection", "approve", "-g", "db-rg", "-s", "orders-db",
+		"-n", conn, "--description", "mine now")
+	uc.fails(1, "(AuthorizationFailed)", "postgres", "flexible-server", "update", "-g", "db-rg", "-n", "orders-db", "--public-access", "Disabled")
 
 	// A server that is not Ready refuses changes; start and stop are refused from the wrong state.
 	c.fails(1, "(ServerIsNotReady)", "postgres", "flexible-server", "start", "-g", "db-rg", "-n", "orders-db")

@@ -156,10 +156,11 @@ pglink host is used. The command waits until the server is Ready, unless --no-wa
 		if err != nil {
 			return fmt.Errorf("create flexible server %s: %w", n, err)
 		}
-		if !noWait {
-			if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-				return fmt.Errorf("create flexible server %s: %w", n, err)
-			}
+		if noWait {
+			return nil
+		}
+		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
+			return fmt.Errorf("create flexible server %s: %w", n, err)
 		}
 		return e.printObject(&cp, serverTable)
 	})
