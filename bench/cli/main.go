@@ -2,10 +2,11 @@
 // feels it: the seed's approve command (a different Pending connection each run), show and
 // list, and a command that sends no request (the process start and profile read alone).
 //
-//	go run ./bench/cli [-runs 20]
+//	go run ./bench/cli [-runs 20] [-engine records|local]
 //
-// It builds cmd/pglink, starts pglink in-process on a temporary data dir (records engine: the
-// API without PostgreSQL), logs the CLI in with bootstrap.json and prints the median, p90 and
+// It builds cmd/pglink, starts pglink in-process on a temporary data dir (by default with the
+// records engine, the API without PostgreSQL; -engine local runs a real PostgreSQL and the
+// gateway, so an approval also opens the private endpoint), logs the CLI in with bootstrap.json and prints the median, p90 and
 // maximum of each command over -runs runs, against the goals (approve < 0.3 s, show and list
 // < 0.15 s).
 package main
@@ -30,8 +31,9 @@ import (
 
 func main() {
 	runs := flag.Int("runs", 20, "runs of each command")
+	engine := flag.String("engine", "records", "records: the API alone; local: real PostgreSQL and the gateway")
 	flag.Parse()
-	if err := run(*runs); err != nil {
+	if err := run(*runs, *engine); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -54,12 +56,17 @@ func (c cli) run(args ...string) (string, time.Duration, error) {
 	return out.String(), took, nil
 }
 
-func run(runs int) error {
+func run(runs int, engine string) error {
 	dir, err := os.MkdirTemp("", "pglink-bench-cli-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	// With -engine local as root, the clusters' OS users must traverse the data dir's parent
+	// for the clusters to live in the data dir (else pglink keeps them under /var/lib/pglink).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
 	bin := filepath.Join(dir, "pglink")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/pglink").CombinedOutput(); err != nil {
 		return fmt.Errorf("build pglink (run from the top of the checkout): %v\n%s", err, out)
@@ -67,7 +74,7 @@ func run(runs int) error {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Listen = "127.0.0.1:0"
-	cfg.Engine = "records"
+	cfg.Engine = engine
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv, err := server.Start(context.Background(), cfg)
 	if err != nil {
@@ -83,9 +90,18 @@ func run(runs int) error {
 		{"postgres", "flexible-server", "create", "-g", "db-rg", "-n", "orders-db", "--admin-user", "pgadmin", "--admin-password", "S3cret-pass!", "-o", "none"},
 		{"network", "vnet", "create", "-g", "db-rg", "-n", "app-vnet", "--subnet-name", "pe", "-o", "none"},
 	}
-	for _, args := range setup {
+	for i, args := range setup {
 		if _, _, err := c.run(args...); err != nil {
 			return err
+		}
+		if i == 0 {
+			// Deleting the group deletes the server, and so its PostgreSQL cluster (and, under
+			// root, its OS user), which would outlive pglink and the data dir.
+			defer func() {
+				if _, _, err := c.run("group", "delete", "-n", "db-rg", "--yes"); err != nil {
+					fmt.Fprintln(os.Stderr, "bench: clean up:", err)
+				}
+			}()
 		}
 	}
 	srvID, _, err := c.run("postgres", "flexible-server", "show", "-g", "db-rg", "-n", "orders-db", "--query", "id", "-o", "tsv")
@@ -151,7 +167,7 @@ func run(runs int) error {
 			return err
 		}
 	}
-	fmt.Printf("%-58s %8s %8s %8s  %s\n", fmt.Sprintf("command (%d runs each, wall clock)", runs), "median", "p90", "max", "goal")
+	fmt.Printf("%-58s %8s %8s %8s  %s\n", fmt.Sprintf("command (%d runs each, %s engine)", runs, engine), "median", "p90", "max", "goal")
 	for _, r := range results {
 		slices.Sort(r.took)
 		med, p90, mx := r.took[len(r.took)/2], r.took[len(r.took)*9/10], r.took[len(r.took)-1]
