@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// network is the client factory of Microsoft.Network in the profile's subscription.
 func (s *session) network() (*armnetwork.ClientFactory, error) {
 	return armnetwork.NewClientFactory(s.p.SubscriptionID, s.cred, s.armOptions())
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// pg builds the flexible server clients of the profile's subscription.
+// servers and firewallRules are the flexible server clients of the profile's subscription.
 func (s *session) servers() (*armpostgresqlflexibleservers.ServersClient, error) {
 	return armpostgresqlflexibleservers.NewServersClient(s.p.SubscriptionID, s.cred, s.armOptions())
 }
