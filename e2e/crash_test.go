@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,12 +21,40 @@ import (
 // buildPglink builds the pglink binary once per test binary run.
 func buildPglink(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pglink")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/pglink")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build pglink: %v\n%s", err, out)
+	builtOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pglink-e2e-bin-")
+		if err != nil {
+			builtErr = err
+			return
+		}
+		builtDir = dir
+		bin := filepath.Join(dir, "pglink")
+		if out, err := exec.Command("go", "build", "-o", bin, "../cmd/pglink").CombinedOutput(); err != nil {
+			builtErr = fmt.Errorf("%v\n%s", err, out)
+			return
+		}
+		builtBin = bin
+	})
+	if builtErr != nil {
+		t.Fatalf("build pglink: %v", builtErr)
 	}
-	return bin
+	return builtBin
+}
+
+// The pglink binary is built once per run of the test binary and shared by its tests;
+// TestMain removes it.
+var (
+	builtOnce          sync.Once
+	builtBin, builtDir string
+	builtErr           error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
 }
 
 func freeAddr(t *testing.T) string {

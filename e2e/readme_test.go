@@ -104,19 +104,28 @@ func TestREADMEWalkthroughIsTheScript(t *testing.T) {
 }
 
 // TestREADMEWalkthrough runs the README's walkthrough (examples/walkthrough.sh) and then
-// examples/cleanup.sh against a real pglink with real PostgreSQL, curl, python3 and psql, as a
-// new user would.
+// examples/cleanup.sh against a real pglink with real PostgreSQL and psql, with the built pglink
+// CLI on PATH and a fresh config directory, as a new user would.
 func TestREADMEWalkthrough(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "python3", "psql"} {
+	for _, tool := range []string{"bash", "python3", "psql"} {
 		requireTool(t, tool)
 	}
+	bin := buildPglink(t)
 	in := startLocal(t)
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PGLINK_CONFIG_DIR=") && !strings.HasPrefix(kv, "PATH=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "PGLINK_DATA="+in.dir, "PGLINK_CONFIG_DIR="+filepath.Join(t.TempDir(), "pglink"),
+		"PATH="+filepath.Dir(bin)+":"+os.Getenv("PATH"))
 	run := func(script string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "bash", "../examples/"+script)
-		cmd.Env = append(os.Environ(), "PGLINK_DATA="+in.dir)
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("examples/%s: %v\n%s", script, err, out)

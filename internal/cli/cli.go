@@ -1,5 +1,6 @@
-// Package cli is pglink's az-style command line: `pglink login`, `account`, `group`, `role`
-// and `ad`, with az's flags, output formats and --query. ARM calls go through the Azure SDK for
+// Package cli is pglink's az-style command line: `pglink login`, `account`, `group`, `role`,
+// `ad`, `postgres flexible-server`, `network`, `monitor activity-log` and `completion`, with
+// az's flags, output formats, --query and exit codes. ARM calls go through the Azure SDK for
 // Go; directory calls go to pglink's Microsoft Graph-shaped API. Each command reads the login
 // from a profile in the config directory ($PGLINK_CONFIG_DIR, default ~/.pglink).
 package cli
@@ -56,8 +57,9 @@ func (f failure) Error() string { return f.err.Error() }
 func (f failure) Unwrap() error { return f.err }
 
 // Run runs the pglink command line args (without the program name) and returns the exit
-// code: 0 on success, 1 when the command failed, 2 on a usage error. extra are more commands
-// for the root (cmd/pglink adds serve and gateway). Errors go to stderr as az prints them.
+// code: 0 on success, 1 when the command failed, 2 on a usage error, 3 when show found no such
+// resource. extra are more commands for the root (cmd/pglink adds serve and gateway). Errors go
+// to stderr as az prints them.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, extra ...*cobra.Command) int {
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now, in: bufio.NewReader(stdin)}
 	e.configDir = os.Getenv("PGLINK_CONFIG_DIR")
@@ -88,6 +90,11 @@ func (e *env) exit(cmd *cobra.Command, err error) int {
 	if errors.As(err, &code) {
 		return int(code)
 	}
+	var m missingError
+	if errors.As(err, &m) && !errors.As(err, new(usageError)) {
+		fmt.Fprintln(e.stderr, "ERROR: "+describe(m.err))
+		return 3
+	}
 	var f failure
 	if errors.As(err, &f) && !errors.As(err, new(usageError)) {
 		fmt.Fprintln(e.stderr, "ERROR: "+describe(f.err))
@@ -108,10 +115,13 @@ func (e *env) root() *cobra.Command {
 		Short: "A self-hosted, Azure-compatible control plane for PostgreSQL flexible servers with Private Link",
 		Long: `pglink runs an Azure Resource Manager-compatible API for PostgreSQL flexible servers with
 Private Link ('pglink serve'), and is its az-style command line: log in, then manage resource
-groups, roles and the directory with az's commands, flags and output formats.`,
+groups, roles, the directory, flexible servers, virtual networks, private endpoints and their
+connections, and read the activity log, with az's commands, flags and output formats.`,
 		Example: `  pglink serve --data-dir data
   pglink login --bootstrap data/bootstrap.json
-  pglink group create -n rg1 -l eastus`,
+  pglink group create -n rg1 -l eastus
+  pglink network private-endpoint-connection approve --description "approved by the DBA team" \
+    --resource-group rg1 --resource-name orders-db --type Microsoft.DBforPostgreSQL/flexibleServers --name app-pe.1b2c…`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -129,7 +139,8 @@ groups, roles and the directory with az's commands, flags and output formats.`,
 	pf.StringVarP(&e.output, "output", "o", "json", "output format: json, jsonc, table, tsv, yaml, yamlc or none")
 	pf.StringVar(&e.query, "query", "", "JMESPath query string; see http://jmespath.org/ for examples")
 	pf.BoolVar(&e.quiet, "only-show-errors", false, "only show errors, suppressing warnings")
-	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd())
+	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd(),
+		e.postgresCmd(), e.networkCmd(), e.monitorCmd(), e.completionCmd(root))
 	return root
 }
 
