@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"github.com/pglink/pglink/internal/providers/resources"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/postgres"
 	"github.com/pglink/pglink/internal/store/sqlite"
 )
 
@@ -36,7 +39,7 @@ import (
 type Config struct {
 	DataDir         string        // where everything is kept
 	Listen          string        // HTTPS listen address for the API, identity and portal
-	Store           string        // "" for SQLite in DataDir, or a store URL
+	Store           string        // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
 	EndpointNetwork string        // address block for data-plane endpoints
 	DNSListen       string        // address of the private DNS server
 	TLSCert, TLSKey string        // bring-your-own certificate; "" for the local CA
@@ -145,8 +148,29 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return db, nil
+	case strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://"):
+		db, err := postgres.Open(ctx, cfg.Store, log) // logs and errors name it without its password
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return db, nil
 	}
-	return nil, fmt.Errorf("unsupported store %q: use sqlite:PATH (PostgreSQL stores come later)", cfg.Store)
+	return nil, fmt.Errorf("unsupported store %s: use sqlite:PATH or postgres://user:password@host:port/database",
+		redactURL(cfg.Store))
+}
+
+// redactURL returns s, a URL, with any password replaced by "xxxxx"; anything else that might
+// hold one, as a placeholder.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return strconv.Quote(u.Redacted())
 }
 
 func (s *Server) start(ctx context.Context) error {
