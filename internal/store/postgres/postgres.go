@@ -142,8 +142,15 @@ func Open(ctx context.Context, connString string, logger *slog.Logger) (*DB, err
 		return nil, fmt.Errorf("open postgres store %s: cannot parse the connection string; "+
 			"write it as postgres://user:password@host:port/database?option=value", name)
 	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
-		cfg.ConnConfig.RuntimeParams["application_name"] = "pglink"
+	for k, v := range map[string]string{
+		"application_name": "pglink",
+		// A writer holds the writers' lock: if its process hangs or is cut off mid-transaction,
+		// PostgreSQL ends the session, so the others are not held up for good.
+		"idle_in_transaction_session_timeout": "60s",
+	} {
+		if _, ok := cfg.ConnConfig.RuntimeParams[k]; !ok {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	listenCfg := cfg.ConnConfig.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
