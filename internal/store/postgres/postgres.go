@@ -970,6 +970,42 @@ func (t *tx) DeletePrincipal(ctx context.Context, objectID string) error {
 	return nil
 }
 
+func (t *tx) Setting(ctx context.Context, name string) ([]byte, error) {
+	if err := t.check(false); err != nil {
+		return nil, fmt.Errorf("get setting %s: %w", name, err)
+	}
+	var value []byte
+	err := t.tx.QueryRow(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&value)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("get setting %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get setting %s: %w", name, err)
+	}
+	return value, nil
+}
+
+func (t *tx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if err := t.check(true); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if name == "" {
+		return errors.New("put setting: empty name")
+	}
+	if _, err := t.nextRevision(ctx); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if _, err := t.tx.Exec(ctx,
+		`INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+		name, value); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if err := t.changed(ctx, "setting:"+name, false); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	return nil
+}
+
 // normTime returns t as the store gives it back: UTC, without a monotonic clock reading, to the
 // microsecond (PostgreSQL's precision; pgx truncates).
 func normTime(t time.Time) time.Time { return t.Round(0).UTC().Truncate(time.Microsecond) }

@@ -74,9 +74,16 @@ CREATE TABLE principals (
 	body       bytea
 );
 
+-- pglink's own state that every process sharing the store agrees on (the tenant, the token
+-- signing keys, the CA).
+CREATE TABLE settings (
+	name  text COLLATE "C" PRIMARY KEY,
+	value bytea
+);
+
 CREATE TABLE changes (
 	revision bigint NOT NULL,
-	key      text COLLATE "C" NOT NULL, -- resource Key, or "op:" + operation ID
+	key      text COLLATE "C" NOT NULL, -- resource Key, "op:" + operation ID, or "setting:" + name
 	deleted  boolean NOT NULL,
 	PRIMARY KEY (revision, key)
 );
