@@ -2,9 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,5 +123,91 @@ func TestUnsupportedStoreHidesPassword(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "postgress://pglink:xxxxx@db.example.com/pglink") {
 		t.Errorf("Start(misspelled store URL) = %v; want an error naming the URL without its password", err)
+	}
+}
+
+// TestReplicasShareFirstStart: two pglink processes started together on one PostgreSQL store,
+// each with a data dir of its own, are one control plane: the same tenant, subscription and
+// administrator in each bootstrap.json (with its own armEndpoint), the same CA and token signing
+// key, and one state.
+func TestReplicasShareFirstStart(t *testing.T) {
+	url := pgtest.New(t).CreateDatabase(t)
+	const n = 2
+	ins := make([]*instance, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := server.DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Engine = "records"
+		cfg.Store = url
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		ins[i] = &instance{t: t, dir: cfg.DataDir, cfg: cfg}
+		wg.Go(func() {
+			var srv *server.Server
+			if srv, errs[i] = server.Start(context.Background(), cfg); errs[i] == nil {
+				ins[i].srv, ins[i].boot = srv, srv.Bootstrap()
+			}
+		})
+	}
+	wg.Wait()
+	for i, in := range ins {
+		t.Cleanup(in.stop)
+		if errs[i] != nil {
+			t.Fatalf("start replica %d: %v", i, errs[i])
+		}
+	}
+	a, b := ins[0], ins[1]
+	same := func(x server.Bootstrap) server.Bootstrap {
+		x.ARMEndpoint, x.AuthorityHost, x.CACertFile = "", "", ""
+		return x
+	}
+	if same(a.boot) != same(b.boot) {
+		t.Errorf("replicas' bootstrap.json differ: tenant %s, client %s vs tenant %s, client %s; want the same but the endpoints",
+			a.boot.TenantID, a.boot.ClientID, b.boot.TenantID, b.boot.ClientID)
+	}
+	if a.boot.ARMEndpoint == b.boot.ARMEndpoint {
+		t.Errorf("both replicas' armEndpoint = %s; want each its own", a.boot.ARMEndpoint)
+	}
+	for _, in := range ins {
+		if disk, err := server.ReadBootstrap(in.dir); err != nil || disk != in.boot {
+			t.Errorf("%s/bootstrap.json = %+v, %v; want %+v", in.dir, disk, err, in.boot)
+		}
+	}
+	caA, errA := os.ReadFile(a.boot.CACertFile)
+	caB, errB := os.ReadFile(b.boot.CACertFile)
+	if errA != nil || errB != nil || !bytes.Equal(caA, caB) {
+		t.Errorf("replicas' CA certificates differ (%v, %v); want one CA", errA, errB)
+	}
+
+	// The administrator is one principal with one secret: each replica's credential works at
+	// it, and what one writes the other reads.
+	ctx := ctxT(t)
+	atB := newClients(t, b)
+	atB.group(t, "rg")
+	atA := newClients(t, a)
+	srv := atA.server(t, "rg", "db1") // its operation is run by either replica's workers
+	got, err := atB.servers.Get(ctx, "rg", "db1", nil)
+	if err != nil || *got.ID != *srv.ID {
+		t.Errorf("get at replica B of a server created at A = %v; want it", err)
+	}
+
+	// Both sign tokens with the one key (each names itself the issuer).
+	type key struct{ Kid, N, E string }
+	jwks := func(in *instance) []key {
+		resp, err := in.httpClient().Get(in.boot.AuthorityHost + "/" + in.boot.TenantID + "/discovery/v2.0/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc struct{ Keys []key }
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 || len(doc.Keys) == 0 {
+			t.Fatalf("GET keys at %s = %d, %v", in.boot.AuthorityHost, resp.StatusCode, err)
+		}
+		return doc.Keys
+	}
+	if ka, kb := jwks(a), jwks(b); !slices.Equal(ka, kb) {
+		t.Errorf("replicas' signing keys: %v and %v; want one key", ka, kb)
 	}
 }

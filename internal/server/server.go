@@ -175,6 +175,11 @@ func redactURL(s string) string {
 
 func (s *Server) start(ctx context.Context) error {
 	cfg := s.cfg
+	// The tenant, the signing key and the CA come from the store, so that every process on it
+	// is one control plane; the data dir mirrors them.
+	if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
+		return err
+	}
 	b, err := firstStart(ctx, s.st, cfg.DataDir)
 	if err != nil {
 		return err
