@@ -722,3 +722,26 @@ func TestSessionSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneEventsInBatches: pruning more events than one batch removes them all, batch after
+// batch, and keeps the newest.
+func TestPruneEventsInBatches(t *testing.T) {
+	db := open(t, newDatabase(t))
+	ctx := t.Context()
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	const n = 2*pruneBatch + 123
+	if _, err := db.pool.Exec(ctx, `
+		INSERT INTO events (time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body)
+		SELECT $1::timestamptz + i * interval '1 second', 's1', '', '', '', '', '', '', NULL
+		FROM generate_series(1, $2::int) AS i`, start, n); err != nil {
+		t.Fatal(err)
+	}
+	const keep = 100
+	if got, err := db.PruneEvents(ctx, start, keep); err != nil || got != n-keep {
+		t.Errorf("PruneEvents(keep %d of %d) = %d, %v; want %d, nil", keep, n, got, err, n-keep)
+	}
+	evs, err := db.Events(ctx, store.EventQuery{Subscription: "s1"})
+	if err != nil || len(evs) != keep || !evs[0].Time.Equal(start.Add(n*time.Second)) {
+		t.Errorf("Events after pruning = %d events, %v; want the newest %d", len(evs), err, keep)
+	}
+}
