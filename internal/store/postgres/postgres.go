@@ -62,8 +62,8 @@ var schemaV1 string
 // meta.schema_version. Append to it; never edit an entry that has shipped.
 var migrations = []string{schemaV1}
 
-// SchemaVersion is the schema version this pglink writes and reads.
-var SchemaVersion = len(migrations)
+// SchemaVersion returns the schema version this pglink writes and reads.
+func SchemaVersion() int { return len(migrations) }
 
 // channel is the LISTEN/NOTIFY channel of commits.
 const channel = "pglink_changes"

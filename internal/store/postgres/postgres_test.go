@@ -151,8 +151,8 @@ func TestReopen(t *testing.T) {
 			t.Errorf("reopen %d: Events = %d events, %v; want 1, nil", i, len(ev), err)
 		}
 		var version int
-		if err := db.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil || version != SchemaVersion {
-			t.Errorf("reopen %d: schema_version = %d, %v; want %d", i, version, err, SchemaVersion)
+		if err := db.pool.QueryRow(ctx, `SELECT value FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil || version != SchemaVersion() {
+			t.Errorf("reopen %d: schema_version = %d, %v; want %d", i, version, err, SchemaVersion())
 		}
 		if rev, err := db.Revision(ctx); err != nil || rev != put.Revision+int64(i) {
 			t.Errorf("reopen %d: Revision = %d, %v; want %d", i, rev, err, put.Revision+int64(i))
@@ -201,7 +201,7 @@ func TestNewerSchema(t *testing.T) {
 		db.Close()
 		t.Fatalf("Open(schema version 99) = nil; want an error")
 	}
-	for _, want := range []string{"newer", "99", fmt.Sprintf("pglink's %d", SchemaVersion)} {
+	for _, want := range []string{"newer", "99", fmt.Sprintf("pglink's %d", SchemaVersion())} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Open(schema version 99) = %v; want an error that says %q", err, want)
 		}
