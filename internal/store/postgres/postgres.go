@@ -323,7 +323,8 @@ func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 
 // LeaseOperation hands the oldest InProgress operation whose lease is free or expired at now
 // (LeaseUntil <= now) to owner until now+dur and increments its Attempts. It returns
-// store.ErrNotFound if there is none. The candidate is taken with FOR UPDATE SKIP LOCKED: a row
+// store.ErrNotFound if there is none, found without the writers' lock. The candidate is taken
+// with FOR UPDATE SKIP LOCKED: a row
 // another transaction holds is passed over, never waited for. (Leases are writes and run one at
 // a time like every writer, so among pglink's own transactions none holds an operation row
 // when a lease looks; the clause keeps a lease from queueing behind anyone else's lock.)
@@ -333,6 +334,17 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 	}
 	if dur <= 0 {
 		return store.Operation{}, fmt.Errorf("lease operation for %s: lease duration %v is not positive", owner, dur)
+	}
+	// Workers of every process ask after each commit anywhere; most find nothing. A look
+	// outside the writers' lock answers them without holding up writers.
+	var leasable bool
+	if err := d.pool.QueryRow(ctx,
+		`SELECT EXISTS (SELECT FROM operations WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= $1))`,
+		now).Scan(&leasable); err != nil {
+		return store.Operation{}, fmt.Errorf("lease operation for %s: %w", owner, err)
+	}
+	if !leasable {
+		return store.Operation{}, fmt.Errorf("lease operation for %s: %w", owner, store.ErrNotFound)
 	}
 	var op store.Operation
 	err := d.write(ctx, func(t *tx) error {

@@ -544,6 +544,47 @@ func TestLeaseSkipsLockedRows(t *testing.T) {
 	}
 }
 
+// TestIdleLeaseTakesNoLock: a LeaseOperation that finds nothing to lease does not wait for the
+// writers' lock, so the workers of every process, which ask after each commit, do not hold up
+// writers.
+func TestIdleLeaseTakesNoLock(t *testing.T) {
+	url := newDatabase(t)
+	db := open(t, url)
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := db.Update(t.Context(), func(tx store.Tx) error {
+		_, err := tx.PutOperation(t.Context(), store.Operation{ID: "leased", ResourceKey: "k", Status: store.OpInProgress,
+			LeaseOwner: "w0", LeaseUntil: now.Add(time.Hour), Created: now})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	writer, err := conn.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Rollback(context.Background())
+	if _, err := writer.Exec(t.Context(), `LOCK TABLE revision IN EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := db.LeaseOperation(ctx, "w1", now, time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LeaseOperation with nothing to lease while a writer holds the lock = %v; want ErrNotFound at once", err)
+	}
+	// With something to lease, it waits for the writer.
+	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel2()
+	if op, err := db.LeaseOperation(ctx2, "w1", now.Add(2*time.Hour), time.Minute); err == nil {
+		t.Errorf("LeaseOperation of an expired lease while a writer holds the lock = %s; want it to wait", op.ID)
+	}
+}
+
 // TestNotifyAcrossStores: a commit through one store wakes the Notify channels of another on the
 // same database; when the other's notification connection is killed, it reconnects, signals
 // once, and hears commits again.
