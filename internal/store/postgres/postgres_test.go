@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -785,4 +786,57 @@ func TestPruneEventsInBatches(t *testing.T) {
 	if err != nil || len(evs) != keep || !evs[0].Time.Equal(start.Add(n*time.Second)) {
 		t.Errorf("Events after pruning = %d events, %v; want the newest %d", len(evs), err, keep)
 	}
+}
+
+// BenchmarkUpdate measures writers in parallel: each Update puts one resource. Writers run one
+// at a time (the writers' lock), so this is the store's commit rate.
+func BenchmarkUpdate(b *testing.B) {
+	pgtest.Require(b, clusterErr)
+	db, err := Open(b.Context(), cluster.CreateDatabase(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := fmt.Sprintf("/subscriptions/s/r%d", n.Add(1))
+			err := db.Update(b.Context(), func(tx store.Tx) error {
+				_, err := tx.Put(b.Context(), store.Resource{Key: key, Body: []byte(`{}`)}, "")
+				return err
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkView measures reads in parallel: each View gets one resource.
+func BenchmarkView(b *testing.B) {
+	pgtest.Require(b, clusterErr)
+	db, err := Open(b.Context(), cluster.CreateDatabase(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	key := "/subscriptions/s"
+	if err := db.Update(b.Context(), func(tx store.Tx) error {
+		_, err := tx.Put(b.Context(), store.Resource{Key: key, Body: []byte(`{}`)}, "")
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := db.View(b.Context(), func(tx store.Tx) error {
+				_, err := tx.Get(b.Context(), key)
+				return err
+			}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
