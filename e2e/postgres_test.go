@@ -133,6 +133,7 @@ func TestUnsupportedStoreHidesPassword(t *testing.T) {
 func TestReplicasShareFirstStart(t *testing.T) {
 	url := pgtest.New(t).CreateDatabase(t)
 	const n = 2
+	var logs syncBuffer
 	ins := make([]*instance, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -142,7 +143,7 @@ func TestReplicasShareFirstStart(t *testing.T) {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.Engine = "records"
 		cfg.Store = url
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		ins[i] = &instance{t: t, dir: cfg.DataDir, cfg: cfg}
 		wg.Go(func() {
 			var srv *server.Server
@@ -157,6 +158,9 @@ func TestReplicasShareFirstStart(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("start replica %d: %v", i, errs[i])
 		}
+	}
+	if got := bytes.Count(logs.Bytes(), []byte("stored the first-start state")); got != 1 {
+		t.Errorf("%d replicas stored the first-start state; want 1\n%s", got, logs.Bytes())
 	}
 	a, b := ins[0], ins[1]
 	same := func(x server.Bootstrap) server.Bootstrap {

@@ -136,6 +136,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// exclusive is a store shared by processes that can run a function in one of them at a time
+// (postgres.DB: an advisory lock).
+type exclusive interface {
+	Exclusive(ctx context.Context, name string, fn func(context.Context) error) error
+}
+
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
 	switch {
 	case cfg.Store == "" || strings.HasPrefix(cfg.Store, "sqlite:"):
@@ -176,11 +182,24 @@ func redactURL(s string) string {
 func (s *Server) start(ctx context.Context) error {
 	cfg := s.cfg
 	// The tenant, the signing key and the CA come from the store, so that every process on it
-	// is one control plane; the data dir mirrors them.
-	if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
+	// is one control plane; the data dir mirrors them. Processes that share a store make the
+	// first-start state one at a time where the store allows it (every step is safe at once
+	// too: each is one serializable transaction that creates what is missing).
+	var b Bootstrap
+	first := func(ctx context.Context) error {
+		if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
+			return err
+		}
+		var err error
+		b, err = firstStart(ctx, s.st, cfg.DataDir)
 		return err
 	}
-	b, err := firstStart(ctx, s.st, cfg.DataDir)
+	var err error
+	if x, ok := s.st.(exclusive); ok {
+		err = x.Exclusive(ctx, "first start", first)
+	} else {
+		err = first(ctx)
+	}
 	if err != nil {
 		return err
 	}

@@ -321,6 +321,27 @@ func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 	return nil
 }
 
+// Exclusive runs fn while it holds the session advisory lock named name in d's database, so
+// that processes sharing the database run it one at a time; it waits for the lock until ctx is
+// done. The lock is held on a connection of its own: fn may use d. If that connection is lost
+// while fn runs, the lock is released early, so fn must be correct when run twice at once
+// (Exclusive saves work and keeps logs clear; it is not what makes fn safe).
+func (d *DB) Exclusive(ctx context.Context, name string, fn func(context.Context) error) error {
+	conn, err := pgx.ConnectConfig(ctx, d.listenCfg)
+	if err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listenCloseTimeout)
+		defer cancel()
+		conn.Close(cctx) // ends the session, and with it the lock
+	}()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, "pglink:"+name); err != nil {
+		return fmt.Errorf("lock %q: %w", name, err)
+	}
+	return fn(ctx)
+}
+
 // LeaseOperation hands the oldest InProgress operation whose lease is free or expired at now
 // (LeaseUntil <= now) to owner until now+dur and increments its Attempts. It returns
 // store.ErrNotFound if there is none, found without the writers' lock. The candidate is taken

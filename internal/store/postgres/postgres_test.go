@@ -545,6 +545,62 @@ func TestLeaseSkipsLockedRows(t *testing.T) {
 	}
 }
 
+// TestExclusive: processes (stores) that share a database run an Exclusive function one at a
+// time, and another name is not held up.
+func TestExclusive(t *testing.T) {
+	url := newDatabase(t)
+	var running, most atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 4 {
+		db := open(t, url)
+		wg.Go(func() {
+			err := db.Exclusive(t.Context(), "first start", func(ctx context.Context) error {
+				n := running.Add(1)
+				defer running.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(50 * time.Millisecond)
+				// fn may use the store.
+				return db.Update(ctx, func(tx store.Tx) error {
+					_, err := tx.Put(ctx, store.Resource{Key: fmt.Sprintf("/subscriptions/s%d", i)}, "")
+					return err
+				})
+			})
+			if err != nil {
+				t.Errorf("Exclusive %d = %v; want nil", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if m := most.Load(); m != 1 {
+		t.Errorf("at most %d Exclusive functions ran at once; want 1", m)
+	}
+
+	// While one holds "a", "b" is free, and "a" waits.
+	db := open(t, url)
+	held, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- db.Exclusive(t.Context(), "a", func(context.Context) error { close(held); <-release; return nil })
+	}()
+	<-held
+	if err := db.Exclusive(t.Context(), "b", func(context.Context) error { return nil }); err != nil {
+		t.Errorf("Exclusive(b) while a is held = %v; want nil", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := db.Exclusive(ctx, "a", func(context.Context) error { return nil }); err == nil {
+		t.Errorf("Exclusive(a) while a is held = nil; want it to wait until ctx is done")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Errorf("Exclusive(a) = %v; want nil", err)
+	}
+	if err := db.Exclusive(t.Context(), "a", func(context.Context) error { return nil }); err != nil {
+		t.Errorf("Exclusive(a) once released = %v; want nil", err)
+	}
+}
+
 // TestIdleLeaseTakesNoLock: a LeaseOperation that finds nothing to lease does not wait for the
 // writers' lock, so the workers of every process, which ask after each commit, do not hold up
 // writers.
