@@ -165,12 +165,15 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 		redactURL(cfg.Store))
 }
 
-// redactURL returns s, a URL, with any password replaced by "xxxxx"; anything else that might
-// hold one, as a placeholder.
+// redactURL returns s, quoted, if it is a URL, with any password replaced by "xxxxx"; for
+// anything else, which might hold a password where this function cannot tell, a placeholder.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable URL)"
+	if err != nil || u.Scheme == "" {
+		return "(not a URL)"
+	}
+	if u.Opaque != "" {
+		return strconv.Quote(u.Scheme + ":…")
 	}
 	if q := u.Query(); q.Has("password") {
 		q.Set("password", "xxxxx")
