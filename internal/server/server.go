@@ -136,9 +136,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// exclusive is a store shared by processes that can run a function in one of them at a time
-// (postgres.DB: an advisory lock).
-type exclusive interface {
+// sharedStore is a store that several processes share (postgres.DB). Exclusive runs fn in one
+// of them at a time.
+type sharedStore interface {
 	Exclusive(ctx context.Context, name string, fn func(context.Context) error) error
 }
 
@@ -184,24 +184,25 @@ func redactURL(s string) string {
 
 func (s *Server) start(ctx context.Context) error {
 	cfg := s.cfg
-	// The tenant, the signing key and the CA come from the store, so that every process on it
-	// is one control plane; the data dir mirrors them. Processes that share a store make the
-	// first-start state one at a time where the store allows it (every step is safe at once
-	// too: each is one serializable transaction that creates what is missing).
 	var b Bootstrap
-	first := func(ctx context.Context) error {
-		if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
-			return err
-		}
-		var err error
-		b, err = firstStart(ctx, s.st, cfg.DataDir)
-		return err
-	}
 	var err error
-	if x, ok := s.st.(exclusive); ok {
-		err = x.Exclusive(ctx, "first start", first)
+	if x, ok := s.st.(sharedStore); ok {
+		// The tenant, the administrator, the signing key and the CA come from the store, so
+		// that every process on it is one control plane; the data dir mirrors them. Processes
+		// make the first-start state one at a time (each step is safe at once too: it is one
+		// serializable transaction that creates what is missing).
+		err = x.Exclusive(ctx, "first start", func(ctx context.Context) error {
+			if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
+				return err
+			}
+			var err error
+			b, err = firstStart(ctx, s.st, cfg.DataDir)
+			return err
+		})
 	} else {
-		err = first(ctx)
+		// A store of this process alone: the data dir holds the first-start state, and the
+		// store never holds the administrator's credentials in clear.
+		b, err = firstStart(ctx, s.st, cfg.DataDir)
 	}
 	if err != nil {
 		return err

@@ -18,11 +18,11 @@ import (
 // sharedSetting names the store setting that holds the shared first-start state.
 const sharedSetting = "bootstrap"
 
-// shared is the first-start state every pglink process on one store shares: the tenant, the
-// default subscription and the administrator (the fields of bootstrap.json but the
-// endpoints), the key that signs tokens and the local CA. The store holds it, as JSON; each
-// process mirrors it into its data dir, where the rest of pglink reads it: bootstrap.json,
-// identity-key.pem, tls/ca.pem and tls/ca-key.pem.
+// shared is the first-start state every pglink process on one shared store (sharedStore)
+// shares: the tenant, the default subscription and the administrator (the fields of
+// bootstrap.json but the endpoints), the key that signs tokens and the local CA. The store holds
+// it, as JSON, secrets and all; each process mirrors it into its data dir, where the rest of
+// pglink reads it: bootstrap.json, identity-key.pem, tls/ca.pem and tls/ca-key.pem.
 type shared struct {
 	TenantID       string `json:"tenantId"`
 	SubscriptionID string `json:"subscriptionId"`
@@ -50,10 +50,9 @@ func filesOf(dir string) sharedFiles {
 // shareFirstStart makes the store hold the shared first-start state, once, and mirrors it into
 // dir. This process proposes the state it finds in dir (a data dir from before the state was
 // kept in the store keeps its tenant, keys and CA), made up where dir has none. The proposal is
-// written only if the store holds no state yet, in the transaction that looks: writers of a
-// store run one at a time (SQLite's single writer; PostgreSQL's writers' lock, see package
-// store/postgres), so of several processes starting together on an empty store exactly one
-// creates the state and the others adopt it. It returns the store's state.
+// written only if the store holds no state yet, in the transaction that looks: Updates behave as
+// if run one after another, so of several processes starting together on an empty store exactly
+// one creates the state and the others adopt it. It returns the store's state.
 func shareFirstStart(ctx context.Context, st store.Store, dir string, log *slog.Logger) (shared, error) {
 	local, found, err := readShared(dir)
 	if err != nil {

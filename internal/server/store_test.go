@@ -1,8 +1,15 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pglink/pglink/internal/store"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -30,6 +37,38 @@ func TestOpenStoreRefusesUnknownSchemes(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "unsupported store") {
 			t.Errorf("openStore(%s) = %v; want an unsupported store error without the password", redactURL(s), err)
+		}
+	}
+}
+
+// TestSQLiteKeepsFirstStartInDataDir: with a store of its own (SQLite), pglink keeps the
+// first-start state in the data dir only; the store never holds the administrator's
+// credentials in clear.
+func TestSQLiteKeepsFirstStartInDataDir(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := Start(t.Context(), Config{DataDir: dir, Listen: "127.0.0.1:0", Engine: "records",
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	b := srv.Bootstrap()
+	err = srv.Store().View(t.Context(), func(tx store.Tx) error {
+		_, err := tx.Setting(t.Context(), sharedSetting)
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Setting(%s) in the SQLite store = %v; want ErrNotFound", sharedSetting, err)
+	}
+	for _, name := range []string{"pglink.db", "pglink.db-wal"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range []string{b.ClientSecret, b.Password} {
+			if bytes.Contains(data, []byte(secret)) {
+				t.Errorf("%s holds an administrator secret in clear", name)
+			}
 		}
 	}
 }
