@@ -75,7 +75,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the store, keys, certificates and bootstrap.json")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTPS address of the API, identity endpoints and portal")
-	fs.StringVar(&cfg.Store, "store", cfg.Store, "store URL: empty for SQLite in the data dir, or sqlite:PATH")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: empty for SQLite in the data dir, sqlite:PATH, or postgres://user:password@host:port/database (default $"+storeEnv+")")
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "loopback block for data-plane endpoint addresses")
 	fs.IntVar(&cfg.EndpointPort, "endpoint-port", cfg.EndpointPort, "port of every data-plane endpoint")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "reserved for the private DNS server, which is not served yet: accepted and ignored")
@@ -103,12 +103,27 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
+	cfg.Store = storeFlag(fs, os.Getenv)
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	return server.Run(ctx, cfg)
+}
+
+// storeEnv names the environment variable that gives the store when --store does not, so a
+// password need not appear on a command line.
+const storeEnv = "PGLINK_STORE"
+
+// storeFlag returns the store fs's --store gives if it was set (even to ""), else $PGLINK_STORE.
+func storeFlag(fs *flag.FlagSet, getenv func(string) string) string {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "store" })
+	if set {
+		return fs.Lookup("store").Value.String()
+	}
+	return getenv(storeEnv)
 }
 
 func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -16,22 +15,14 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pglink/pglink/internal/engine"
+	"github.com/pglink/pglink/internal/pgtest"
 )
-
-// pgBin is the bin directory of the newest PostgreSQL installed on this host, found as the
-// engine finds it; pgBinErr says why there is none.
-var _, pgBin, pgBinErr = engine.NewestInstalled()
 
 // requirePart ends a test that lacks a part it needs: a skip on a developer machine, a failure
 // under CI=true, where every part must be present.
@@ -44,96 +35,12 @@ func requirePart(t testing.TB, format string, args ...any) {
 }
 
 // cluster is a PostgreSQL cluster that listens only on a unix socket.
-type cluster struct {
-	Socket   string // directory of .s.PGSQL.5432
-	Password string // of the superuser "postgres"
-}
+type cluster = pgtest.Cluster
 
-// startPostgres starts a cluster in a fresh directory and stops it in t.Cleanup. As root it
-// runs PostgreSQL as the postgres OS user.
+// startPostgres starts a cluster in a fresh directory and stops it in t.Cleanup (pgtest.New).
 func startPostgres(t testing.TB) *cluster {
 	t.Helper()
-	if pgBinErr != nil {
-		requirePart(t, "PostgreSQL is not installed: %v", pgBinErr)
-	}
-	// A short path: a unix socket path has at most 107 bytes.
-	base, err := os.MkdirTemp("", "pglgw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(base) })
-	var cred *syscall.Credential
-	uid, gid := -1, -1
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			requirePart(t, "running as root and there is no postgres OS user: %v", err)
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-		// The postgres user must traverse base (MkdirTemp makes it 0700) to reach its dirs.
-		if err := os.Chmod(base, 0o711); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, sock, pwfile := filepath.Join(base, "data"), filepath.Join(base, "sock"), filepath.Join(base, "pw")
-	c := &cluster{Socket: sock, Password: "s3cret-" + strconv.Itoa(mrand.IntN(1e6))}
-	if err := os.WriteFile(pwfile, []byte(c.Password+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{data, sock} {
-		if err := os.Mkdir(d, 0o700); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if cred != nil {
-		for _, p := range []string{data, sock, pwfile} {
-			if err := os.Chown(p, uid, gid); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(filepath.Join(pgBin, name), args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		cmd.Dir = base
-		cmd.Env = append(os.Environ(), "LC_ALL=C")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-		}
-	}
-	run("initdb", "-D", data, "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pwfile, "-E", "UTF8", "--no-sync")
-	conf := fmt.Sprintf("listen_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\n"+
-		"full_page_writes = off\nmax_connections = 50\nshared_buffers = 32MB\nlog_connections = on\n", sock)
-	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(conf); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	logFile := filepath.Join(base, "postgres.log")
-	if cred != nil {
-		// pg_ctl, running as postgres, creates the log file in base, which it cannot write.
-		if err := os.WriteFile(logFile, nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(logFile, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run("pg_ctl", "-D", data, "-l", logFile, "-w", "-t", "60", "start")
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(pgBin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Logf("pg_ctl stop: %v\n%s", err, out)
-		}
-	})
-	return c
+	return pgtest.New(t)
 }
 
 // socketProxy is a unix socket in front of a cluster's socket that counts the connections and

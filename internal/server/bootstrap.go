@@ -69,14 +69,7 @@ func randomSecret(n int) string {
 func firstStart(ctx context.Context, st store.Store, dir string) (Bootstrap, error) {
 	b, err := ReadBootstrap(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		b = Bootstrap{
-			TenantID:       resource.NewGUID(),
-			SubscriptionID: resource.NewGUID(),
-			ClientID:       resource.NewGUID(),
-			ClientSecret:   randomSecret(32),
-			Username:       "admin@pglink.local",
-			Password:       "Pg1-" + randomSecret(12),
-		}
+		b = newBootstrap()
 		err = writeBootstrap(dir, b)
 	}
 	if err != nil {
@@ -99,6 +92,18 @@ func firstStart(ctx context.Context, st store.Store, dir string) (Bootstrap, err
 		}
 	}
 	return b, nil
+}
+
+// newBootstrap returns a new tenant, subscription and administrator.
+func newBootstrap() Bootstrap {
+	return Bootstrap{
+		TenantID:       resource.NewGUID(),
+		SubscriptionID: resource.NewGUID(),
+		ClientID:       resource.NewGUID(),
+		ClientSecret:   randomSecret(32),
+		Username:       "admin@pglink.local",
+		Password:       "Pg1-" + randomSecret(12),
+	}
 }
 
 // ensureOwner gives the principal with login an Owner assignment at the root scope unless it

@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +31,7 @@ import (
 	"github.com/pglink/pglink/internal/providers/resources"
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/postgres"
 	"github.com/pglink/pglink/internal/store/sqlite"
 )
 
@@ -36,7 +39,7 @@ import (
 type Config struct {
 	DataDir         string        // where everything is kept
 	Listen          string        // HTTPS listen address for the API, identity and portal
-	Store           string        // "" for SQLite in DataDir, or a store URL
+	Store           string        // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
 	EndpointNetwork string        // address block for data-plane endpoints
 	DNSListen       string        // address of the private DNS server
 	TLSCert, TLSKey string        // bring-your-own certificate; "" for the local CA
@@ -133,6 +136,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// sharedStore is a store that several processes share (postgres.DB). Exclusive runs fn in one
+// of them at a time.
+type sharedStore interface {
+	Exclusive(ctx context.Context, name string, fn func(context.Context) error) error
+}
+
 func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, error) {
 	switch {
 	case cfg.Store == "" || strings.HasPrefix(cfg.Store, "sqlite:"):
@@ -145,13 +154,56 @@ func openStore(ctx context.Context, cfg Config, log *slog.Logger) (store.Store, 
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return db, nil
+	case strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://"):
+		db, err := postgres.Open(ctx, cfg.Store, log) // logs and errors name it without its password
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return db, nil
 	}
-	return nil, fmt.Errorf("unsupported store %q: use sqlite:PATH (PostgreSQL stores come later)", cfg.Store)
+	return nil, fmt.Errorf("unsupported store %s: use sqlite:PATH or postgres://user:password@host:port/database",
+		redactURL(cfg.Store))
+}
+
+// redactURL returns s, quoted, if it is a URL, with any password replaced by "xxxxx"; for
+// anything else, which might hold a password where this function cannot tell, a placeholder.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" {
+		return "(not a URL)"
+	}
+	if u.Opaque != "" {
+		return strconv.Quote(u.Scheme + ":…")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return strconv.Quote(u.Redacted())
 }
 
 func (s *Server) start(ctx context.Context) error {
 	cfg := s.cfg
-	b, err := firstStart(ctx, s.st, cfg.DataDir)
+	var b Bootstrap
+	var err error
+	if x, ok := s.st.(sharedStore); ok {
+		// The tenant, the administrator, the signing key and the CA come from the store, so
+		// that every process on it is one control plane; the data dir mirrors them. Processes
+		// make the first-start state one at a time (each step is safe at once too: it is one
+		// serializable transaction that creates what is missing).
+		err = x.Exclusive(ctx, "first start", func(ctx context.Context) error {
+			if _, err := shareFirstStart(ctx, s.st, cfg.DataDir, s.log); err != nil {
+				return err
+			}
+			var err error
+			b, err = firstStart(ctx, s.st, cfg.DataDir)
+			return err
+		})
+	} else {
+		// A store of this process alone: the data dir holds the first-start state, and the
+		// store never holds the administrator's credentials in clear.
+		b, err = firstStart(ctx, s.st, cfg.DataDir)
+	}
 	if err != nil {
 		return err
 	}

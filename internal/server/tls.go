@@ -71,7 +71,7 @@ func ensureTLS(dir, host, certFile, keyFile string) (srv, ca tls.Certificate, ca
 		return srv, ca, "", fmt.Errorf("local CA: %w", err)
 	}
 	names := []string{"localhost", "127.0.0.1", host}
-	if srv, err = tls.LoadX509KeyPair(srvFile, srvKeyFile); err == nil && covers(srv, names) {
+	if srv, err = tls.LoadX509KeyPair(srvFile, srvKeyFile); err == nil && covers(srv, names) && signedBy(srv, ca) {
 		return srv, ca, caFile, nil
 	}
 	srv, err = newServerCert(ca, names, srvFile, srvKeyFile)
@@ -94,6 +94,20 @@ func covers(c tls.Certificate, names []string) bool {
 	return true
 }
 
+// signedBy reports whether c's leaf is signed by ca: false once the CA was replaced (by the
+// store's, see shareFirstStart).
+func signedBy(c, ca tls.Certificate) bool {
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return false
+	}
+	caCert, err := x509.ParseCertificate(ca.Certificate[0])
+	if err != nil {
+		return false
+	}
+	return leaf.CheckSignatureFrom(caCert) == nil
+}
+
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
@@ -104,9 +118,24 @@ func serial() *big.Int {
 }
 
 func newCA(certFile, keyFile string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := makeCA()
 	if err != nil {
 		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.LoadX509KeyPair(certFile, keyFile)
+}
+
+// makeCA returns a new local CA's certificate and private key, in PEM.
+func makeCA() (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
@@ -119,19 +148,14 @@ func newCA(certFile, keyFile string) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, nil, err
 	}
-	if err := writePEM(keyFile, "EC PRIVATE KEY", kder, 0o600); err != nil {
-		return tls.Certificate{}, err
-	}
-	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.LoadX509KeyPair(certFile, keyFile)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
 func newServerCert(ca tls.Certificate, names []string, certFile, keyFile string) (tls.Certificate, error) {

@@ -106,7 +106,7 @@ type Principal struct {
 // Change is one entry of the change feed.
 type Change struct {
 	Revision int64
-	Key      string // a resource Key, or "op:" + operation ID
+	Key      string // a resource Key, "op:" + operation ID, or "setting:" + setting name
 	Deleted  bool
 }
 
@@ -153,6 +153,14 @@ type Tx interface {
 	Principals(ctx context.Context, after string, limit int) ([]Principal, error)
 	// DeletePrincipal removes the principal with object id; ErrNotFound if there is none.
 	DeletePrincipal(ctx context.Context, objectID string) error
+
+	// Setting returns the value of the setting name, or ErrNotFound. Settings are pglink's own
+	// state that every process sharing the store must agree on, such as the tenant, the token
+	// signing keys and the CA.
+	Setting(ctx context.Context, name string) ([]byte, error)
+	// PutSetting creates or replaces the setting name. It appears on the change feed as
+	// "setting:" + name.
+	PutSetting(ctx context.Context, name string, value []byte) error
 }
 
 // Store is pglink's persistent state. Implementations are safe for concurrent use.

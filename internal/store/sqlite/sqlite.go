@@ -29,9 +29,12 @@ var schemaV1 string
 //go:embed schema_v2.sql
 var schemaV2 string
 
+//go:embed schema_v3.sql
+var schemaV3 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1, schemaV2}
+var migrations = []string{schemaV1, schemaV2, schemaV3}
 
 // Errors for misuse of a transaction.
 var (
@@ -829,6 +832,42 @@ func (t *tx) DeletePrincipal(ctx context.Context, objectID string) error {
 	}
 	if _, err := t.nextRevision(ctx); err != nil {
 		return fmt.Errorf("delete principal %s: %w", objectID, err)
+	}
+	return nil
+}
+
+func (t *tx) Setting(ctx context.Context, name string) ([]byte, error) {
+	if err := t.check(false); err != nil {
+		return nil, fmt.Errorf("get setting %s: %w", name, err)
+	}
+	var value []byte
+	err := t.tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get setting %s: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get setting %s: %w", name, err)
+	}
+	return value, nil
+}
+
+func (t *tx) PutSetting(ctx context.Context, name string, value []byte) error {
+	if err := t.check(true); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if name == "" {
+		return errors.New("put setting: empty name")
+	}
+	if _, err := t.nextRevision(ctx); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if _, err := t.tx.ExecContext(ctx,
+		`INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+		name, value); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
+	}
+	if err := t.changed(ctx, "setting:"+name, false); err != nil {
+		return fmt.Errorf("put setting %s: %w", name, err)
 	}
 	return nil
 }

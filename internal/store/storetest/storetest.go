@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventFilters", testEventFilters},
 		{"EventPaging", testEventPaging},
 		{"Principals", testPrincipals},
+		{"Settings", testSettings},
 		{"ConcurrentIncrements", testConcurrentIncrements},
 		{"ConcurrentLeases", testConcurrentLeases},
 	}
@@ -550,6 +551,7 @@ func testView(t *testing.T, s store.Store) {
 			return tx.PutPrincipal(t.Context(), store.Principal{ObjectID: "o1", Login: "a@example.com"})
 		}},
 		{"DeletePrincipal", func(tx store.Tx) error { return tx.DeletePrincipal(t.Context(), "o1") }},
+		{"PutSetting", func(tx store.Tx) error { return tx.PutSetting(t.Context(), "s", []byte("v")) }},
 	}
 	for _, w := range writes {
 		t.Run(w.name, func(t *testing.T) {
@@ -1404,6 +1406,81 @@ func testPrincipals(t *testing.T, s store.Store) {
 	}
 	if err := putP(store.Principal{ObjectID: "55555555-ffff-4fff-8fff-000000000006", Login: carol.Login}); err != nil {
 		t.Errorf("PutPrincipal(another principal with the deleted login) = %v; want nil", err)
+	}
+}
+
+func testSettings(t *testing.T, s store.Store) {
+	setting := func(name string) ([]byte, error) {
+		var v []byte
+		err := s.View(t.Context(), func(tx store.Tx) error {
+			var err error
+			v, err = tx.Setting(t.Context(), name)
+			return err
+		})
+		return v, err
+	}
+	putS := func(name string, v []byte) error {
+		return s.Update(t.Context(), func(tx store.Tx) error { return tx.PutSetting(t.Context(), name, v) })
+	}
+	if _, err := setting("bootstrap"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Setting(bootstrap) before Put = %v; want ErrNotFound", err)
+	}
+	rev := revision(t, s)
+	if err := putS("bootstrap", []byte(`{"v":1}`)); err != nil {
+		t.Fatalf("PutSetting(bootstrap) = %v; want nil", err)
+	}
+	if got, err := setting("bootstrap"); err != nil || string(got) != `{"v":1}` {
+		t.Errorf("Setting(bootstrap) = %q, %v; want {\"v\":1}, nil", got, err)
+	}
+	rev1 := revision(t, s)
+	if rev1 <= rev {
+		t.Errorf("Revision after PutSetting = %d; want > %d", rev1, rev)
+	}
+	if got, want := changes(t, s, rev, 0), []store.Change{{Revision: rev1, Key: "setting:bootstrap"}}; !slices.Equal(got, want) {
+		t.Errorf("Changes(%d) after PutSetting = %+v; want %+v", rev, got, want)
+	}
+	// Names are exact: another casing is another setting.
+	if _, err := setting("Bootstrap"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Setting(Bootstrap) = %v; want ErrNotFound", err)
+	}
+
+	// Create-if-absent in one transaction, as processes that start together do: the first
+	// value stays.
+	for _, v := range []string{`{"v":1}`, `{"v":2}`} {
+		err := s.Update(t.Context(), func(tx store.Tx) error {
+			if _, err := tx.Setting(t.Context(), "bootstrap"); err == nil {
+				return nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			return tx.PutSetting(t.Context(), "bootstrap", []byte(v))
+		})
+		if err != nil {
+			t.Fatalf("Update(create bootstrap if absent) = %v; want nil", err)
+		}
+	}
+	if got, err := setting("bootstrap"); err != nil || string(got) != `{"v":1}` {
+		t.Errorf("Setting(bootstrap) after create-if-absent = %q, %v; want the first value", got, err)
+	}
+
+	// Replace; a failed transaction leaves it.
+	if err := putS("bootstrap", []byte(`{"v":3}`)); err != nil {
+		t.Fatalf("PutSetting(replace) = %v; want nil", err)
+	}
+	err := s.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.PutSetting(t.Context(), "bootstrap", []byte(`{"v":4}`)); err != nil {
+			return err
+		}
+		if got, err := tx.Setting(t.Context(), "bootstrap"); err != nil || string(got) != `{"v":4}` {
+			t.Errorf("Setting(bootstrap) in the writing Tx = %q, %v; want its own write", got, err)
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("Update(fn fails) = %v; want %v", err, errBoom)
+	}
+	if got, err := setting("bootstrap"); err != nil || string(got) != `{"v":3}` {
+		t.Errorf("Setting(bootstrap) after rollback = %q, %v; want {\"v\":3}, nil", got, err)
 	}
 }
 

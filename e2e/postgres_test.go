@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
+
+	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/server"
+	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/postgres"
+)
+
+// TestPostgresStore runs pglink on a PostgreSQL store (--store postgres://…): the seed's
+// workflow through the Azure SDK, then a restart on the same database that finds everything,
+// resumes an operation whose worker died, and never logs the store's password.
+func TestPostgresStore(t *testing.T) {
+	cluster := pgtest.New(t)
+	url := cluster.CreateDatabase(t)
+	var logs syncBuffer
+	in := start(t, func(c *server.Config) {
+		c.Store = url
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	if _, ok := in.srv.Store().(*postgres.DB); !ok {
+		t.Fatalf("store = %T; want *postgres.DB", in.srv.Store())
+	}
+	c := newClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "rg")
+	srv := c.server(t, "rg", "db1")
+	subnet := c.vnet(t, "rg", "vnet")
+	if _, err := c.endpoint(t, "rg", "pe1", subnet, *srv.ID, true, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	pec := c.onlyConnection(t, "rg", "db1")
+	if _, err := c.setStatus(ctx, "rg", "db1", *pec.Name, pg.PrivateEndpointServiceConnectionStatusApproved, "ok"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A crash in the middle of a stop, made while pglink is down: the server is Stopping and
+	// its operation is leased by a worker that no longer exists.
+	in.stop()
+	id := *srv.ID
+	st, err := postgres.Open(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(ctx, func(tx store.Tx) error {
+		r, err := tx.Get(ctx, strings.ToLower(id))
+		if err != nil {
+			return err
+		}
+		r.Body = bytes.Replace(r.Body, []byte(`"state":"Ready"`), []byte(`"state":"Stopping"`), 1)
+		if _, err := tx.Put(ctx, r, ""); err != nil {
+			return err
+		}
+		input, _ := json.Marshal(map[string]any{"meta": map[string]any{"action": "Microsoft.DBforPostgreSQL/flexibleServers/stop/action"}, "data": "stop"})
+		now := time.Now().UTC()
+		_, err = tx.PutOperation(ctx, store.Operation{ID: "crashed-op", ResourceKey: strings.ToLower(id), ResourceID: id,
+			Kind: "postgresql.server.action", Goal: "x", Status: store.OpInProgress, Input: input, Method: "POST",
+			LeaseOwner: "dead-worker", LeaseUntil: now.Add(-time.Second), Attempts: 1, Created: now, Updated: now})
+		return err
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	in.restart()
+	c = newClients(t, in)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := c.servers.Get(ctx, "rg", "db1", nil)
+		if err != nil {
+			t.Fatalf("get server after restart: %v", err)
+		}
+		if *got.Properties.State == pg.ServerStateStopped {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("state after restart = %s; want the resumed stop to reach Stopped", *got.Properties.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := *c.onlyConnection(t, "rg", "db1").Properties.PrivateLinkServiceConnectionState.Status; s != pg.PrivateEndpointServiceConnectionStatusApproved {
+		t.Errorf("connection after restart = %s; want Approved", s)
+	}
+	if _, err := c.pes.Get(ctx, "rg", "pe1", nil); err != nil {
+		t.Errorf("get private endpoint after restart: %v", err)
+	}
+
+	log := logs.Bytes()
+	if bytes.Contains(log, []byte(cluster.Password)) {
+		t.Errorf("pglink's log holds the store's password")
+	}
+	if want := postgres.Redacted(url); !bytes.Contains(log, []byte(want)) {
+		t.Errorf("pglink's log does not name the store as %s", want)
+	}
+}
+
+// TestUnsupportedStoreHidesPassword: a store URL pglink does not know is refused without
+// echoing its password.
+func TestUnsupportedStoreHidesPassword(t *testing.T) {
+	cfg := server.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Engine = "records"
+	cfg.Store = "postgress://pglink:s3cret@db.example.com/pglink"
+	srv, err := server.Start(t.Context(), cfg)
+	if err == nil {
+		srv.Close()
+		t.Fatalf("Start(store %s) = nil; want an error", cfg.Store)
+	}
+	if strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "postgress://pglink:xxxxx@db.example.com/pglink") {
+		t.Errorf("Start(misspelled store URL) = %v; want an error naming the URL without its password", err)
+	}
+}
+
+// TestReplicasShareFirstStart: two pglink processes started together on one PostgreSQL store,
+// each with a data dir of its own, are one control plane: the same tenant, subscription and
+// administrator in each bootstrap.json (with its own armEndpoint), the same CA and token signing
+// key, and one state.
+func TestReplicasShareFirstStart(t *testing.T) {
+	url := pgtest.New(t).CreateDatabase(t)
+	const n = 2
+	var logs syncBuffer
+	ins := make([]*instance, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		cfg := server.DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.Engine = "records"
+		cfg.Store = url
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		ins[i] = &instance{t: t, dir: cfg.DataDir, cfg: cfg}
+		wg.Go(func() {
+			var srv *server.Server
+			if srv, errs[i] = server.Start(context.Background(), cfg); errs[i] == nil {
+				ins[i].srv, ins[i].boot = srv, srv.Bootstrap()
+			}
+		})
+	}
+	wg.Wait()
+	for i, in := range ins {
+		t.Cleanup(in.stop)
+		if errs[i] != nil {
+			t.Fatalf("start replica %d: %v", i, errs[i])
+		}
+	}
+	if got := bytes.Count(logs.Bytes(), []byte("stored the first-start state")); got != 1 {
+		t.Errorf("%d replicas stored the first-start state; want 1\n%s", got, logs.Bytes())
+	}
+	a, b := ins[0], ins[1]
+	same := func(x server.Bootstrap) server.Bootstrap {
+		x.ARMEndpoint, x.AuthorityHost, x.CACertFile = "", "", ""
+		return x
+	}
+	if same(a.boot) != same(b.boot) {
+		t.Errorf("replicas' bootstrap.json differ: tenant %s, client %s vs tenant %s, client %s; want the same but the endpoints",
+			a.boot.TenantID, a.boot.ClientID, b.boot.TenantID, b.boot.ClientID)
+	}
+	if a.boot.ARMEndpoint == b.boot.ARMEndpoint {
+		t.Errorf("both replicas' armEndpoint = %s; want each its own", a.boot.ARMEndpoint)
+	}
+	for _, in := range ins {
+		if disk, err := server.ReadBootstrap(in.dir); err != nil || disk != in.boot {
+			t.Errorf("%s/bootstrap.json = %+v, %v; want %+v", in.dir, disk, err, in.boot)
+		}
+	}
+	caA, errA := os.ReadFile(a.boot.CACertFile)
+	caB, errB := os.ReadFile(b.boot.CACertFile)
+	if errA != nil || errB != nil || !bytes.Equal(caA, caB) {
+		t.Errorf("replicas' CA certificates differ (%v, %v); want one CA", errA, errB)
+	}
+
+	// The administrator is one principal with one secret: each replica's credential works at
+	// it, and what one writes the other reads.
+	ctx := ctxT(t)
+	atB := newClients(t, b)
+	atB.group(t, "rg")
+	atA := newClients(t, a)
+	srv := atA.server(t, "rg", "db1") // its operation is run by either replica's workers
+	got, err := atB.servers.Get(ctx, "rg", "db1", nil)
+	if err != nil || *got.ID != *srv.ID {
+		t.Errorf("get at replica B of a server created at A = %v; want it", err)
+	}
+
+	// Both sign tokens with the one key (each names itself the issuer).
+	type key struct{ Kid, N, E string }
+	jwks := func(in *instance) []key {
+		resp, err := in.httpClient().Get(in.boot.AuthorityHost + "/" + in.boot.TenantID + "/discovery/v2.0/keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var doc struct{ Keys []key }
+		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 || len(doc.Keys) == 0 {
+			t.Fatalf("GET keys at %s = %d, %v", in.boot.AuthorityHost, resp.StatusCode, err)
+		}
+		return doc.Keys
+	}
+	if ka, kb := jwks(a), jwks(b); !slices.Equal(ka, kb) {
+		t.Errorf("replicas' signing keys: %v and %v; want one key", ka, kb)
+	}
+}
