@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/privatedns/armprivatedns"
@@ -31,7 +32,13 @@ type dnsClients struct {
 
 func newDNSClients(t *testing.T, in *instance) dnsClients {
 	t.Helper()
-	opts, sub, cred := in.armOptions(), in.boot.SubscriptionID, in.credential()
+	return newDNSClientsAs(t, in, in.credential())
+}
+
+// newDNSClientsAs returns private DNS clients that call as the principal of cred.
+func newDNSClientsAs(t *testing.T, in *instance, cred azcore.TokenCredential) dnsClients {
+	t.Helper()
+	opts, sub := in.armOptions(), in.boot.SubscriptionID
 	f, err := armprivatedns.NewClientFactory(sub, cred, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -46,17 +53,37 @@ func newDNSClients(t *testing.T, in *instance) dnsClients {
 
 func (d dnsClients) zone(t *testing.T, rg, name string) armprivatedns.PrivateZone {
 	t.Helper()
+	z, err := d.tryZone(t, rg, name)
+	if err != nil {
+		t.Fatalf("create zone %s: %v", name, err)
+	}
+	return z
+}
+
+func (d dnsClients) tryZone(t *testing.T, rg, name string) (armprivatedns.PrivateZone, error) {
+	t.Helper()
 	ctx := ctxT(t)
 	p, err := d.zones.BeginCreateOrUpdate(ctx, rg, name, armprivatedns.PrivateZone{Location: to.Ptr("global")},
 		&armprivatedns.PrivateZonesClientBeginCreateOrUpdateOptions{IfNoneMatch: to.Ptr("*")})
 	if err != nil {
-		t.Fatalf("create zone %s: %v", name, err)
+		return armprivatedns.PrivateZone{}, err
 	}
 	res, err := p.PollUntilDone(ctx, &azcoreFast)
+	return res.PrivateZone, err
+}
+
+// zoneGroup gives private endpoint pe a zone group "default" with zone zoneID.
+func (d dnsClients) zoneGroup(t *testing.T, rg, pe, zoneID string) (armnetwork.PrivateDNSZoneGroup, error) {
+	t.Helper()
+	ctx := ctxT(t)
+	gp, err := d.groups.BeginCreateOrUpdate(ctx, rg, pe, "default", armnetwork.PrivateDNSZoneGroup{
+		Properties: &armnetwork.PrivateDNSZoneGroupPropertiesFormat{PrivateDNSZoneConfigs: []*armnetwork.PrivateDNSZoneConfig{{
+			Name: to.Ptr("config1"), Properties: &armnetwork.PrivateDNSZonePropertiesFormat{PrivateDNSZoneID: to.Ptr(zoneID)}}}}}, nil)
 	if err != nil {
-		t.Fatalf("create zone %s: %v", name, err)
+		return armnetwork.PrivateDNSZoneGroup{}, err
 	}
-	return res.PrivateZone
+	res, err := gp.PollUntilDone(ctx, &azcoreFast)
+	return res.PrivateDNSZoneGroup, err
 }
 
 func (d dnsClients) link(t *testing.T, rg, zone, name, vnetID string) error {
@@ -200,13 +227,7 @@ func TestDNSPrivateZoneSDK(t *testing.T) {
 		t.Fatal(err)
 	}
 	peHost, pePort, _ := net.SplitHostPort(peAddress(t, c, "rg", "app-pe"))
-	gp, err := d.groups.BeginCreateOrUpdate(ctx, "rg", "app-pe", "default", armnetwork.PrivateDNSZoneGroup{
-		Properties: &armnetwork.PrivateDNSZoneGroupPropertiesFormat{PrivateDNSZoneConfigs: []*armnetwork.PrivateDNSZoneConfig{{
-			Name: to.Ptr("config1"), Properties: &armnetwork.PrivateDNSZonePropertiesFormat{PrivateDNSZoneID: zone.ID}}}}}, nil)
-	if err != nil {
-		t.Fatalf("create zone group: %v", err)
-	}
-	group, err := gp.PollUntilDone(ctx, &azcoreFast)
+	group, err := d.zoneGroup(t, "rg", "app-pe", *zone.ID)
 	if err != nil {
 		t.Fatalf("create zone group: %v", err)
 	}
