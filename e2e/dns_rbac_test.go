@@ -6,6 +6,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/privatedns/armprivatedns"
+
+	"github.com/pglink/pglink/internal/store"
 )
 
 // TestDNSSeparationOfDuties: private DNS follows Azure's RBAC. A database administrator gets
@@ -84,5 +86,59 @@ func TestDNSSeparationOfDuties(t *testing.T) {
 		t.Errorf("network admin: zone group with join on the zone: %v", err)
 	} else if rs := g.Properties.PrivateDNSZoneConfigs[0].Properties.RecordSets; len(rs) != 1 || str(rs[0].RecordSetName) != "pg1" {
 		t.Errorf("zone group recordSets = %s; want pg1", jsonOf(rs))
+	}
+}
+
+// TestDNSGroupDelete: deleting the endpoint's resource group removes the records its zone group
+// wrote in a zone elsewhere; deleting the zone's group removes the zone, its links and records.
+func TestDNSGroupDelete(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	d := newDNSClients(t, in)
+	ctx := ctxT(t)
+	for _, g := range []string{"net", "dns", "db"} {
+		c.group(t, g)
+	}
+	srv := c.server(t, "db", "pg1")
+	subnet := c.vnet(t, "net", "vnet1")
+	zone := d.zone(t, "dns", privatelinkZone)
+	if err := d.link(t, "dns", privatelinkZone, "vnet1-link", strings.SplitN(subnet, "/subnets/", 2)[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.endpoint(t, "net", "pe1", subnet, *srv.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.zoneGroup(t, "net", "pe1", *zone.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.records.CreateOrUpdate(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeTXT, "note",
+		armprivatedns.RecordSet{Properties: &armprivatedns.RecordSetProperties{TTL: to.Ptr[int64](60),
+			TxtRecords: []*armprivatedns.TxtRecord{{Value: []*string{to.Ptr("kept")}}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.records.Get(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeA, "pg1", nil); err != nil {
+		t.Fatalf("the zone group's record: %v", err)
+	}
+	if err := c.deleteGroup(ctx, "net"); err != nil {
+		t.Fatalf("delete the endpoint's group: %v", err)
+	}
+	_, err := d.records.Get(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeA, "pg1", nil)
+	wantErr(t, "the deleted endpoint's record", err, "ResourceNotFound", 404)
+	if _, err := d.records.Get(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeTXT, "note", nil); err != nil {
+		t.Errorf("a record the zone group did not write was removed: %v", err)
+	}
+	if err := c.deleteGroup(ctx, "dns"); err != nil {
+		t.Fatalf("delete the zone's group: %v", err)
+	}
+	_, err = d.zones.Get(ctx, "dns", privatelinkZone, nil)
+	wantErr(t, "zone of a deleted group", err, "ResourceGroupNotFound", 404)
+	n := 0
+	in.srv.Store().View(ctx, func(tx store.Tx) error {
+		all, err := tx.List(ctx, store.ListOptions{Prefix: strings.ToLower(*zone.ID)})
+		n = len(all)
+		return err
+	})
+	if n != 0 {
+		t.Errorf("%d resources left below the deleted zone", n)
 	}
 }
