@@ -1,6 +1,10 @@
 package dns
 
 import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+
 	mdns "github.com/miekg/dns"
 )
 
@@ -55,4 +59,55 @@ func Reply(v *View, req *mdns.Msg, udp bool) *mdns.Msg {
 	}
 	m.Truncate(size)
 	return m
+}
+
+// maxMemo bounds the packed answers one UDP reader keeps per view: names asked beyond it are
+// answered but not kept (a flood of random names cannot grow memory).
+const maxMemo = 20000
+
+// packedReply appends to dst the packed reply to req from v (v may be nil). It returns nil
+// only if the reply cannot be packed (logged).
+func (v *View) packedReply(dst []byte, req *mdns.Msg, udp bool, log *slog.Logger) []byte {
+	m := Reply(v, req, udp)
+	b, err := m.PackBuffer(dst[:cap(dst)])
+	if err != nil {
+		log.Error("pack dns answer", "question", fmt.Sprint(req.Question), "err", err)
+		return nil
+	}
+	return b
+}
+
+// appendMemoKey appends to dst what a reply to req depends on besides its ID and the view: the
+// question as asked (case preserved, as a reply echoes it), the flags a reply copies, EDNS0 and
+// the transport. ok is false for a message whose reply must not be memoized (not a plain
+// query of one question, EDNS options or another version).
+func appendMemoKey(dst []byte, req *mdns.Msg, udp bool) (_ []byte, ok bool) {
+	if len(req.Question) != 1 || req.Response || req.Opcode != mdns.OpcodeQuery || len(req.Answer) > 0 || len(req.Ns) > 0 || len(req.Extra) > 1 {
+		return dst, false
+	}
+	q := req.Question[0]
+	size := 0
+	if opt := req.IsEdns0(); opt != nil {
+		if len(opt.Option) > 0 || opt.Version() != 0 {
+			return dst, false
+		}
+		size = int(min(max(opt.UDPSize(), mdns.MinMsgSize), advertisedUDPSize))
+	} else if len(req.Extra) > 0 {
+		return dst, false
+	}
+	var flags byte
+	if req.RecursionDesired {
+		flags |= 1
+	}
+	if req.CheckingDisabled {
+		flags |= 2
+	}
+	if udp {
+		flags |= 4
+	}
+	dst = append(dst, q.Name...)
+	dst = binary.BigEndian.AppendUint16(dst, q.Qtype)
+	dst = binary.BigEndian.AppendUint16(dst, q.Qclass)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(size))
+	return append(dst, flags), true
 }

@@ -2,11 +2,13 @@ package dns
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,10 +69,12 @@ type Server struct {
 
 // endpoint is one address served over UDP and TCP with a view that Apply swaps.
 type endpoint struct {
-	addr     netip.AddrPort
-	udp, tcp *mdns.Server
-	view     atomic.Pointer[View]
-	log      *slog.Logger
+	addr    netip.AddrPort
+	udp     *net.UDPConn
+	udpDone sync.WaitGroup // the UDP readers
+	tcp     *mdns.Server
+	view    atomic.Pointer[View]
+	log     *slog.Logger
 }
 
 // New binds the public listener (if cfg.Listen is set) and returns the server, which answers
@@ -249,29 +253,85 @@ func (s *Server) serveView(ap netip.AddrPort, v *View) (*endpoint, error) {
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	e := &endpoint{addr: netip.AddrPortFrom(ap.Addr(), bound.Port()), log: s.log}
 	e.view.Store(v)
-	e.udp = &mdns.Server{PacketConn: pc, Handler: e, ReadTimeout: s.cfg.Timeout, WriteTimeout: s.cfg.Timeout}
+	e.udp = pc
 	e.tcp = &mdns.Server{Listener: netutil.LimitListener(ln, s.cfg.MaxTCPConns), Handler: e,
 		ReadTimeout: s.cfg.Timeout, WriteTimeout: s.cfg.Timeout, IdleTimeout: func() time.Duration { return s.cfg.Timeout },
 		MaxTCPQueries: 128}
-	for _, srv := range []*mdns.Server{e.udp, e.tcp} {
-		started := make(chan struct{})
-		srv.NotifyStartedFunc = func() { close(started) }
-		failed := make(chan error, 1)
-		go func() { failed <- srv.ActivateAndServe() }()
-		select {
-		case <-started:
-		case err := <-failed:
-			pc.Close()
-			ln.Close()
-			return nil, err
-		}
+	started := make(chan struct{})
+	e.tcp.NotifyStartedFunc = func() { close(started) }
+	failed := make(chan error, 1)
+	go func() { failed <- e.tcp.ActivateAndServe() }()
+	select {
+	case <-started:
+	case err := <-failed:
+		pc.Close()
+		ln.Close()
+		return nil, err
+	}
+	// UDP: a fixed set of readers on the socket, one per CPU; each answers in place.
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		e.udpDone.Add(1)
+		go func() {
+			defer e.udpDone.Done()
+			e.serveUDP()
+		}()
 	}
 	return e, nil
 }
 
+// serveUDP reads queries from the endpoint's UDP socket and answers each, until the socket is
+// closed. A packet miekg/dns cannot parse, and any response, is dropped. Each reader keeps its
+// own memo of packed answers for the current view, so that a repeated question costs a parse
+// and a map lookup, without locks or allocations beyond the parse.
+func (e *endpoint) serveUDP() {
+	buf := make([]byte, mdns.MaxMsgSize)
+	var out, key []byte
+	var memo map[string][]byte
+	var memoView *View
+	for {
+		n, from, err := e.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // a transient error (ICMP feedback, say): keep serving
+		}
+		var req mdns.Msg
+		if req.Unpack(buf[:n]) != nil || req.Response {
+			continue
+		}
+		v := e.view.Load()
+		if v != memoView {
+			memo, memoView = map[string][]byte{}, v
+		}
+		var ok bool
+		key, ok = appendMemoKey(key[:0], &req, true)
+		if b, hit := memo[string(key)]; ok && hit {
+			out = append(out[:0], b...)
+			binary.BigEndian.PutUint16(out, req.Id)
+		} else {
+			out = v.packedReply(out[:0], &req, true, e.log)
+			if out == nil {
+				continue
+			}
+			if ok && len(memo) < maxMemo {
+				kept := append([]byte(nil), out...)
+				binary.BigEndian.PutUint16(kept, 0)
+				memo[string(key)] = kept
+			}
+		}
+		e.udp.WriteToUDPAddrPort(out, from)
+	}
+}
+
+// answer appends the packed reply to req to dst.
+func (e *endpoint) answer(dst []byte, req *mdns.Msg, udp bool) []byte {
+	return e.view.Load().packedReply(dst, req, udp, e.log)
+}
+
 // bindBoth binds UDP and TCP on the same address; with port 0 it retries until both get the
 // same free port.
-func bindBoth(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
+func bindBoth(ap netip.AddrPort) (*net.UDPConn, net.Listener, error) {
 	for try := 0; ; try++ {
 		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(ap))
 		if err != nil {
@@ -290,11 +350,11 @@ func bindBoth(ap netip.AddrPort) (net.PacketConn, net.Listener, error) {
 }
 
 func (e *endpoint) close() {
-	for _, srv := range []*mdns.Server{e.udp, e.tcp} {
-		if err := srv.Shutdown(); err != nil {
-			e.log.Debug("stop dns listener", "addr", e.addr, "err", err)
-		}
+	if err := e.tcp.Shutdown(); err != nil {
+		e.log.Debug("stop dns listener", "addr", e.addr, "err", err)
 	}
+	e.udp.Close()
+	e.udpDone.Wait()
 }
 
 // ServeDNS answers one query from the endpoint's current view.
@@ -308,8 +368,9 @@ func (e *endpoint) ServeDNS(w mdns.ResponseWriter, req *mdns.Msg) {
 		}
 	}()
 	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	m := Reply(e.view.Load(), req, udp)
-	if err := w.WriteMsg(m); err != nil {
-		e.log.Debug("write dns answer", "addr", e.addr, "err", err)
+	if b := e.answer(nil, req, udp); b != nil {
+		if _, err := w.Write(b); err != nil {
+			e.log.Debug("write dns answer", "addr", e.addr, "err", err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"log/slog"
@@ -33,6 +34,7 @@ func FuzzReply(f *testing.F) {
 	f.Add([]byte{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x0c}, true) // a pointer loop
 	public, private := fuzzZones()
 	v := NewView(public, private)
+	memo := map[string][]byte{}
 	f.Fuzz(func(t *testing.T, raw []byte, udp bool) {
 		var req mdns.Msg
 		if err := req.Unpack(raw); err != nil {
@@ -52,6 +54,14 @@ func FuzzReply(f *testing.F) {
 		}
 		if m.Id != req.Id || !m.Response {
 			t.Fatalf("reply id %d response %v; want id %d and QR", m.Id, m.Response, req.Id)
+		}
+		// A memo key captures everything the reply depends on but the ID and the view: the
+		// request with another ID and the same key gets the same reply.
+		if key, ok := appendMemoKey(nil, &req, udp); ok {
+			if prev, seen := memo[string(key)]; seen && !bytes.Equal(prev[2:], b[2:]) {
+				t.Fatalf("two requests with memo key %x get different replies:\n%x\n%x", key, prev, b)
+			}
+			memo[string(key)] = b
 		}
 	})
 }
