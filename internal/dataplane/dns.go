@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -221,6 +222,8 @@ type DNSReconciler struct {
 func (r *DNSReconciler) Run(ctx context.Context) {
 	log := r.Log.With("component", "dns-reconciler")
 	notify := r.St.Notify(ctx)
+	retry := time.NewTicker(2 * time.Second) // a failed round (the store, a bind) is retried
+	defer retry.Stop()
 	for {
 		if snap, err := BuildDNS(ctx, r.St, r.Suffix); err != nil {
 			if ctx.Err() == nil {
@@ -233,6 +236,7 @@ func (r *DNSReconciler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-notify:
+		case <-retry.C:
 		}
 	}
 }

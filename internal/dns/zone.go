@@ -124,11 +124,15 @@ func (v *View) Resolve(m *mdns.Msg, name string, qtype uint16) {
 		m.Authoritative = true
 		rrs, exists := z.records[name]
 		if !exists && name != z.name {
-			m.Ns = []mdns.RR{z.negativeSOA()}
-			if !z.hasBelow(name) {
-				m.Rcode = mdns.RcodeNameError
+			if z.hasBelow(name) { // an empty non-terminal: NODATA
+				m.Ns = []mdns.RR{z.negativeSOA()}
+				return
 			}
-			return
+			if rrs = z.wildcard(name); rrs == nil {
+				m.Ns = []mdns.RR{z.negativeSOA()}
+				m.Rcode = mdns.RcodeNameError
+				return
+			}
 		}
 		var cname *mdns.CNAME
 		matched := false
@@ -161,6 +165,34 @@ func (v *View) Resolve(m *mdns.Msg, name string, qtype uint16) {
 			return
 		}
 	}
+}
+
+// wildcard returns the records of the wildcard that covers name, which does not exist in the
+// zone, renamed to name (RFC 4592): the wildcard "*.<closest encloser>", where the closest
+// encloser is name's nearest ancestor that exists (with records or names below). nil if there
+// is none.
+func (z *Zone) wildcard(name string) []mdns.RR {
+	for p := name; p != z.name; {
+		_, rest, ok := strings.Cut(p, ".")
+		if !ok || rest == "" {
+			return nil
+		}
+		p = rest
+		if _, exists := z.records[p]; !exists && p != z.name && !z.hasBelow(p) {
+			continue
+		}
+		w := z.records["*."+p]
+		if w == nil {
+			return nil
+		}
+		out := make([]mdns.RR, len(w))
+		for i, rr := range w {
+			out[i] = mdns.Copy(rr)
+			out[i].Header().Name = name
+		}
+		return out
+	}
+	return nil
 }
 
 // negativeSOA is the zone's SOA as sent in the authority section of a negative answer: its TTL

@@ -125,6 +125,30 @@ func TestLongestZoneWins(t *testing.T) {
 	}
 }
 
+func TestWildcard(t *testing.T) {
+	z := NewZone("example.test", nil)
+	z.Add(rr(t, "*.apps.example.test. 60 IN A 10.0.0.7"))
+	z.Add(rr(t, "db.apps.example.test. 60 IN A 10.0.0.8"))
+	z.Add(rr(t, "x.other.example.test. 60 IN A 10.0.0.9"))
+	v := NewView(nil, z)
+	for _, tt := range []struct {
+		name   string
+		rcode  int
+		answer string
+	}{
+		{"web.apps.example.test", mdns.RcodeSuccess, "web.apps.example.test. A 10.0.0.7"},
+		{"a.b.apps.example.test", mdns.RcodeSuccess, "a.b.apps.example.test. A 10.0.0.7"},
+		{"db.apps.example.test", mdns.RcodeSuccess, "db.apps.example.test. A 10.0.0.8"},
+		{"sub.db.apps.example.test", mdns.RcodeNameError, ""}, // db.apps exists: it is the closest encloser, without a wildcard
+		{"y.other.example.test", mdns.RcodeNameError, ""},
+	} {
+		m := Reply(v, query(tt.name, mdns.TypeA), true)
+		if m.Rcode != tt.rcode || answers(m) != tt.answer {
+			t.Errorf("%s = %s %q; want %s %q", tt.name, mdns.RcodeToString[m.Rcode], answers(m), mdns.RcodeToString[tt.rcode], tt.answer)
+		}
+	}
+}
+
 func TestNegativeTTL(t *testing.T) {
 	soa := &mdns.SOA{Ns: "ns.example.test.", Mbox: "h.example.test.", Serial: 7, Minttl: 42}
 	soa.Hdr.Ttl = 3600
