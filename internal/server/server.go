@@ -36,12 +36,12 @@ import (
 
 // Config is pglink serve's configuration. Zero values pick the defaults in DefaultConfig.
 type Config struct {
-	DataDir         string        // where everything is kept
-	Listen          string        // HTTPS listen address for the API, identity and portal
-	Store           string        // "" for SQLite in DataDir, or a store URL
-	EndpointNetwork string        // address block for data-plane endpoints
-	DNSListen       string        // address of the nameserver's public view (UDP and TCP); "" for no nameserver
-	DNSSuffix       string        // servers' names are <server>.<DNSSuffix> (default postgres.database.azure.com)
+	DataDir         string // where everything is kept
+	Listen          string // HTTPS listen address for the API, identity and portal
+	Store           string // "" for SQLite in DataDir, or a store URL
+	EndpointNetwork string // address block for data-plane endpoints
+	DNSListen       string // address of the nameserver's public view (UDP and TCP); "" for no nameserver
+	DNSSuffix       string // servers' names are <server>.<DNSSuffix> (default postgres.database.azure.com)
 	// DNSResolverPort is the port of virtual networks' resolvers; 0 means the port --dns-listen
 	// is bound to.
 	DNSResolverPort int

@@ -51,9 +51,9 @@ type Provider struct {
 	st        store.Store
 	addrs     Addresses // nil: private endpoints get no data-plane address
 	resolvers Resolvers // nil: virtual networks get no resolver
-	log     *slog.Logger
-	targets map[string]Target // by lower-cased resource type
-	limits  Limits            // quotas; zero fields mean the defaults
+	log       *slog.Logger
+	targets   map[string]Target // by lower-cased resource type
+	limits    Limits            // quotas; zero fields mean the defaults
 }
 
 // New returns the provider; addrs may be nil when there is no data plane. Add targets with

@@ -31,12 +31,12 @@ const (
 
 // Private DNS limits, Azure's.
 const (
-	maxRecordSetsPerZone           = 25000
-	maxLinksPerZone                = 1000
-	maxRegistrationLinksPerZone    = 100
-	maxRecordsPerSet               = 20 // pglink's bound on records of one set
-	zoneGroupRecordTTL             = 10 // the TTL Azure gives the A records of zone groups
-	defaultRecordSetTTL      int64 = 3600
+	maxRecordSetsPerZone              = 25000
+	maxLinksPerZone                   = 1000
+	maxRegistrationLinksPerZone       = 100
+	maxRecordsPerSet                  = 20 // pglink's bound on records of one set
+	zoneGroupRecordTTL                = 10 // the TTL Azure gives the A records of zone groups
+	defaultRecordSetTTL         int64 = 3600
 )
 
 // RecordSetType returns the ARM type of record sets of rtype ("A" →
@@ -105,12 +105,22 @@ type RecordSetProperties struct {
 
 // Record shapes, as Azure spells them.
 type (
-	ARecord     struct{ IPv4Address string `json:"ipv4Address"` }
-	AAAARecord  struct{ IPv6Address string `json:"ipv6Address"` }
-	CNAMERecord struct{ CNAME string `json:"cname"` }
-	PTRRecord   struct{ PTRDName string `json:"ptrdname"` }
-	TXTRecord   struct{ Value []string `json:"value"` }
-	MXRecord    struct {
+	ARecord struct {
+		IPv4Address string `json:"ipv4Address"`
+	}
+	AAAARecord struct {
+		IPv6Address string `json:"ipv6Address"`
+	}
+	CNAMERecord struct {
+		CNAME string `json:"cname"`
+	}
+	PTRRecord struct {
+		PTRDName string `json:"ptrdname"`
+	}
+	TXTRecord struct {
+		Value []string `json:"value"`
+	}
+	MXRecord struct {
 		Preference int    `json:"preference"`
 		Exchange   string `json:"exchange"`
 	}
