@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/privatedns/armprivatedns"
+
 	"github.com/pglink/pglink/internal/server"
 )
 
@@ -97,5 +100,30 @@ func TestDNSRecordSetsARM(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no Microsoft.Network/privateDnsZones/A/write event in the activity log (%d events)", len(events))
+	}
+}
+
+// TestDNSLinkUpdate: the SDK's link update (PATCH) changes tags; a link's network is fixed.
+func TestDNSLinkUpdate(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	d := newDNSClients(t, in)
+	ctx := ctxT(t)
+	c.group(t, "rg")
+	subnet := c.vnet(t, "rg", "vnet1")
+	d.zone(t, "rg", "zone.test")
+	if err := d.link(t, "rg", "zone.test", "l1", strings.SplitN(subnet, "/subnets/", 2)[0]); err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.links.BeginUpdate(ctx, "rg", "zone.test", "l1", armprivatedns.VirtualNetworkLink{Tags: map[string]*string{"team": to.Ptr("net")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.PollUntilDone(ctx, &azcoreFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if str(res.Tags["team"]) != "net" || !strings.EqualFold(str(res.Properties.VirtualNetwork.ID), strings.SplitN(subnet, "/subnets/", 2)[0]) {
+		t.Errorf("updated link = %s; want tag team=net on vnet1", jsonOf(res.VirtualNetworkLink))
 	}
 }

@@ -386,7 +386,60 @@ func (p *Provider) RemoveZone(ctx context.Context, tx store.Tx, r store.Resource
 }
 
 func (p *Provider) serveLink(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	if req.Method == http.MethodPatch && !req.Target.Collection {
+		return p.patchLink(ctx, req)
+	}
 	return arm.Child(ctx, p.st, req, true, p.putLink, p.deleteLink)
+}
+
+// patchLink updates a link's tags and registrationEnabled (the SDK's BeginUpdate); its virtual
+// network cannot change.
+func (p *Provider) patchLink(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+	id := req.Target.ID
+	var in struct {
+		Tags       *map[string]string `json:"tags"`
+		Properties struct {
+			VirtualNetwork      *SubResource `json:"virtualNetwork"`
+			RegistrationEnabled *bool        `json:"registrationEnabled"`
+		} `json:"properties"`
+	}
+	if err := req.Decode(&in); err != nil {
+		return nil, err
+	}
+	var out store.Resource
+	err := p.st.Update(ctx, func(tx store.Tx) error {
+		cur, err := req.Existing(ctx, tx, id.Key())
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return resource.NotFoundError(id)
+		}
+		var l VirtualNetworkLink
+		if err := json.Unmarshal(cur.Body, &l); err != nil {
+			return fmt.Errorf("decode %s: %w", id, err)
+		}
+		if v := in.Properties.VirtualNetwork; v != nil && v.ID != "" && !strings.EqualFold(v.ID, l.Properties.VirtualNetwork.ID) {
+			return resource.Errorf(resource.Invalid, "BadRequest",
+				"The virtual network of link '%s' cannot change. Delete the link and create a new one.", id.Name())
+		}
+		if in.Tags != nil {
+			l.Tags = *in.Tags
+		}
+		if r := in.Properties.RegistrationEnabled; r != nil && *r != l.Properties.RegistrationEnabled {
+			if *r {
+				return resource.Errorf(resource.Invalid, "BadRequest",
+					"Enabling registration on link '%s' is done with a PUT of the whole link, which checks the network's other links.", id.Name())
+			}
+			l.Properties.RegistrationEnabled = false
+		}
+		out, err = arm.Save(ctx, tx, id, l)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Body: arm.Body(out, true)}, nil
 }
 
 func (p *Provider) putLink(ctx context.Context, req *arm.Request) (*arm.Response, error) {
