@@ -18,7 +18,7 @@ func rr(t *testing.T, s string) mdns.RR {
 	return r
 }
 
-// testViews returns the public zone of suffix example.test (orders has a private endpoint,
+// testZones returns the public zone of suffix example.test (orders has a private endpoint,
 // plain has none) and a private zone privatelink.example.test holding orders' endpoint.
 func testZones(t *testing.T) (public, private *Zone) {
 	public = NewZone("example.test", nil)
