@@ -71,7 +71,7 @@ func freeAddr(t *testing.T) string {
 // /healthz. When the test ends it kills it and stops the gateway process it started.
 func serveProcess(t *testing.T, bin, dir, addr string, extra ...string) (*exec.Cmd, *instance) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr}, extra...)...)
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr, "--dns-listen", "127.0.0.1:0"}, extra...)...)
 	cmd.Stderr = t.Output()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ func start(t *testing.T, mutate func(*server.Config)) *instance {
 	cfg := server.DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
+	cfg.DNSListen = "127.0.0.1:0" // with the local engine: a free port, shared by the VNets' resolvers
 	cfg.Engine = "records"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if mutate != nil {

@@ -68,3 +68,46 @@ func TestAllocatorCap(t *testing.T) {
 		t.Errorf("Allocate after a delete = %v", err)
 	}
 }
+
+// TestAllocatorResolvers: a virtual network's resolver takes an address of the same network,
+// on the DNS port, and counts against the same cap as the endpoints (each is a listener).
+func TestAllocatorResolvers(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	a := Allocator{Network: netip.MustParsePrefix("127.77.0.0/16"), Port: 5432, DNSPort: 8053, Max: 2}
+	var got []string
+	for i := range 3 {
+		err := st.Update(ctx, func(tx store.Tx) error {
+			addr, err := a.AllocateResolver(ctx, tx)
+			if err != nil {
+				return err
+			}
+			got = append(got, addr)
+			id := resource.MustParse(fmt.Sprintf("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v%d", i))
+			body := fmt.Sprintf(`{"properties":{"dataPlane":{"dnsResolver":%q}}}`, addr)
+			_, err = tx.Put(ctx, store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: []byte(body)}, "")
+			return err
+		})
+		if i == 2 {
+			if e, ok := resource.AsError(err); !ok || e.Code != "QuotaExceeded" {
+				t.Errorf("third resolver with Max 2 = %v; want 409 QuotaExceeded", err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"127.77.0.1:8053", "127.77.0.2:8053"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("resolver addresses = %v; want %v", got, want)
+	}
+	err = st.View(ctx, func(tx store.Tx) error {
+		_, err := a.Allocate(ctx, tx)
+		return err
+	})
+	if e, ok := resource.AsError(err); !ok || e.Code != "QuotaExceeded" {
+		t.Errorf("an endpoint once resolvers hold the cap = %v; want 409 QuotaExceeded", err)
+	}
+}

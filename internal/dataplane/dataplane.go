@@ -30,13 +30,17 @@ type Allocator struct {
 	// 0 means no cap beyond the network's size. Over it, Allocate answers 409 QuotaExceeded
 	// before anything is written or opened.
 	Max int
+	// DNSPort is the port of virtual networks' resolvers (AllocateResolver); 0 means 53.
+	DNSPort uint16
 }
 
-// addressed is the part of a server or private endpoint document the allocator reads.
+// addressed is the part of a server, private endpoint or virtual network document the
+// allocator reads.
 type addressed struct {
 	Properties struct {
 		DataPlane *struct {
-			Address string `json:"address"`
+			Address     string `json:"address"`
+			DNSResolver string `json:"dnsResolver"`
 		} `json:"dataPlane"`
 	} `json:"properties"`
 }
@@ -44,33 +48,57 @@ type addressed struct {
 // Allocate returns a free address, skipping the network's first address and every .0 and
 // .255 (they confuse humans, not machines).
 func (a Allocator) Allocate(ctx context.Context, tx store.Tx) (string, error) {
+	ip, err := a.allocate(ctx, tx)
+	if err != nil {
+		return "", err
+	}
+	return netip.AddrPortFrom(ip, a.Port).String(), nil
+}
+
+// AllocateResolver returns a free address for a virtual network's DNS resolver, on DNSPort.
+// Resolvers share the network and the cap with the endpoints: each is a listener too.
+func (a Allocator) AllocateResolver(ctx context.Context, tx store.Tx) (string, error) {
+	ip, err := a.allocate(ctx, tx)
+	if err != nil {
+		return "", err
+	}
+	port := a.DNSPort
+	if port == 0 {
+		port = 53
+	}
+	return netip.AddrPortFrom(ip, port).String(), nil
+}
+
+func (a Allocator) allocate(ctx context.Context, tx store.Tx) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
-	for _, typ := range []string{resource.TypeServer, resource.TypePrivateEndpoint} {
+	for _, typ := range []string{resource.TypeServer, resource.TypePrivateEndpoint, resource.TypeVirtualNetwork} {
 		all, err := tx.List(ctx, store.ListOptions{Type: typ})
 		if err != nil {
-			return "", fmt.Errorf("list %s: %w", typ, err)
+			return netip.Addr{}, fmt.Errorf("list %s: %w", typ, err)
 		}
 		for _, r := range all {
 			var d addressed
 			if json.Unmarshal(r.Body, &d) != nil || d.Properties.DataPlane == nil {
 				continue
 			}
-			if ap, err := netip.ParseAddrPort(d.Properties.DataPlane.Address); err == nil {
-				used[ap.Addr()] = true
+			for _, v := range []string{d.Properties.DataPlane.Address, d.Properties.DataPlane.DNSResolver} {
+				if ap, err := netip.ParseAddrPort(v); err == nil {
+					used[ap.Addr()] = true
+				}
 			}
 		}
 	}
 	if a.Max > 0 && len(used) >= a.Max {
-		return "", resource.Errorf(resource.Conflict, "QuotaExceeded",
-			"This pglink serves at most %d data-plane endpoints (server public endpoints and private endpoints) and all are in use. Delete unused servers or private endpoints, or start pglink with a larger --max-endpoints.", a.Max)
+		return netip.Addr{}, resource.Errorf(resource.Conflict, "QuotaExceeded",
+			"This pglink serves at most %d data-plane endpoints (server public endpoints, private endpoints and virtual networks' DNS resolvers) and all are in use. Delete unused servers, private endpoints or virtual networks, or start pglink with a larger --max-endpoints.", a.Max)
 	}
 	for ip := a.Network.Masked().Addr().Next(); a.Network.Contains(ip); ip = ip.Next() {
 		if b := ip.As4(); b[3] == 0 || b[3] == 255 || used[ip] {
 			continue
 		}
-		return netip.AddrPortFrom(ip, a.Port).String(), nil
+		return ip, nil
 	}
-	return "", resource.Errorf(resource.Conflict, "EndpointNetworkExhausted",
+	return netip.Addr{}, resource.Errorf(resource.Conflict, "EndpointNetworkExhausted",
 		"No data-plane address is left in %s. Delete unused servers or private endpoints, or start pglink with a larger --endpoint-network.", a.Network)
 }
 

@@ -39,6 +39,10 @@ var (
 	// LinkConnectionName is the name of a privateLinkServiceConnections entry of a private
 	// endpoint.
 	LinkConnectionName = networkRule("private link service connection", 1, 80)
+	// VirtualNetworkLinkName is the name of a private DNS zone's virtual network link.
+	VirtualNetworkLinkName = networkRule("virtual network link", 1, 80)
+	// DNSZoneGroupName is the name of a private endpoint's private DNS zone group.
+	DNSZoneGroupName = networkRule("private DNS zone group", 1, 80)
 	// ConnectionName is the name of a private endpoint connection of a flexible server:
 	// "<private endpoint name>.<guid>".
 	ConnectionName = NameRule{What: "private endpoint connection", Min: 3, Max: 64 + 1 + 36,

@@ -15,6 +15,9 @@ const (
 	TypeSubnet             = "Microsoft.Network/virtualNetworks/subnets"
 	TypePrivateEndpoint    = "Microsoft.Network/privateEndpoints"
 	TypeNetworkInterface   = "Microsoft.Network/networkInterfaces"
+	TypePrivateDNSZone     = "Microsoft.Network/privateDnsZones"
+	TypeVirtualNetworkLink = "Microsoft.Network/privateDnsZones/virtualNetworkLinks"
+	TypeDNSZoneGroup       = "Microsoft.Network/privateEndpoints/privateDnsZoneGroups"
 	PostgresGroupID        = "postgresqlServer"
 	PostgresPrivateDNSZone = "privatelink.postgres.database.azure.com"
 )

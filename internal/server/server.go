@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/dataplane"
 	"github.com/pglink/pglink/internal/directory"
+	"github.com/pglink/pglink/internal/dns"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
 	"github.com/pglink/pglink/internal/providers/authorization"
@@ -37,11 +39,15 @@ import (
 
 // Config is pglink serve's configuration. Zero values pick the defaults in DefaultConfig.
 type Config struct {
-	DataDir         string        // where everything is kept
-	Listen          string        // HTTPS listen address for the API, identity and portal
-	Store           string        // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
-	EndpointNetwork string        // address block for data-plane endpoints
-	DNSListen       string        // address of the private DNS server
+	DataDir         string // where everything is kept
+	Listen          string // HTTPS listen address for the API, identity and portal
+	Store           string // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
+	EndpointNetwork string // address block for data-plane endpoints
+	DNSListen       string // address of the nameserver's public view (UDP and TCP); "" for no nameserver
+	DNSSuffix       string // servers' names are <server>.<DNSSuffix> (default postgres.database.azure.com)
+	// DNSResolverPort is the port of virtual networks' resolvers; 0 means the port --dns-listen
+	// is bound to.
+	DNSResolverPort int
 	TLSCert, TLSKey string        // bring-your-own certificate; "" for the local CA
 	EndpointPort    int           // port of every data-plane endpoint
 	Engine          string        // "local" (real PostgreSQL clusters) or "records" (API only, no data plane)
@@ -77,6 +83,7 @@ func DefaultConfig() Config {
 		Listen:          "127.0.0.1:8443",
 		EndpointNetwork: "127.77.0.0/16",
 		DNSListen:       "127.0.0.1:8053",
+		DNSSuffix:       postgresql.DefaultDNSSuffix,
 		EndpointPort:    5432,
 		Engine:          "local",
 		InlineWait:      2 * time.Second,
@@ -93,7 +100,8 @@ type Server struct {
 	ln        net.Listener
 	http      *http.Server
 	workers   *operation.Workers
-	gateway   gate // nil with the records engine
+	gateway   gate        // nil with the records engine
+	ns        *dns.Server // nil without a data plane or --dns-listen
 	ready     chan struct{}
 	wg        sync.WaitGroup
 	cancel    context.CancelFunc
@@ -129,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.start(ctx); err != nil {
 		if s.gateway != nil {
 			s.gateway.Close()
+		}
+		if s.ns != nil {
+			s.ns.Close()
 		}
 		st.Close()
 		return nil, err
@@ -250,7 +261,22 @@ func (s *Server) start(ctx context.Context) error {
 	auth := newAuthorizer(s.st)
 	armCfg := arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize,
 		Authorizer: auth}
-	if s.gateway != nil {
+	if s.gateway != nil && cfg.DNSListen != "" {
+		ns, err := dns.New(dns.Config{Listen: cfg.DNSListen, Logger: s.log})
+		if err != nil {
+			return err
+		}
+		s.ns = ns
+		port := cfg.DNSResolverPort
+		if port <= 0 || port > 65535 {
+			port = int(netip.MustParseAddrPort(ns.Addr()).Port())
+		}
+		dp.DNSPort = uint16(port)
+	}
+	switch {
+	case s.gateway != nil && s.ns != nil:
+		armCfg.Barrier = barriers{s.gateway, s.ns} // a change is enforced and resolvable before it is acknowledged
+	case s.gateway != nil:
 		armCfg.Barrier = s.gateway
 	}
 	front := arm.New(armCfg, s.st, issuer, s.workers, s.log)
@@ -264,7 +290,11 @@ func (s *Server) start(ctx context.Context) error {
 	audited := arm.Audited(s.st)
 	net := network.New(audited, nilIfNone(addrs), s.log)
 	net.SetLimits(network.Limits{EndpointsPerSubnet: cfg.MaxEndpointsPerSubnet})
+	if s.ns != nil {
+		net.SetResolvers(addrs)
+	}
 	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
+	pg.SetDNSSuffix(cfg.DNSSuffix)
 	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(audited, s.log, []resources.Remover{ // dependents first
@@ -273,6 +303,7 @@ func (s *Server) start(ctx context.Context) error {
 		{Type: resource.TypeServer, Cleanup: pg.Cleanup, Remove: pg.RemoveServer},
 		{Type: resource.TypeSubnet, Remove: net.RemoveSubnet},
 		{Type: resource.TypeVirtualNetwork, Remove: net.RemoveVirtualNetwork},
+		{Type: resource.TypePrivateDNSZone, Remove: net.RemoveZone},
 	})
 	front.Register(rs.Types()...)
 	front.Register(pg.Types()...)
@@ -329,6 +360,24 @@ func (s *Server) start(ctx context.Context) error {
 			rec.Run(rctx)
 		}()
 	}
+	if s.ns != nil {
+		// The first names are answered before the API answers.
+		snap, err := dataplane.BuildDNS(ctx, s.st, pg.DNSSuffix())
+		if err != nil {
+			cancel()
+			return fmt.Errorf("build dns snapshot: %w", err)
+		}
+		if err := s.ns.Apply(snap); err != nil {
+			s.log.Error("apply dns snapshot", "err", err)
+		}
+		rec := &dataplane.DNSReconciler{St: s.st, NS: s.ns, Suffix: pg.DNSSuffix(), Log: s.log}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rec.Run(rctx)
+		}()
+		s.log.Info("dns serving", "public", s.ns.Addr(), "resolver_port", dp.DNSPort)
+	}
 	go func() {
 		defer s.wg.Done()
 		if err := s.http.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -365,6 +414,28 @@ func loadSigningKey(dir string) (*rsa.PrivateKey, error) {
 		return nil, fmt.Errorf("write signing key: %w", err)
 	}
 	return key, nil
+}
+
+// DNSAddr returns the address ("host:port") of the nameserver's public view, "" if there is
+// none.
+func (s *Server) DNSAddr() string {
+	if s.ns == nil {
+		return ""
+	}
+	return s.ns.Addr()
+}
+
+// barriers waits for every part of the data plane: the gateway and the nameserver.
+type barriers []arm.Barrier
+
+// WaitApplied implements arm.Barrier.
+func (b barriers) WaitApplied(ctx context.Context, rev int64) error {
+	for _, x := range b {
+		if err := x.WaitApplied(ctx, rev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Bootstrap returns the first-start facts, with the endpoint this process serves.
@@ -410,6 +481,9 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	if s.gateway != nil {
 		s.gateway.Close()
+	}
+	if s.ns != nil {
+		s.ns.Close()
 	}
 	if cerr := s.st.Close(); err == nil {
 		err = cerr

@@ -259,7 +259,6 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 		pe.Properties.PrivateLinkServiceConnections = []LinkConnection{conn}
 	}
 	pe.Properties.NetworkInterfaces = []SubResource{{ID: nicID.String()}}
-	pe.Properties.CustomDNSConfigs = []CustomDNSConfig{{FQDN: res.FQDN, IPAddresses: []string{addr.String()}}}
 	pe.Properties.IPConfigurations = []json.RawMessage{}
 	pe.Properties.CustomNetworkInterfaceName = in.Properties.CustomNetworkInterfaceName
 	pe.Properties.ProvisioningState = "Succeeded"
@@ -271,6 +270,15 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 		}
 		pe.Properties.DataPlane = &resource.DataPlane{Address: addr}
 	}
+	// customDnsConfigs name the address the server's name must resolve to through this
+	// endpoint: the one clients reach it at (its data-plane address), else its subnet address.
+	dnsIP := addr.String()
+	if pe.Properties.DataPlane != nil {
+		if ap, err := netip.ParseAddrPort(pe.Properties.DataPlane.Address); err == nil {
+			dnsIP = ap.Addr().String()
+		}
+	}
+	pe.Properties.CustomDNSConfigs = []CustomDNSConfig{{FQDN: res.FQDN, IPAddresses: []string{dnsIP}}}
 
 	var ipc IPConfiguration
 	ipc.ID = ipcID.String()
@@ -360,6 +368,9 @@ func (p *Provider) removeEndpoint(ctx context.Context, tx store.Tx, id resource.
 		return true, nil
 	}
 	if err != nil {
+		return false, err
+	}
+	if err := removeEndpointGroups(ctx, tx, id); err != nil {
 		return false, err
 	}
 	for _, c := range append(pe.Properties.PrivateLinkServiceConnections, pe.Properties.ManualPrivateLinkServiceConnections...) {

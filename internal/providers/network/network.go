@@ -40,13 +40,20 @@ type Addresses interface {
 	Allocate(ctx context.Context, tx store.Tx) (string, error)
 }
 
+// Resolvers hands out the addresses ("host:port") of virtual networks' DNS resolvers inside a
+// transaction.
+type Resolvers interface {
+	AllocateResolver(ctx context.Context, tx store.Tx) (string, error)
+}
+
 // Provider serves Microsoft.Network.
 type Provider struct {
-	st      store.Store
-	addrs   Addresses // nil: private endpoints get no data-plane address
-	log     *slog.Logger
-	targets map[string]Target // by lower-cased resource type
-	limits  Limits            // quotas; zero fields mean the defaults
+	st        store.Store
+	addrs     Addresses // nil: private endpoints get no data-plane address
+	resolvers Resolvers // nil: virtual networks get no resolver
+	log       *slog.Logger
+	targets   map[string]Target // by lower-cased resource type
+	limits    Limits            // quotas; zero fields mean the defaults
 }
 
 // New returns the provider; addrs may be nil when there is no data plane. Add targets with
@@ -55,17 +62,21 @@ func New(st store.Store, addrs Addresses, log *slog.Logger) *Provider {
 	return &Provider{st: st, addrs: addrs, log: log.With("component", "network"), targets: map[string]Target{}}
 }
 
+// SetResolvers makes new virtual networks get a DNS resolver address from r; call it before
+// serving.
+func (p *Provider) SetResolvers(r Resolvers) { p.resolvers = r }
+
 // AddTarget makes resources of type typ reachable through private endpoints.
 func (p *Provider) AddTarget(typ string, t Target) { p.targets[strings.ToLower(typ)] = t }
 
 // Types returns the resource types the provider serves.
 func (p *Provider) Types() []arm.Type {
-	return []arm.Type{
+	return append([]arm.Type{
 		{Name: resource.TypeVirtualNetwork, APIVersions: APIVersions, Handler: p.serveVirtualNetwork},
 		{Name: resource.TypeSubnet, APIVersions: APIVersions, Handler: p.serveSubnet},
 		{Name: resource.TypePrivateEndpoint, APIVersions: APIVersions, Handler: p.servePrivateEndpoint},
 		{Name: resource.TypeNetworkInterface, APIVersions: APIVersions, Handler: p.serveNetworkInterface},
-	}
+	}, p.privateDNSTypes()...)
 }
 
 // SubResource is a reference to another resource.
@@ -88,7 +99,15 @@ type VirtualNetwork struct {
 		Subnets           []json.RawMessage `json:"subnets"`
 		ProvisioningState string            `json:"provisioningState"`
 		ResourceGUID      string            `json:"resourceGuid"`
+		DataPlane         *VNetDataPlane    `json:"dataPlane,omitempty"` // pglink: the network's DNS resolver
 	} `json:"properties"`
+}
+
+// VNetDataPlane is pglink's addition to virtual networks (properties.dataPlane): the address
+// ("host:port", UDP and TCP) of the resolver that answers the network's DNS queries, from the
+// private DNS zones linked to it first.
+type VNetDataPlane struct {
+	DNSResolver string `json:"dnsResolver"`
 }
 
 // Subnet is a subnet of a virtual network.
@@ -290,11 +309,19 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 			var old VirtualNetwork
 			if err := json.Unmarshal(cur.Body, &old); err == nil {
 				v.Properties.ResourceGUID = old.Properties.ResourceGUID
+				v.Properties.DataPlane = old.Properties.DataPlane
 				if old.Location != v.Location {
 					return resource.Errorf(resource.Invalid, "InvalidResourceLocation",
 						"The virtual network '%s' already exists in location '%s'; its location cannot change.", id.Name(), old.Location)
 				}
 			}
+		}
+		if v.Properties.DataPlane == nil && p.resolvers != nil {
+			addr, err := p.resolvers.AllocateResolver(ctx, tx)
+			if err != nil {
+				return err
+			}
+			v.Properties.DataPlane = &VNetDataPlane{DNSResolver: addr}
 		}
 		// Subnets not in the request are removed, unless something uses them.
 		existing, err := tx.List(ctx, store.ListOptions{Parent: id.Key(), Type: resource.TypeSubnet})

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/engine"
@@ -68,6 +69,24 @@ type Provider struct {
 	log       *slog.Logger
 	goalKey   []byte // keys the password's hash in operation goals; random, never stored
 	limits    Limits // quotas; zero fields mean the defaults
+	dnsSuffix string // servers' names are <server>.<dnsSuffix>; "" means DefaultDNSSuffix
+}
+
+// DefaultDNSSuffix is the suffix of servers' names unless SetDNSSuffix says otherwise, Azure's.
+const DefaultDNSSuffix = "postgres.database.azure.com"
+
+// SetDNSSuffix sets the suffix of new servers' names (properties.fullyQualifiedDomainName is
+// "<server>.<suffix>"); call it before serving.
+func (p *Provider) SetDNSSuffix(suffix string) {
+	p.dnsSuffix = strings.Trim(strings.ToLower(suffix), ".")
+}
+
+// DNSSuffix returns the suffix of servers' names.
+func (p *Provider) DNSSuffix() string {
+	if p.dnsSuffix == "" {
+		return DefaultDNSSuffix
+	}
+	return p.dnsSuffix
 }
 
 // New returns the provider. addrs may be nil when there is no data plane.
