@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -213,5 +214,57 @@ func TestReplicasShareFirstStart(t *testing.T) {
 	}
 	if ka, kb := jwks(a), jwks(b); !slices.Equal(ka, kb) {
 		t.Errorf("replicas' signing keys: %v and %v; want one key", ka, kb)
+	}
+}
+
+// TestReplicasBehindOnePublicURL: replicas on one store that advertise one public URL issue
+// and accept the same tokens, and what one writes the other serves: a client may land on any.
+func TestReplicasBehindOnePublicURL(t *testing.T) {
+	url := pgtest.New(t).CreateDatabase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrA := ln.Addr().String()
+	ln.Close()
+	public := "https://" + addrA
+	var ins []*instance
+	for _, listen := range []string{addrA, "127.0.0.1:0"} {
+		cfg := server.DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.Engine, cfg.Store, cfg.PublicURL = t.TempDir(), listen, "records", url, public
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := server.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("start replica on %s: %v", listen, err)
+		}
+		in := &instance{t: t, dir: cfg.DataDir, cfg: cfg, srv: srv, boot: srv.Bootstrap()}
+		t.Cleanup(in.stop)
+		ins = append(ins, in)
+	}
+	a, b := ins[0], ins[1]
+	for _, in := range ins {
+		if in.boot.ARMEndpoint != public || in.boot.AuthorityHost != public {
+			t.Errorf("bootstrap endpoints = %s, %s; want the public URL %s", in.boot.ARMEndpoint, in.boot.AuthorityHost, public)
+		}
+	}
+	// A token issued by replica A (the public URL) is good at replica B's own address.
+	tok := a.token()
+	sub := "/subscriptions/" + a.boot.SubscriptionID + "?api-version=2022-12-01"
+	atB := &instance{t: t, dir: b.dir, cfg: b.cfg, srv: b.srv, boot: b.boot}
+	atB.boot.ARMEndpoint = "https://" + b.srv.Addr()
+	if st, body := atB.call(t, tok, "GET", sub, nil); st != 200 {
+		t.Fatalf("GET subscription at replica B with A's token = %d %s; want 200", st, body)
+	}
+	// A write through A is served by B.
+	if st, body := a.call(t, tok, "PUT", "/subscriptions/"+a.boot.SubscriptionID+"/resourceGroups/shared?api-version=2022-09-01",
+		map[string]string{"location": "eastus"}); st != 201 {
+		t.Fatalf("create a group at A = %d %s", st, body)
+	}
+	if st, body := atB.call(t, tok, "GET", "/subscriptions/"+a.boot.SubscriptionID+"/resourceGroups/shared?api-version=2022-09-01", nil); st != 200 {
+		t.Errorf("read the group at B = %d %s; want 200", st, body)
+	}
+	// B's certificate names the public host as well as its own.
+	if _, err := b.httpClient().Get(public + "/healthz"); err != nil {
+		t.Errorf("healthz at the public URL: %v", err)
 	}
 }

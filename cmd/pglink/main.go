@@ -75,6 +75,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the store, keys, certificates and bootstrap.json")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTPS address of the API, identity endpoints and portal")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "https://HOST[:PORT] clients use when replicas serve behind one address (a load balancer); default: https://LISTEN")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: empty for SQLite in the data dir, sqlite:PATH, or postgres://user:password@host:port/database (default $"+storeEnv+")")
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "loopback block for data-plane endpoint addresses")
 	fs.IntVar(&cfg.EndpointPort, "endpoint-port", cfg.EndpointPort, "port of every data-plane endpoint")

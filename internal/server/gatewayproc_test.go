@@ -43,7 +43,7 @@ func TestGatewayProcess(t *testing.T) {
 		t.Fatalf("second RunGateway = %v; want an error saying a gateway already runs", err)
 	}
 
-	cert, ca, _, err := ensureTLS(dir, "127.0.0.1", "", "")
+	cert, ca, _, err := ensureTLS(dir, []string{"127.0.0.1"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,11 @@ import (
 type Config struct {
 	DataDir         string // where everything is kept
 	Listen          string // HTTPS listen address for the API, identity and portal
+	// PublicURL is the address clients use when replicas serve behind one name (a load
+	// balancer), e.g. "https://pglink.example.com": the token issuer, the accepted audience, the
+	// polling URLs and bootstrap.json's endpoints name it, so a token or an operation from one
+	// replica is good at every other. "" means this process's own https://LISTEN address.
+	PublicURL string
 	Store           string // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
 	EndpointNetwork string // address block for data-plane endpoints
 	DNSListen       string // address of the nameserver's public view (UDP and TCP); "" for no nameserver
@@ -222,7 +227,15 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
-	cert, ca, caFile, err := ensureTLS(cfg.DataDir, host, cfg.TLSCert, cfg.TLSKey)
+	public, err := publicURL(cfg.PublicURL)
+	if err != nil {
+		return err
+	}
+	hosts := []string{host}
+	if public != "" {
+		hosts = append(hosts, hostOf(public))
+	}
+	cert, ca, caFile, err := ensureTLS(cfg.DataDir, hosts, cfg.TLSCert, cfg.TLSKey)
 	if err != nil {
 		return err
 	}
@@ -232,7 +245,11 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	ln = limitConns(ln, cfg)
 	s.ln = ln
-	endpoint := "https://" + ln.Addr().String()
+	local := "https://" + ln.Addr().String()
+	endpoint := local
+	if public != "" {
+		endpoint = public
+	}
 	if caFile, err = filepath.Abs(caFile); err != nil {
 		return err
 	}
@@ -248,7 +265,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	dir := directory.New(s.st, b.TenantID)
 	issuer, err := identity.New(identity.Config{TenantID: b.TenantID, Authority: endpoint, Key: key,
-		Audiences: identity.DefaultAudiences(endpoint)}, dir, s.log)
+		Audiences: audiences(endpoint, local)}, dir, s.log)
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
@@ -385,7 +402,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}()
 	close(s.ready)
-	s.log.Info("pglink serving", "endpoint", endpoint, "data_dir", cfg.DataDir)
+	s.log.Info("pglink serving", "endpoint", endpoint, "listen", local, "data_dir", cfg.DataDir)
 	return nil
 }
 
@@ -443,6 +460,10 @@ func (s *Server) Bootstrap() Bootstrap { return s.bootstrap }
 
 // Store returns the server's store (for tests).
 func (s *Server) Store() store.Store { return s.st }
+
+// Addr returns the address the HTTPS listener is bound to (with --public-url, the endpoint in
+// bootstrap.json names the public address instead).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	select {
@@ -511,4 +532,33 @@ func waitChan(s *Server) <-chan struct{} {
 	ch := make(chan struct{})
 	go func() { s.wg.Wait(); close(ch) }()
 	return ch
+}
+
+// publicURL checks and normalizes --public-url: an https URL with a host and no path, query or
+// fragment, without a trailing slash; "" stays "".
+func publicURL(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	u, err := url.Parse(strings.TrimSuffix(raw, "/"))
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("public URL %q: want https://HOST[:PORT] with no path", raw)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// hostOf returns the host name of an absolute URL.
+func hostOf(u string) string {
+	p, _ := url.Parse(u)
+	return p.Hostname()
+}
+
+// audiences are the token audiences a replica accepts: the public URL's and its own address's
+// (for clients that dial it directly), with Azure's.
+func audiences(public, local string) []string {
+	auds := identity.DefaultAudiences(public)
+	if local != public {
+		auds = append(auds, local, local+"/")
+	}
+	return auds
 }

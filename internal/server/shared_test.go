@@ -88,7 +88,7 @@ func TestShareFirstStartKeepsDataDir(t *testing.T) {
 	if _, err := shareFirstStart(t.Context(), openSQLite(t), old, log); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := ensureTLS(old, "127.0.0.1", "", ""); err != nil {
+	if _, _, _, err := ensureTLS(old, []string{"127.0.0.1"}, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	before := readDir(t, old)
@@ -104,7 +104,7 @@ func TestShareFirstStartKeepsDataDir(t *testing.T) {
 	if _, err := shareFirstStart(t.Context(), openSQLite(t), other, log); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := ensureTLS(other, "127.0.0.1", "", ""); err != nil {
+	if _, _, _, err := ensureTLS(other, []string{"127.0.0.1"}, "", ""); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := shareFirstStart(t.Context(), st, other, log); err != nil || got != before {
@@ -113,7 +113,7 @@ func TestShareFirstStartKeepsDataDir(t *testing.T) {
 	if d := readDir(t, other); d != before {
 		t.Errorf("the other data dir mirrors tenant %s; want the store's %s and its keys", d.TenantID, before.TenantID)
 	}
-	srv, ca, _, err := ensureTLS(other, "127.0.0.1", "", "")
+	srv, ca, _, err := ensureTLS(other, []string{"127.0.0.1"}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,9 @@ func apiTLS(cert tls.Certificate) *tls.Config {
 
 // ensureTLS returns the certificate for the HTTPS listener: the operator's, if given, or one
 // signed by a local CA that is made once under dir/tls. The server certificate is reissued
-// when it does not cover host. It returns the server certificate, the CA (zero with an
+// when it does not cover localhost, 127.0.0.1 and hosts. It returns the server certificate, the CA (zero with an
 // operator's certificate) and the certificate file clients should trust.
-func ensureTLS(dir, host, certFile, keyFile string) (srv, ca tls.Certificate, caFile string, err error) {
+func ensureTLS(dir string, hosts []string, certFile, keyFile string) (srv, ca tls.Certificate, caFile string, err error) {
 	if certFile != "" || keyFile != "" {
 		c, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -70,7 +70,7 @@ func ensureTLS(dir, host, certFile, keyFile string) (srv, ca tls.Certificate, ca
 	if err != nil {
 		return srv, ca, "", fmt.Errorf("local CA: %w", err)
 	}
-	names := []string{"localhost", "127.0.0.1", host}
+	names := append([]string{"localhost", "127.0.0.1"}, hosts...)
 	if srv, err = tls.LoadX509KeyPair(srvFile, srvKeyFile); err == nil && covers(srv, names) && signedBy(srv, ca) {
 		return srv, ca, caFile, nil
 	}
