@@ -459,7 +459,9 @@ func (w *Workers) write(ctx context.Context, op store.Operation, meta Meta, comm
 		if err != nil {
 			return err
 		}
-		if cur.LeaseOwner != w.owner || cur.Done() {
+		// Fencing: a worker whose lease expired may have been taken for dead, and another
+		// may be running the operation (or be about to): it commits nothing.
+		if cur.LeaseOwner != w.owner || cur.Done() || !w.now().Before(cur.LeaseUntil) {
 			return errLeaseLost
 		}
 		if commit != nil {

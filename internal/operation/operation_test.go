@@ -312,3 +312,56 @@ func TestBusyDoesNotCountAsAttempt(t *testing.T) {
 		t.Errorf("status = %s after %d runs; want Succeeded after 11", got.Status, n.Load())
 	}
 }
+
+// TestExpiredLeaseCommitsNothing: a worker whose lease ran out while it worked (it may have
+// been taken for dead) commits nothing; the operation is run again and committed once.
+func TestExpiredLeaseCommitsNothing(t *testing.T) {
+	st := openStore(t)
+	key := "/marker"
+	var runs atomic.Int32
+	started, proceed := make(chan struct{}), make(chan struct{})
+	f := func(ctx context.Context, op operation.Op) (operation.Commit, error) {
+		n := runs.Add(1)
+		if n == 1 {
+			close(started)
+			<-proceed
+		}
+		return func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.Put(ctx, store.Resource{Key: key, ID: key, Type: "t", Body: []byte(fmt.Sprint(n))}, "")
+			return err
+		}, nil
+	}
+	w := operation.NewWorkers(st, log(t), operation.Options{Owner: "w", Lease: time.Hour, Parallel: 1})
+	w.Register("k", f)
+	run(t, w)
+	op := startOp(t, st, "k", "g", target)
+	<-started
+	// The lease runs out before the run returns (its renewals were lost, say).
+	if err := st.Update(context.Background(), func(tx store.Tx) error {
+		cur, err := tx.Operation(context.Background(), op.ID)
+		if err != nil {
+			return err
+		}
+		cur.LeaseUntil = time.Now().Add(-time.Second)
+		_, err = tx.PutOperation(context.Background(), cur)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	done, err := w.Wait(context.Background(), op.ID, 10*time.Second)
+	if err != nil || done.Status != store.OpSucceeded {
+		t.Fatalf("operation = %v, %v; want Succeeded", done.Status, err)
+	}
+	var body string
+	if err := st.View(context.Background(), func(tx store.Tx) error {
+		r, err := tx.Get(context.Background(), key)
+		body = string(r.Body)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if body != "2" || runs.Load() != 2 {
+		t.Errorf("committed by run %s of %d; want run 2 of 2 (the first run's lease had expired)", body, runs.Load())
+	}
+}
