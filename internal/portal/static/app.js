@@ -154,9 +154,10 @@ function route() {
 
 // ---- shared pieces
 
-// action makes a toolbar button, disabled with its reason shown beside it when why is not ''.
+// action makes a button (a form's submit button without onclick), disabled with its reason
+// shown beside it when why is not ''.
 function action(id, label, why, onclick, primary) {
-  const b = h('button', {type: 'button', id, class: primary ? 'primary' : '', disabled: !!why, onclick,
+  const b = h('button', {type: onclick ? 'button' : 'submit', id, class: primary ? 'primary' : '', disabled: !!why, onclick,
     'aria-describedby': why ? `${id}-why` : undefined, title: why || undefined}, label);
   return h('span', {class: 'action'}, b, why ? h('span', {id: `${id}-why`, class: 'why'}, why) : null);
 }

@@ -7,7 +7,7 @@ export function h(tag, attrs, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
     else if (k === 'class' || k === 'for' || k === 'role' || k.startsWith('aria-') || k.startsWith('data-') ||
-      k === 'scope' || k === 'colspan' || k === 'title') el.setAttribute(k, v === true ? '' : v);
+      k === 'scope' || k === 'colspan' || k === 'title' || k === 'list') el.setAttribute(k, v === true ? '' : v);
     else el[k] = v;
   }
   append(el, children);
