@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
 	"github.com/pglink/pglink/internal/server"
@@ -151,6 +152,13 @@ func (b *browser) waitText(sel, text string) {
 	b.t.Helper()
 	b.waitFor(fmt.Sprintf("%s to show %q", sel, text),
 		fmt.Sprintf(`[...document.querySelectorAll(%q)].some(e => e.innerText.includes(%q))`, sel, text))
+}
+
+// setValue sets the value of a form control as a user would change it (input and change events).
+func (b *browser) setValue(sel, value string) {
+	b.t.Helper()
+	b.eval(fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q;
+		e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); return true })()`, sel, value), nil)
 }
 
 // signIn opens the portal, selects Sign in and signs in on the identity provider's page.
@@ -353,9 +361,8 @@ func TestPortalNetworkAdminCannotApprove(t *testing.T) {
 	b.waitText(`main table`, "orders-app-pe")
 	b.waitFor("Create enabled", `document.getElementById('pe-create') && !document.getElementById('pe-create').disabled`)
 	b.shot("network-view")
+	b.setValue(`#pe-group`, "net-rg")
 	b.run(chromedp.SendKeys(`#pe-name`, "reports-pe", chromedp.ByQuery),
-		chromedp.SetValue(`#pe-group`, "net-rg", chromedp.ByQuery),
-		chromedp.Evaluate(`document.getElementById('pe-group').dispatchEvent(new Event('change'))`, nil),
 		chromedp.SendKeys(`#pe-target`, in.boot.Demo.Server, chromedp.ByQuery),
 		chromedp.SendKeys(`#pe-message`, "reports job", chromedp.ByQuery))
 	b.shot("create-endpoint")
@@ -490,4 +497,148 @@ func TestPortalAccessibility(t *testing.T) {
 		t.Errorf("in a 400px window these stick out: %q", wide)
 	}
 	b.shot("narrow-networking")
+}
+
+// TestPortalApproveServerNotReady: the server stops while the Approve dialog is open; the
+// approval fails with the API's ServerIsNotReady, shown as an alert.
+func TestPortalApproveServerNotReady(t *testing.T) {
+	in := startDemo(t)
+	c := newClients(t, in)
+	b := newBrowser(t, in)
+	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
+	b.openServer("orders-db")
+	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.selectConnection("orders-app-pe.")
+	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.waitFor("the dialog", `document.getElementById('dialog').open`)
+	poller, err := c.servers.BeginStop(ctxT(t), "db-rg", "orders-db", nil)
+	if err != nil {
+		t.Fatalf("stop server: %v", err)
+	}
+	if _, err := poller.PollUntilDone(ctxT(t), &azcoreFast); err != nil {
+		t.Fatalf("stop server: %v", err)
+	}
+	b.confirm("too late")
+	b.waitText(`#notifications [role=status]`, "Approving private endpoint connection orders-app-pe.")
+	b.waitText(`#notifications [role=alert]`, "ServerIsNotReady")
+	b.shot("server-not-ready")
+	// The page follows: Networking is disabled now.
+	b.waitFor("Networking disabled", `document.getElementById('menu-networking').disabled`)
+	if status, _, _ := connectionState(t, c, "orders-app-pe."); status != "Pending" {
+		t.Errorf("connection = %s; want Pending still", status)
+	}
+}
+
+// TestPortalFirewallAndPublicAccess adds, edits and deletes a firewall rule and turns public
+// access off.
+func TestPortalFirewallAndPublicAccess(t *testing.T) {
+	in := startDemo(t)
+	c := newClients(t, in)
+	b := newBrowser(t, in)
+	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
+	b.openServer("orders-db")
+	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.waitText(`#firewall-title`, "Firewall rules")
+
+	b.run(chromedp.SendKeys(`#rule-name`, "office", chromedp.ByQuery), chromedp.SendKeys(`#rule-start`, "203.0.113.1", chromedp.ByQuery),
+		chromedp.SendKeys(`#rule-end`, "203.0.113.9", chromedp.ByQuery))
+	b.shot("rule-typed")
+	b.run(chromedp.Click(`#rule-save`, chromedp.ByQuery))
+	b.waitText(`#notifications [role=status]`, "Successfully added firewall rule office.")
+	b.waitText(`main table`, "203.0.113.9")
+	b.shot("rule-added")
+
+	b.run(chromedp.Click(`#rule-edit-office`, chromedp.ByQuery))
+	b.waitFor("the rule in the form", `document.getElementById('rule-end').value === '203.0.113.9'`)
+	b.setValue(`#rule-end`, "")
+	b.run(chromedp.SendKeys(`#rule-end`, "203.0.113.20", chromedp.ByQuery), chromedp.Click(`#rule-save`, chromedp.ByQuery))
+	b.waitText(`#notifications [role=status]`, "Successfully saved firewall rule office.")
+	b.waitText(`main table`, "203.0.113.20")
+	rule, err := c.rules.Get(ctxT(t), "db-rg", "orders-db", "office", nil)
+	if err != nil {
+		t.Fatalf("get rule: %v", err)
+	}
+	if got := *rule.Properties.EndIPAddress; got != "203.0.113.20" {
+		t.Errorf("rule end = %s; want 203.0.113.20", got)
+	}
+
+	b.run(chromedp.Click(`#rule-delete-office`, chromedp.ByQuery))
+	b.confirm("")
+	b.waitText(`#notifications [role=status]`, "Successfully deleted firewall rule office.")
+	b.waitFor("the rule gone", `!document.getElementById('rule-edit-office')`)
+	b.shot("rule-deleted")
+
+	b.run(chromedp.Click(`#public-access`, chromedp.ByQuery))
+	b.waitText(`#notifications [role=status]`, "Successfully disabled public access to orders-db.")
+	srv, err := c.servers.Get(ctxT(t), "db-rg", "orders-db", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(*srv.Properties.Network.PublicNetworkAccess); got != "Disabled" {
+		t.Errorf("public network access = %s; want Disabled", got)
+	}
+	b.shot("public-access-off")
+}
+
+// TestPortalServedBesideIssuer: the portal owns GET / and /portal/…, the identity provider keeps
+// its routes on the same listener.
+func TestPortalServedBesideIssuer(t *testing.T) {
+	in := start(t, nil)
+	hc := in.httpClient()
+	for _, tc := range []struct {
+		path   string
+		status int
+		csp    bool
+	}{
+		{"/", 200, true},
+		{"/portal/app.js", 200, true},
+		{"/" + in.boot.TenantID + "/v2.0/.well-known/openid-configuration", 200, false},
+		{"/" + in.boot.TenantID + "/discovery/v2.0/keys", 200, false},
+		{"/healthz", 200, false},
+	} {
+		resp, err := hc.Get(in.boot.ARMEndpoint + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("GET %s = %d; want %d", tc.path, resp.StatusCode, tc.status)
+		}
+		if got := strings.Contains(resp.Header.Get("Content-Security-Policy"), "script-src 'self'"); got != tc.csp {
+			t.Errorf("GET %s: portal CSP %v; want %v", tc.path, got, tc.csp)
+		}
+	}
+}
+
+// TestPortalPermissionMatcher checks the portal's Azure action matcher (perms.js) in the
+// browser against Azure's wildcard rules.
+func TestPortalPermissionMatcher(t *testing.T) {
+	in := start(t, nil)
+	b := newBrowser(t, in)
+	b.run(chromedp.Navigate(b.base), chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
+	const approve = "Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnectionsApproval/action"
+	for _, tc := range []struct {
+		perms  string
+		action string
+		want   bool
+	}{
+		{`[{"actions":["*"]}]`, approve, true},
+		{`[{"actions":["*/read"]}]`, approve, false},
+		{`[{"actions":["*/read"]}]`, "Microsoft.DBforPostgreSQL/flexibleServers/read", true},
+		{`[{"actions":["Microsoft.DBforPostgreSQL/*"]}]`, approve, true},
+		{`[{"actions":["microsoft.dbforpostgresql/*"]}]`, approve, true}, // case-insensitive
+		{`[{"actions":["Microsoft.Network/*"]}]`, approve, false},
+		{`[{"actions":["*"],"notActions":["Microsoft.DBforPostgreSQL/*/action"]}]`, approve, false},
+		// notActions subtract from their own entry only: another role may grant it.
+		{`[{"actions":["*"],"notActions":["Microsoft.DBforPostgreSQL/*"]},{"actions":["` + approve + `"]}]`, approve, true},
+		{`[{"actions":["Microsoft.DBforPostgreSQL/flexibleServers.read"]}]`, "Microsoft.DBforPostgreSQL/flexibleServersXread", false}, // '.' is literal
+		{`[]`, approve, false},
+	} {
+		var got bool
+		expr := fmt.Sprintf(`import('/portal/perms.js').then(m => m.can(%s, %q))`, tc.perms, tc.action)
+		b.run(chromedp.Evaluate(expr, &got, func(p *cdpruntime.EvaluateParams) *cdpruntime.EvaluateParams { return p.WithAwaitPromise(true) }))
+		if got != tc.want {
+			t.Errorf("can(%s, %q) = %v; want %v", tc.perms, tc.action, got, tc.want)
+		}
+	}
 }
