@@ -177,7 +177,7 @@ func (b *browser) signIn(user, password string) {
 // openServer selects the server in the resource list and its Overview.
 func (b *browser) openServer(name string) {
 	b.t.Helper()
-	b.run(chromedp.Navigate(b.base+"#/"))
+	b.run(chromedp.Navigate(b.base + "#/"))
 	b.waitFor("the server link", fmt.Sprintf(`[...document.querySelectorAll('main a')].some(a => a.textContent === %q)`, name))
 	b.shot("resources")
 	b.eval(fmt.Sprintf(`[...document.querySelectorAll('main a')].find(a => a.textContent === %q).click()`, name), nil)
