@@ -257,7 +257,11 @@ func TestPortalApproveConnection(t *testing.T) {
 	// 1–3. Select the server; Overview shows its status, Ready, so Networking is enabled.
 	b.openServer("orders-db")
 	b.waitText(`#server-status`, "Ready")
-	for _, want := range []string{"orders-db.postgres.database.azure.com", "pgadmin", "16"} {
+	srv, err := c.servers.Get(ctxT(t), "db-rg", "orders-db", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"orders-db.postgres.database.azure.com", "pgadmin", string(*srv.Properties.Version)} {
 		b.waitText(`dl.essentials`, want)
 	}
 	var disabled bool

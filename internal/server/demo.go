@@ -106,7 +106,7 @@ func (s *Server) seedDemo(ctx context.Context) error {
 	}
 	d.Server = sub + "/resourceGroups/" + demoDBGroup + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + demoServer
 	srv := map[string]any{"location": demoLocation, "sku": map[string]any{"name": "Standard_D2s_v3", "tier": "GeneralPurpose"},
-		"properties": map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": d.ServerAdminPassword, "version": "16"}}
+		"properties": map[string]any{"administratorLogin": "pgadmin", "administratorLoginPassword": d.ServerAdminPassword}} // the newest PostgreSQL installed
 	if err := c.lro(ctx, admin, http.MethodPut, d.Server, pv, srv); err != nil {
 		return fmt.Errorf("demo: create server: %w", err)
 	}
