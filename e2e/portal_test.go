@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -645,4 +646,63 @@ func TestPortalPermissionMatcher(t *testing.T) {
 			t.Errorf("can(%s, %q) = %v; want %v", tc.perms, tc.action, got, tc.want)
 		}
 	}
+}
+
+// TestPortalSession: an expired access token is refreshed with the refresh token, which
+// rotates; a session ended elsewhere (the user's password reset) sends the portal back to
+// Sign in.
+func TestPortalSession(t *testing.T) {
+	in := startDemo(t)
+	b := newBrowser(t, in)
+	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
+	b.waitFor("the resource list", `[...document.querySelectorAll('main a')].some(a => a.textContent === 'orders-db')`)
+	var before string
+	b.eval(`(() => { const s = JSON.parse(sessionStorage.getItem('pglink.session')); s.expiresAt = 0;
+		sessionStorage.setItem('pglink.session', JSON.stringify(s)); return s.refreshToken })()`, &before)
+	b.run(chromedp.Reload())
+	b.waitFor("the resource list again", `[...document.querySelectorAll('main a')].some(a => a.textContent === 'orders-db')`)
+	var after string
+	b.eval(`JSON.parse(sessionStorage.getItem('pglink.session')).refreshToken`, &after)
+	if after == "" || after == before {
+		t.Errorf("refresh token after an expired access token: rotated %v", after != before)
+	}
+
+	// The administrator resets the user's password: the session ends, the next poll finds out.
+	in.adminCLI(t).ok(nil, "ad", "user", "update", "--id", "dba@pglink.local", "--password", "Pg1-"+strings.Repeat("x", 12))
+	b.waitFor("Sign in again", `document.getElementById('signin')`)
+	b.waitText(`main`, "Sign in again")
+	b.shot("session-ended")
+}
+
+// TestPortalLocalEngine: with real PostgreSQL servers the Overview shows the data-plane
+// address, and approval runs as a long-running operation against the gateway's policy.
+func TestPortalLocalEngine(t *testing.T) {
+	requirePGTool(t, "initdb")
+	dir := traversableDir(t)
+	in := start(t, func(c *server.Config) {
+		c.Engine = "local"
+		c.DataDir = dir
+		c.EndpointNetwork = fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
+		c.Demo = true
+	})
+	c := newClients(t, in)
+	addr := serverAddress(t, c, "db-rg", "orders-db")
+	if addr == "" {
+		t.Fatal("the demo server has no data-plane address")
+	}
+	b := newBrowser(t, in)
+	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
+	b.openServer("orders-db")
+	b.waitText(`#server-status`, "Ready")
+	b.waitText(`dl.essentials`, addr)
+	b.shot("overview-data-plane")
+	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.selectConnection("orders-app-pe.")
+	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.confirm("real servers too")
+	b.waitText(`#notifications [role=status]`, "Successfully approved private endpoint connection orders-app-pe.")
+	if status, desc, _ := connectionState(t, c, "orders-app-pe."); status != "Approved" || desc != "real servers too" {
+		t.Errorf("connection = %s %q; want Approved %q", status, desc, "real servers too")
+	}
+	b.shot("approved")
 }

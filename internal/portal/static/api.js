@@ -37,7 +37,14 @@ export class API {
   async call(method, path, {version, body} = {}) {
     const url = this.url(path, version);
     for (let attempt = 0; ; attempt++) {
-      const token = await this.auth.accessToken(attempt > 0);
+      let token;
+      try {
+        token = await this.auth.accessToken(attempt > 0);
+      } catch (e) {
+        this.auth.clear();
+        this.onSignedOut();
+        throw new ApiError(401, 'Unauthorized', e.message);
+      }
       const init = {method, headers: {Authorization: `Bearer ${token}`}, cache: 'no-store'};
       if (body !== undefined) {
         init.headers['Content-Type'] = 'application/json';
