@@ -412,7 +412,7 @@ function firewall(v, d, s) {
     r.editing ? h('button', {type: 'button', id: 'rule-cancel', onclick: () => { Object.assign(r, {name: '', start: '', end: '', editing: false}); redraw(); }}, 'Cancel') : null));
   return h('section', {'aria-labelledby': 'firewall-title', class: 'block'},
     h('h3', {id: 'firewall-title'}, 'Firewall rules'),
-    rows, form, wWhy ? h('p', {class: 'why'}, wWhy) : null);
+    rows, form, wWhy ? h('p', {class: 'why'}, wWhy) : null, dWhy && dWhy !== wWhy ? h('p', {class: 'why'}, dWhy) : null);
 }
 
 const VERBS = {
