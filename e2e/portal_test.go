@@ -706,3 +706,27 @@ func TestPortalLocalEngine(t *testing.T) {
 	}
 	b.shot("approved")
 }
+
+// TestPortalApproveAuthorizationFailed: the database administrator loses the role while the
+// Approve dialog is open; the approval fails with the API's AuthorizationFailed, shown as an
+// alert, and the buttons then show the missing permission.
+func TestPortalApproveAuthorizationFailed(t *testing.T) {
+	in := startDemo(t)
+	b := newBrowser(t, in)
+	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
+	b.openServer("orders-db")
+	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.selectConnection("orders-app-pe.")
+	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.waitFor("the dialog", `document.getElementById('dialog').open`)
+	in.adminCLI(t).ok(nil, "role", "assignment", "delete", "--assignee", "dba@pglink.local",
+		"--role", "PostgreSQL Flexible Server Administrator", "--scope", "/subscriptions/"+in.boot.SubscriptionID)
+	b.confirm("no longer mine to approve")
+	b.waitText(`#notifications [role=alert]`, "AuthorizationFailed")
+	b.shot("authorization-failed")
+	b.waitFor("Approve disabled", `document.getElementById('connection-approve').disabled`)
+	b.waitText(`#connection-approve-why`, "You do not have permission")
+	if status, _, _ := connectionState(t, newClients(t, in), "orders-app-pe."); status != "Pending" {
+		t.Errorf("connection = %s; want Pending still", status)
+	}
+}
