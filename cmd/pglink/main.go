@@ -96,6 +96,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ActivityRetention, "activity-retention", server.DefaultActivityRetention, "how long activity log events are kept")
 	fs.IntVar(&cfg.ActivityMaxEvents, "activity-max-events", server.DefaultActivityMaxEvents, "most activity log events kept; the oldest go first")
 	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
+	fs.BoolVar(&cfg.Demo, "demo", false, "on an empty data dir, seed a demo: a network admin and a database admin user (passwords printed and in bootstrap.json), a Ready server, a virtual network and a Pending private endpoint")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -112,6 +113,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.DemoOut = stderr
 	return server.Run(ctx, cfg)
 }
 

@@ -30,6 +30,8 @@ type Bootstrap struct {
 	ARMEndpoint    string `json:"armEndpoint"`
 	AuthorityHost  string `json:"authorityHost"`
 	CACertFile     string `json:"caCertFile"`
+	// Demo is what --demo seeded on this data dir; nil without it.
+	Demo *Demo `json:"demo,omitempty"`
 }
 
 // ReadBootstrap reads DIR/bootstrap.json.

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -26,6 +27,7 @@ import (
 	"github.com/pglink/pglink/internal/dns"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/portal"
 	"github.com/pglink/pglink/internal/providers/authorization"
 	"github.com/pglink/pglink/internal/providers/insights"
 	"github.com/pglink/pglink/internal/providers/network"
@@ -79,6 +81,12 @@ type Config struct {
 	// pglink serve restarts. GatewayBin is the pglink executable it runs ("" for this one).
 	Gateway    string
 	GatewayBin string
+	// Demo seeds, on an empty data dir, the demo of the seed's flow (see Demo): two users, a
+	// Ready server, a virtual network and a Pending private endpoint connection.
+	Demo bool
+	// DemoOut is where Run prints, with Demo, where to sign in and the demo's users; nil for
+	// nowhere.
+	DemoOut io.Writer
 }
 
 // DefaultConfig returns the configuration `pglink serve` uses without flags.
@@ -138,6 +146,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, err = os.Stat(filepath.Join(cfg.DataDir, "bootstrap.json"))
+	fresh := errors.Is(err, os.ErrNotExist)
 	s := &Server{cfg: cfg, log: log, st: st, ready: make(chan struct{})}
 	if err := s.start(ctx); err != nil {
 		if s.gateway != nil {
@@ -148,6 +158,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		st.Close()
 		return nil, err
+	}
+	if cfg.Demo {
+		switch {
+		case fresh:
+			if err := s.seedDemo(ctx); err != nil {
+				s.Close()
+				return nil, err
+			}
+		case s.bootstrap.Demo == nil:
+			log.Warn("--demo seeds only an empty data dir; this one is not: nothing seeded", "data_dir", cfg.DataDir)
+		}
 	}
 	return s, nil
 }
@@ -342,6 +363,10 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
 	mux.Handle("/v1.0/", directory.Handler(s.st, directory.APIConfig{TenantID: b.TenantID, Subscription: b.SubscriptionID,
 		Authenticate: issuer.Authenticate, Allowed: auth.allowedAtRoot, Logger: s.log}))
+	// The portal owns GET / and /portal/…; everything else at the root is the issuer's.
+	ui := portal.Handler()
+	mux.Handle("GET /{$}", ui)
+	mux.Handle("GET /portal/", ui)
 	mux.Handle("/", issuer.Handler())
 	s.http = &http.Server{
 		Handler:           mux,
@@ -517,6 +542,9 @@ func Run(ctx context.Context, cfg Config) error {
 	s, err := Start(ctx, cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Demo && cfg.DemoOut != nil && s.bootstrap.Demo != nil {
+		PrintDemo(cfg.DemoOut, s.bootstrap)
 	}
 	select {
 	case <-ctx.Done():
