@@ -48,6 +48,13 @@ func TestCLIPrivateDNS(t *testing.T) {
 		t.Errorf("private-dns zone list -g db-rg = %q; want no zone", got)
 	}
 	c.fails(3, "(ResourceNotFound)", "network", "private-dns", "zone", "show", "-g", "net-rg", "-n", "privatelink.nowhere.example")
+	if out := c.ok(nil, "network", "private-dns", "zone", "create", "-g", "db-rg", "-n", "corp.example", "--tags", "env=test", "team=net", "--no-wait"); out != "" {
+		t.Errorf("private-dns zone create --no-wait printed %q; want nothing", out)
+	}
+	if got := c.ok(nil, "network", "private-dns", "zone", "show", "-g", "db-rg", "-n", "corp.example", "--query", "[tags.env, tags.team]", "-o", "tsv"); got != "test\nnet\n" {
+		t.Errorf("zone created with --tags env=test team=net has tags %q", got)
+	}
+	c.ok(nil, "network", "private-dns", "zone", "delete", "-g", "db-rg", "-n", "corp.example", "--yes", "--no-wait")
 
 	// The link, by the network's name.
 	var link map[string]any
@@ -75,7 +82,7 @@ func TestCLIPrivateDNS(t *testing.T) {
 	}
 	var zg map[string]any
 	c.ok(&zg, "network", "private-endpoint", "dns-zone-group", "create", "-g", "net-rg", "--endpoint-name", "app-pe", "-n", "default",
-		"--private-dns-zone", z, "--zone-name", "postgres")
+		"--private-dns-zone", zoneID, "--zone-name", "postgres")
 	if zg["name"] != "default" || get(zg, "privateDnsZoneConfigs.0.name") != "postgres" ||
 		!strings.EqualFold(str2(get(zg, "privateDnsZoneConfigs.0.privateDnsZoneId")), zoneID) ||
 		get(zg, "privateDnsZoneConfigs.0.recordSets.0.recordSetName") != "orders-db" ||
