@@ -116,7 +116,8 @@ func (e *env) root() *cobra.Command {
 		Long: `pglink runs an Azure Resource Manager-compatible API for PostgreSQL flexible servers with
 Private Link ('pglink serve'), and is its az-style command line: log in, then manage resource
 groups, roles, the directory, flexible servers, virtual networks, private endpoints and their
-connections, and read the activity log, with az's commands, flags and output formats.`,
+connections, private DNS zones, and read the activity log, with az's commands, flags and output
+formats.`,
 		Example: `  pglink serve --data-dir data
   pglink login --bootstrap data/bootstrap.json
   pglink group create -n rg1 -l eastus

@@ -45,8 +45,8 @@ func endpointTable(m map[string]any) ([]cell, bool) {
 }
 
 func (e *env) networkCmd() *cobra.Command {
-	return group("network", "Manage virtual networks, private endpoints and their connections",
-		e.vnetCmd(), e.endpointCmd(), e.connectionCmd(netStyle), e.linkResourceCmd(netStyle))
+	return group("network", "Manage virtual networks, private endpoints and their connections, private DNS zones",
+		e.vnetCmd(), e.endpointCmd(), e.connectionCmd(netStyle), e.linkResourceCmd(netStyle), e.privateDNSCmd())
 }
 
 // netOp runs one network command: it opens the session and the client factory.
@@ -422,5 +422,5 @@ without, it is approved at once when the caller may approve it.`,
 		}
 		return nil
 	})
-	return group("private-endpoint", "Manage private endpoints", create, show, list, del)
+	return group("private-endpoint", "Manage private endpoints", create, show, list, del, e.dnsZoneGroupCmd())
 }
