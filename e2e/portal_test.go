@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
 	"math/rand/v2"
@@ -18,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/pglink/pglink/internal/server"
+	"github.com/pglink/pglink/internal/store"
 )
 
 // The portal's browser tests drive Debian's Chromium, headless, with chromedp against a
@@ -402,7 +404,7 @@ func TestPortalRejectAndRemove(t *testing.T) {
 
 	b.selectConnection("orders-app-pe.")
 	b.run(chromedp.Click(`#connection-remove`, chromedp.ByQuery))
-	b.confirm("")
+	b.confirm("vnet retired — döne")
 	b.waitText(`#notifications [role=status]`, "Successfully removed private endpoint connection orders-app-pe.")
 	b.waitFor("the row gone", `!document.querySelector('tr[data-connection^="orders-app-pe."]')`)
 	b.shot("removed")
@@ -412,6 +414,25 @@ func TestPortalRejectAndRemove(t *testing.T) {
 	b.run(chromedp.Navigate(b.base + "#/network"))
 	b.waitText(`main table`, "Disconnected")
 	b.shot("endpoint-disconnected")
+	// The Description typed for Remove is in the activity log with the delete.
+	evs, err := in.srv.Store().Events(t.Context(), store.EventQuery{Subscription: in.boot.SubscriptionID, Caller: "dba@pglink.local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range evs {
+		var body struct {
+			Description   string
+			OperationName struct{ Value string }
+		}
+		if json.Unmarshal(e.Body, &body) == nil && strings.HasSuffix(body.OperationName.Value, "privateEndpointConnections/delete") &&
+			body.Description == "vnet retired — döne" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no privateEndpointConnections/delete event by dba@pglink.local with the Remove dialog's description")
+	}
 }
 
 // TestPortalBulkApprove: connections made elsewhere show without a reload; several approved

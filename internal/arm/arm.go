@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pglink/pglink/internal/activity"
 	"github.com/pglink/pglink/internal/identity"
@@ -252,6 +254,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 			Scope:          t.Addressed(),
 			CorrelationID:  req.CorrelationID,
 		}}
+		if r.Method == http.MethodDelete {
+			req.audit.description = headerDescription(r)
+		}
 		ctx = withAudit(ctx, req.audit)
 	}
 	// Authorized before the body is read: a denied write gets its Failed event.
@@ -469,4 +474,16 @@ func callerName(p identity.Principal) string {
 		return p.AppID
 	}
 	return p.ObjectID
+}
+
+// headerDescription returns the DescriptionHeader of r, percent-decoded, or "" if it is absent,
+// not UTF-8, holds control characters or is longer than 512 characters.
+func headerDescription(r *http.Request) string {
+	raw := r.Header.Get(DescriptionHeader)
+	d, err := url.PathUnescape(raw)
+	if raw == "" || err != nil || !utf8.ValidString(d) || utf8.RuneCountInString(d) > 512 ||
+		strings.IndexFunc(d, unicode.IsControl) >= 0 {
+		return ""
+	}
+	return d
 }

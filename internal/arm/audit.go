@@ -48,6 +48,22 @@ func (r *Request) Describe(description string) {
 	r.audit.mu.Unlock()
 }
 
+// description returns the description of the request's activity log event so far.
+func (r *Request) description() string {
+	if r.audit == nil {
+		return ""
+	}
+	r.audit.mu.Lock()
+	defer r.audit.mu.Unlock()
+	return r.audit.description
+}
+
+// DescriptionHeader carries a reason for a DELETE, which has no body to say it in (the portal
+// sends the Description typed when removing a connection), percent-encoded UTF-8: it becomes the
+// description of the request's activity log event. At most 512 characters; a longer one, or one
+// with control characters, is ignored.
+const DescriptionHeader = "X-Pglink-Description"
+
 func (a *audit) isRecorded() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()

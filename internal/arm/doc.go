@@ -121,7 +121,11 @@ func Body(r store.Resource, etag bool) json.RawMessage {
 }
 
 // OpMeta returns the activity metadata a long-running operation started by req carries.
+// An empty description takes the request's own (see DescriptionHeader).
 func OpMeta(req *Request, description string) operation.Meta {
+	if description == "" {
+		description = req.description()
+	}
 	name := req.Caller.AppID
 	if req.Caller.Kind == "User" || name == "" {
 		name = req.Caller.Name

@@ -34,7 +34,7 @@ export class API {
   }
 
   // call sends one request and returns {status, data, headers}; errors throw ApiError.
-  async call(method, path, {version, body} = {}) {
+  async call(method, path, {version, body, headers} = {}) {
     const url = this.url(path, version);
     for (let attempt = 0; ; attempt++) {
       let token;
@@ -45,7 +45,7 @@ export class API {
         this.onSignedOut();
         throw new ApiError(401, 'Unauthorized', e.message);
       }
-      const init = {method, headers: {Authorization: `Bearer ${token}`}, cache: 'no-store'};
+      const init = {method, headers: {...headers, Authorization: `Bearer ${token}`}, cache: 'no-store'};
       if (body !== undefined) {
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(body);
@@ -87,8 +87,8 @@ export class API {
 
   // lro sends a request that may start a long-running operation and waits for it, polling
   // Azure-AsyncOperation (or Location). It returns the final resource for PUT/PATCH.
-  async lro(method, path, {version, body} = {}) {
-    const first = await this.call(method, path, {version, body});
+  async lro(method, path, {version, body, headers} = {}) {
+    const first = await this.call(method, path, {version, body, headers});
     if (first.status !== 201 && first.status !== 202) return first.data;
     const async = first.headers.get('Azure-AsyncOperation');
     const loc = first.headers.get('Location');

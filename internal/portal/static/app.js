@@ -475,7 +475,7 @@ async function actOnConnections(v, kind, chosen) {
   const answer = await ask({
     title: `${k.Verb} connection${many ? 's' : ''}`,
     text: `Do you want to ${kind} the private endpoint connection${many ? 's' : ''} ${names}?`,
-    description: kind !== 'remove',
+    description: true,
     confirm: 'Yes',
   });
   if (!answer) return;
@@ -485,7 +485,9 @@ async function actOnConnections(v, kind, chosen) {
       notify('info', `${k.ing} private endpoint connection ${c.name}…`);
       try {
         if (kind === 'remove') {
-          await api.lro('DELETE', c.id, {version: V.postgresql});
+          // A DELETE has no body: the description goes to the activity log in a header.
+          const headers = answer.description ? {'X-Pglink-Description': encodeURIComponent(answer.description)} : {};
+          await api.lro('DELETE', c.id, {version: V.postgresql, headers});
         } else {
           await api.lro('PUT', c.id, {version: V.postgresql, body: {properties: {
             privateLinkServiceConnectionState: {status: k.status, description: answer.description}}}});
