@@ -751,3 +751,24 @@ func TestPortalApproveAuthorizationFailed(t *testing.T) {
 		t.Errorf("connection = %s; want Pending still", status)
 	}
 }
+
+// TestPortalNetworkDNS: the network view shows a private endpoint's DNS configuration and the
+// private DNS zones' records, the A record a zone group wrote among them.
+func TestPortalNetworkDNS(t *testing.T) {
+	in := startDemo(t)
+	d := newDNSClients(t, in)
+	zone := d.zone(t, "net-rg", "privatelink.postgres.database.azure.com")
+	if _, err := d.zoneGroup(t, "net-rg", "orders-app-pe", *zone.ID); err != nil {
+		t.Fatalf("zone group: %v", err)
+	}
+	b := newBrowser(t, in)
+	b.signIn("netadmin@pglink.local", demoUser(t, in, "netadmin@pglink.local"))
+	b.run(chromedp.Navigate(b.base + "#/network"))
+	b.waitText(`main`, "Private DNS zones and their records")
+	b.waitText(`main`, "privatelink.postgres.database.azure.com")
+	b.waitFor("the zone group's A record", `[...document.querySelectorAll('main table tr')].some(tr => tr.cells.length === 6 &&
+		tr.cells[0].textContent === 'privatelink.postgres.database.azure.com' && tr.cells[2].textContent === 'orders-db' &&
+		tr.cells[3].textContent === 'A' && tr.cells[5].textContent !== '')`)
+	b.waitText(`main table`, "orders-db.postgres.database.azure.com →")
+	b.shot("network-dns")
+}

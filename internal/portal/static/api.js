@@ -7,6 +7,7 @@ export const V = {
   resources: '2025-04-01',
   authorization: '2022-04-01',
   insights: '2015-04-01',
+  privatedns: '2020-06-01',
 };
 
 // ApiError is an ARM (or Graph) error answer: its HTTP status, code and message.

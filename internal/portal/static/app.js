@@ -230,16 +230,46 @@ function peConnections(pe) {
   return [...(p.manualPrivateLinkServiceConnections || []), ...(p.privateLinkServiceConnections || [])];
 }
 
-function peTable(ps) {
-  return table('Private endpoints', ['Name', 'Resource group', 'Network', 'Target', 'Connection state', 'Request message', 'Description'],
+// peTable lists private endpoints; with dns, also their DNS configuration (customDnsConfigs:
+// the names a client resolves to reach the endpoint, and the addresses they resolve to).
+function peTable(ps, dns) {
+  const headers = ['Name', 'Resource group', 'Network', 'Target', 'Connection state', 'Request message', 'Description'];
+  if (dns) headers.push('DNS configuration');
+  return table('Private endpoints', headers,
     ps.map(pe => {
       const c = peConnections(pe)[0] || {properties: {}};
       const st = c.properties.privateLinkServiceConnectionState || {};
       const sub = parseID(((pe.properties || {}).subnet || {}).id);
-      return h('tr', {}, h('td', {}, pe.name), h('td', {}, parseID(pe.id).group), h('td', {}, sub.vnet ? `${sub.vnet} / ${sub.subnet}` : ''),
+      const cells = [h('td', {}, pe.name), h('td', {}, parseID(pe.id).group), h('td', {}, sub.vnet ? `${sub.vnet} / ${sub.subnet}` : ''),
         h('td', {}, parseID(c.properties.privateLinkServiceId).name), h('td', {}, stateBadge(st.status)),
-        h('td', {}, c.properties.requestMessage || ''), h('td', {}, st.description || ''));
+        h('td', {}, c.properties.requestMessage || ''), h('td', {}, st.description || '')];
+      if (dns) {
+        const cfg = (pe.properties || {}).customDnsConfigs || [];
+        cells.push(h('td', {class: 'mono'}, cfg.map(d => `${d.fqdn} → ${(d.ipAddresses || []).join(', ')}`).join('; ')));
+      }
+      return h('tr', {}, cells);
     }), 'No private endpoints.');
+}
+
+// dnsTable lists the record sets of the private DNS zones.
+function dnsTable(rs) {
+  const values = p => [
+    ...(p.aRecords || []).map(r => r.ipv4Address),
+    ...(p.aaaaRecords || []).map(r => r.ipv6Address),
+    ...(p.cnameRecord ? [p.cnameRecord.cname] : []),
+    ...(p.mxRecords || []).map(r => `${r.preference} ${r.exchange}`),
+    ...(p.ptrRecords || []).map(r => r.ptrdname),
+    ...(p.srvRecords || []).map(r => `${r.priority} ${r.weight} ${r.port} ${r.target}`),
+    ...(p.txtRecords || []).map(r => (r.value || []).join('')),
+    ...(p.soaRecord ? [`${p.soaRecord.host} ${p.soaRecord.email}`] : []),
+  ];
+  return table('Private DNS zones and their records', ['Zone', 'Resource group', 'Name', 'Type', 'TTL', 'Records'],
+    rs.map(({zone, set}) => {
+      const p = set.properties || {};
+      return h('tr', {}, h('td', {}, zone.name), h('td', {}, parseID(zone.id).group), h('td', {}, set.name),
+        h('td', {}, (set.type || '').split('/').pop()), h('td', {}, String(p.ttl ?? '')),
+        h('td', {class: 'mono'}, values(p).join(', ')));
+    }), 'No private DNS zones.');
 }
 
 // ---- server
@@ -515,15 +545,21 @@ function networkView() {
       const subs = await subscriptions();
       const per = await Promise.all(subs.map(async s => {
         const base = `/subscriptions/${s.subscriptionId}`;
-        const [groups, vnets, pes, servers] = await Promise.all([
+        const [groups, vnets, pes, servers, zones] = await Promise.all([
           optional(api.list(`${base}/resourcegroups`, V.resources)),
           optional(api.list(`${base}/providers/Microsoft.Network/virtualNetworks`, V.network)),
           optional(api.list(`${base}/providers/Microsoft.Network/privateEndpoints`, V.network)),
           optional(api.list(`${base}/providers/Microsoft.DBforPostgreSQL/flexibleServers`, V.postgresql)),
+          optional(api.list(`${base}/providers/Microsoft.Network/privateDnsZones`, V.privatedns)),
         ]);
         const perms = {};
         if (!groups.error) await Promise.all(groups.map(async g => { perms[g.name] = await api.permissions(g.id); }));
-        return {s, groups, vnets, pes, servers, perms};
+        // Each zone's record sets, for the DNS table.
+        const records = zones.error ? zones : (await Promise.all(zones.map(async z => {
+          const sets = await optional(api.list(`${z.id}/ALL`, V.privatedns));
+          return sets.error ? [] : sets.map(r => ({zone: z, set: r}));
+        }))).flat();
+        return {s, groups, vnets, pes, servers, zones, records, perms};
       }));
       return {per};
     },
@@ -537,7 +573,8 @@ function networkView() {
               h('td', {class: 'mono'}, ((vn.properties.addressSpace || {}).addressPrefixes || []).join(', ')),
               h('td', {}, sn.name), h('td', {class: 'mono'}, sn.properties.addressPrefix || '')));
           }), 'No virtual networks.')));
-        out.push(listOr(p.pes, ps => peTable(ps)));
+        out.push(listOr(p.pes, ps => peTable(ps, true)));
+        out.push(listOr(p.records, rs => dnsTable(rs)));
         out.push(createEndpoint(v, p));
       }
       return h('div', {}, out);
