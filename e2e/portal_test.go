@@ -64,9 +64,16 @@ func artifactDir(t *testing.T) string {
 // newBrowser starts Chromium at 1280×800 for the instance's portal; it ends with the test.
 func newBrowser(t *testing.T, in *instance) *browser {
 	t.Helper()
+	// The profile is removed by this test's own cleanup, after the browser: Chromium's helper
+	// processes may still write to it for a moment after the browser exits, which would fail
+	// t.TempDir's cleanup.
+	profile, err := os.MkdirTemp("", "pglink-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 		// The instance's certificate is issued by its own CA, which this profile does not know.
 		chromedp.Flag("ignore-certificate-errors", true),
@@ -83,7 +90,20 @@ func newBrowser(t *testing.T, in *instance) *browser {
 		}
 	}
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(logf), chromedp.WithLogf(logf))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+		for i := 0; ; i++ {
+			err := os.RemoveAll(profile)
+			if err == nil || i == 50 {
+				if err != nil {
+					t.Logf("remove the browser profile %s: %v", profile, err)
+				}
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 	// The first Run starts the browser, which lives as long as the context it is given.
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
