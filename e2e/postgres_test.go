@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +18,7 @@ import (
 	"time"
 
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/server"
@@ -266,5 +271,76 @@ func TestReplicasBehindOnePublicURL(t *testing.T) {
 	// B's certificate names the public host as well as its own.
 	if _, err := b.httpClient().Get(public + "/healthz"); err != nil {
 		t.Errorf("healthz at the public URL: %v", err)
+	}
+}
+
+// TestStoreUnavailable: while the PostgreSQL store refuses connections, requests get 503
+// ServiceUnavailable with Retry-After (not a 500, not a 401); once it is back, they succeed
+// again, with no restart.
+func TestStoreUnavailable(t *testing.T) {
+	cluster := pgtest.New(t)
+	dbURL := cluster.CreateDatabase(t)
+	u, err := neturl.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	in := start(t, func(c *server.Config) { c.Store = dbURL })
+	tok := in.token()
+	path := in.boot.ARMEndpoint + "/subscriptions/" + in.boot.SubscriptionID + "?api-version=2022-12-01"
+	get := func() (int, string) {
+		req, _ := http.NewRequest("GET", path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := in.httpClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+	if st, _ := get(); st != 200 {
+		t.Fatalf("GET subscription = %d; want 200", st)
+	}
+	admin, err := pgx.Connect(t.Context(), cluster.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	allow := func(on bool) {
+		t.Helper()
+		if _, err := admin.Exec(t.Context(), fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS %v`, dbName, on)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allow(false)
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), fmt.Sprintf(`ALTER DATABASE %s ALLOW_CONNECTIONS true`, dbName))
+	})
+	if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, dbName); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, retry := get()
+		if st == http.StatusServiceUnavailable && retry != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET while the store refuses connections = %d (Retry-After %q); want 503 with Retry-After", st, retry)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	allow(true)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		st, _ := get()
+		if st == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET after the store came back = %d; want 200", st)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -21,6 +21,7 @@ var statusOf = map[resource.Kind]int{
 	resource.PreconditionFailed: http.StatusPreconditionFailed,
 	resource.TooManyRequests:    http.StatusTooManyRequests,
 	resource.TooLarge:           http.StatusRequestEntityTooLarge,
+	resource.Unavailable:        http.StatusServiceUnavailable,
 }
 
 // ErrorBody is Azure's error response: {"error":{"code","message","target"}}.
@@ -50,6 +51,10 @@ func ToUserError(err error, requestID string) *resource.Error {
 	if e, ok := resource.AsError(err); ok {
 		return e
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return resource.Errorf(resource.Unavailable, "ServiceUnavailable",
+			"pglink cannot reach its store right now; nothing was changed. Retry after the time in Retry-After.")
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return resource.Errorf(resource.Conflict, "Conflict",
 			"The resource was changed by another request. Read it again and retry.")
@@ -64,7 +69,13 @@ func writeError(w http.ResponseWriter, log *slog.Logger, requestID string, err e
 	if e.Kind == resource.Internal {
 		log.Error("request failed", "request_id", requestID, "err", err)
 	}
+	if e.Kind == resource.Unavailable {
+		log.Warn("request refused: a part is unavailable", "request_id", requestID, "err", err)
+	}
 	status := statusOf[e.Kind]
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("x-ms-error-code", e.Code)
 	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: e.Code, Message: e.Message, Target: e.Target}})
 	return status

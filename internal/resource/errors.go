@@ -20,6 +20,7 @@ const (
 	PreconditionFailed             // If-Match / If-None-Match failed (412)
 	TooManyRequests                // rate limited (429)
 	TooLarge                       // the request is larger than the documented limit (413)
+	Unavailable                    // a part pglink needs cannot be reached now; retry later (503)
 )
 
 // Error is an error meant for the user: a stable Azure-style code and a message that says what

@@ -96,6 +96,11 @@ type EventQuery struct {
 	Limit         int   // at most this many (0 for all)
 }
 
+// ErrUnavailable is wrapped by errors that mean the store cannot be reached now (a connection
+// refused or lost): nothing was committed, and the same call may succeed later. Shared backends
+// return it; callers answer "try again" (503 with Retry-After) rather than "failed".
+var ErrUnavailable = errors.New("store unavailable")
+
 // Principal is a user or service principal known to the identity provider.
 type Principal struct {
 	ObjectID string // the principal's object id (oid claim); primary key

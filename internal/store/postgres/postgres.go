@@ -37,8 +37,10 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -245,7 +247,7 @@ func (d *DB) Close() error {
 func (d *DB) View(ctx context.Context, fn func(store.Tx) error) error {
 	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
-		return fmt.Errorf("begin read transaction: %w", err)
+		return fmt.Errorf("begin read transaction: %w", unavailable(err))
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx))
 	t := &tx{tx: ptx}
@@ -284,6 +286,28 @@ func (d *DB) write(ctx context.Context, fn func(*tx) error) error {
 	}
 }
 
+// unavailable wraps err with store.ErrUnavailable if it means the database cannot be reached:
+// a connection that could not be made (for any reason the server gave) or was lost, or a server
+// that is shutting down or starting (SQLSTATE class 08, 57P01–57P03).
+func unavailable(err error) error {
+	var pgErr *pgconn.PgError
+	var connErr *pgconn.ConnectError
+	var netErr net.Error
+	down := false
+	switch {
+	case errors.As(err, &connErr): // whatever the server said, no connection could be made
+		down = true
+	case errors.As(err, &pgErr):
+		down = strings.HasPrefix(pgErr.Code, "08") || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03"
+	default:
+		down = errors.As(err, &netErr) || pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF)
+	}
+	if down {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return err
+}
+
 // retryable reports whether err means the transaction lost a race it may win when run again.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
@@ -294,7 +318,7 @@ func retryable(err error) bool {
 func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
-		return fmt.Errorf("begin write transaction: %w", err)
+		return fmt.Errorf("begin write transaction: %w", unavailable(err))
 	}
 	defer ptx.Rollback(context.WithoutCancel(ctx)) // also when fn panics; a no-op after Commit
 	// First, before any snapshot is taken: see "Revision order".
