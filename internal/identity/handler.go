@@ -124,9 +124,14 @@ func (i *Issuer) handleKeys(w http.ResponseWriter, r *http.Request) {
 		i.writeAADError(w, r, errTenantNotFound(tenant))
 		return
 	}
+	ks := i.keys.Load()
+	keys := make([]jwk, 0, len(ks.order))
+	for _, id := range ks.order {
+		keys = append(keys, newJWK(ks.verify[id], id, i.issuer))
+	}
 	writeJSON(w, http.StatusOK, struct {
 		Keys []jwk `json:"keys"`
-	}{[]jwk{newJWK(&i.key.PublicKey, i.kid, i.issuer)}})
+	}{keys})
 }
 
 // userRealm is the answer of the user realm discovery endpoint: every user is a cloud

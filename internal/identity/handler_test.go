@@ -1,9 +1,11 @@
 package identity_test
 
 import (
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"math/big"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/pglink/pglink/internal/identity"
 )
 
 // do sends a request to ts and returns the status and the decoded JSON body.
@@ -327,5 +331,67 @@ func TestManagedIdentity(t *testing.T) {
 				t.Errorf("Verify = %+v, %v; want %+v", p, err, servicePrincipal)
 			}
 		})
+	}
+}
+
+// TestKeyRotation: after SetKeys with a new signing key and the old one to verify, tokens of
+// both keys verify and JWKS publishes both; once the old key leaves, its tokens fail, while
+// the new key's keep working.
+func TestKeyRotation(t *testing.T) {
+	ts := newTestServer(t)
+	aud := "https://management.azure.com/"
+	old, _, err := ts.iss.Issue(servicePrincipal, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksKids := func() []string {
+		_, body := ts.do(t, "GET", "/"+testTenant+"/discovery/v2.0/keys", nil, nil)
+		var kids []string
+		for _, k := range body["keys"].([]any) {
+			kids = append(kids, k.(map[string]any)["kid"].(string))
+		}
+		return kids
+	}
+	if err := ts.iss.SetKeys(next, []*rsa.PublicKey{&testKey().PublicKey}); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, err := ts.iss.Issue(servicePrincipal, aud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := strings.Split(fresh, ".")[0]; h == strings.Split(old, ".")[0] {
+		t.Errorf("the token after SetKeys has the old header %s; want the new key's id", h)
+	}
+	for name, tok := range map[string]string{"old key": old, "new key": fresh} {
+		if _, err := ts.iss.Verify(tok); err != nil {
+			t.Errorf("Verify(token of the %s) in the overlap = %v; want nil", name, err)
+		}
+	}
+	if kids := jwksKids(); len(kids) != 2 {
+		t.Errorf("JWKS in the overlap = %v; want both keys, the signing key first", kids)
+	}
+	// The overlap ends.
+	if err := ts.iss.SetKeys(next, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.iss.Verify(old); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("Verify(token of the retired key) = %v; want ErrInvalidToken", err)
+	}
+	if _, err := ts.iss.Verify(fresh); err != nil {
+		t.Errorf("Verify(token of the current key) = %v; want nil", err)
+	}
+	if kids := jwksKids(); len(kids) != 1 {
+		t.Errorf("JWKS after the overlap = %v; want one key", kids)
+	}
+	small, _ := rsa.GenerateKey(rand.Reader, 1024)
+	if err := ts.iss.SetKeys(next, []*rsa.PublicKey{&small.PublicKey}); err == nil {
+		t.Errorf("SetKeys with a 1024-bit key succeeded; want an error")
+	}
+	if err := ts.iss.SetKeys(nil, nil); err == nil {
+		t.Errorf("SetKeys without a signing key succeeded; want an error")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -88,6 +89,10 @@ type Config struct {
 	Authority string
 	// Key signs tokens (RS256). Persist it (MarshalKey) so tokens survive a restart.
 	Key *rsa.PrivateKey
+	// VerifyKeys are further keys whose tokens are accepted and which JWKS publishes, but which
+	// sign nothing: the previous key for the overlap window after a rotation, and the next one
+	// before it signs (so every replica knows it first). See SetKeys.
+	VerifyKeys []*rsa.PublicKey
 	// Audiences are the accepted token audiences; see DefaultAudiences.
 	Audiences []string
 	// Lifetime is the lifetime of an access token; zero means one hour.
@@ -127,8 +132,7 @@ type Issuer struct {
 	authority string // no trailing slash
 	host      string // host name of the authority
 	issuer    string // authority/tenant/v2.0
-	key       *rsa.PrivateKey
-	kid       string
+	keys      atomic.Pointer[keySet]
 	audiences []string
 	lifetime  time.Duration
 	now       func() time.Time
@@ -158,8 +162,9 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 	if cfg.Key == nil {
 		return nil, errors.New("new issuer: no signing key")
 	}
-	if cfg.Key.N.BitLen() < 2048 {
-		return nil, fmt.Errorf("new issuer: %d-bit RSA key is too small", cfg.Key.N.BitLen())
+	ks, err := newKeySet(cfg.Key, cfg.VerifyKeys)
+	if err != nil {
+		return nil, fmt.Errorf("new issuer: %w", err)
 	}
 	if len(cfg.Audiences) == 0 {
 		return nil, errors.New("new issuer: no audiences")
@@ -185,13 +190,11 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Issuer{
+	i := &Issuer{
 		tenantID:  cfg.TenantID,
 		authority: authority,
 		host:      u.Hostname(),
 		issuer:    authority + "/" + cfg.TenantID + "/v2.0",
-		key:       cfg.Key,
-		kid:       keyID(&cfg.Key.PublicKey),
 		audiences: slices.Clone(cfg.Audiences),
 		lifetime:  cfg.Lifetime,
 		now:       cfg.Now,
@@ -199,7 +202,52 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 		logger:    logger.With("component", "identity"),
 		throttle:  newThrottle(cfg.SignIn, cfg.Now),
 		codes:     newCodeStore(cfg.MaxPendingCodes),
-	}, nil
+	}
+	i.keys.Store(ks)
+	return i, nil
+}
+
+// keySet is the issuer's keys: one signs, all verify. It is replaced whole (SetKeys), never
+// changed.
+type keySet struct {
+	sign   *rsa.PrivateKey
+	kid    string
+	verify map[string]*rsa.PublicKey // by key id, the signing key's included
+	order  []string                  // key ids, signing key first
+}
+
+func newKeySet(sign *rsa.PrivateKey, verify []*rsa.PublicKey) (*keySet, error) {
+	if sign == nil {
+		return nil, errors.New("no signing key")
+	}
+	ks := &keySet{sign: sign, kid: keyID(&sign.PublicKey), verify: map[string]*rsa.PublicKey{}}
+	for _, k := range append([]*rsa.PublicKey{&sign.PublicKey}, verify...) {
+		if k == nil {
+			continue
+		}
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("%d-bit RSA key is too small", k.N.BitLen())
+		}
+		id := keyID(k)
+		if _, dup := ks.verify[id]; dup {
+			continue
+		}
+		ks.verify[id] = k
+		ks.order = append(ks.order, id)
+	}
+	return ks, nil
+}
+
+// SetKeys replaces the issuer's keys: sign signs from now on; tokens signed by sign or by any
+// of verify are accepted, and JWKS publishes them all. Requests in flight finish with the keys
+// they started with.
+func (i *Issuer) SetKeys(sign *rsa.PrivateKey, verify []*rsa.PublicKey) error {
+	ks, err := newKeySet(sign, verify)
+	if err != nil {
+		return fmt.Errorf("set keys: %w", err)
+	}
+	i.keys.Store(ks)
+	return nil
 }
 
 // accessClaims are the claims of an access token. aud is a single string, as Azure writes it
@@ -286,8 +334,9 @@ func (i *Issuer) Issue(p Principal, audience string) (token string, expires time
 // sign returns claims as a JWT signed with the issuer's key.
 func (i *Issuer) sign(claims jwt.Claims) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
-	t.Header["kid"] = i.kid
-	s, err := t.SignedString(i.key)
+	ks := i.keys.Load()
+	t.Header["kid"] = ks.kid
+	s, err := t.SignedString(ks.sign)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -301,10 +350,12 @@ func (i *Issuer) sign(claims jwt.Claims) (string, error) {
 func (i *Issuer) Verify(token string) (Principal, error) {
 	var c accessClaims
 	_, err := jwt.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
-		if kid, _ := t.Header["kid"].(string); kid != i.kid {
+		kid, _ := t.Header["kid"].(string)
+		k, ok := i.keys.Load().verify[kid]
+		if !ok {
 			return nil, fmt.Errorf("unknown signing key %q", kid)
 		}
-		return &i.key.PublicKey, nil
+		return k, nil
 	},
 		jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}),
 		jwt.WithIssuer(i.issuer),
