@@ -18,6 +18,7 @@ import (
 	"time"
 
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
@@ -342,5 +343,51 @@ func TestStoreUnavailable(t *testing.T) {
 			t.Fatalf("GET after the store came back = %d; want 200", st)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestReplicasRotateKeysTogether: replicas on one store share the signing key ring, so while
+// keys rotate every token one replica issues is accepted by the other at every moment.
+func TestReplicasRotateKeysTogether(t *testing.T) {
+	dbURL := pgtest.New(t).CreateDatabase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrA := ln.Addr().String()
+	ln.Close()
+	public := "https://" + addrA
+	var ins []*instance
+	for _, listen := range []string{addrA, "127.0.0.1:0"} {
+		cfg := server.DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.Engine, cfg.Store, cfg.PublicURL = t.TempDir(), listen, "records", dbURL, public
+		cfg.SigningKeyRotation, cfg.SigningKeyLead, cfg.SigningKeyOverlap = 2*time.Second, time.Second, 3*time.Second
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := server.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("start replica on %s: %v", listen, err)
+		}
+		in := &instance{t: t, dir: cfg.DataDir, cfg: cfg, srv: srv, boot: srv.Bootstrap()}
+		t.Cleanup(in.stop)
+		ins = append(ins, in)
+	}
+	a, b := ins[0], ins[1]
+	atB := &instance{t: t, dir: b.dir, cfg: b.cfg, srv: b.srv, boot: b.boot}
+	atB.boot.ARMEndpoint = "https://" + b.srv.Addr()
+	sub := "/subscriptions/" + a.boot.SubscriptionID + "?api-version=2022-12-01"
+	kids := map[string]bool{}
+	for end := time.Now().Add(7 * time.Second); time.Now().Before(end); time.Sleep(150 * time.Millisecond) {
+		tok := a.token()
+		p, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids[p.Header["kid"].(string)] = true
+		if st, body := atB.call(t, tok, "GET", sub, nil); st != 200 {
+			t.Fatalf("replica B refused a token replica A issued with key %v: %d %s", p.Header["kid"], st, body)
+		}
+	}
+	if len(kids) < 2 {
+		t.Errorf("tokens were signed by %d keys in 7 s; want the key to have rotated", len(kids))
 	}
 }

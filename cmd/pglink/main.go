@@ -94,6 +94,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&cfg.MaxConnectionsPerServer, "max-connections-per-server", 1000, "most private endpoint connections on one flexible server")
 	fs.IntVar(&cfg.MaxFirewallRules, "max-firewall-rules", 128, "most firewall rules on one flexible server")
 	fs.DurationVar(&cfg.ActivityRetention, "activity-retention", server.DefaultActivityRetention, "how long activity log events are kept")
+	fs.DurationVar(&cfg.SigningKeyRotation, "signing-key-rotation", server.DefaultKeyRotation, "how often the token signing key rotates (the old key verifies for 2 hours more); 0 or less: never")
 	fs.IntVar(&cfg.ActivityMaxEvents, "activity-max-events", server.DefaultActivityMaxEvents, "most activity log events kept; the oldest go first")
 	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on an empty data dir, seed a demo: a network admin and a database admin user (passwords printed and in bootstrap.json), a Ready server, a virtual network and a Pending private endpoint")
@@ -103,6 +104,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return nil
 		}
 		return usageError{err}
+	}
+	if cfg.SigningKeyRotation <= 0 {
+		cfg.SigningKeyRotation = -1 // the flag's 0 means never; the Config's 0 means the default
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}

@@ -75,6 +75,10 @@ type Config struct {
 	// first.
 	ActivityRetention time.Duration
 	ActivityMaxEvents int
+	// SigningKeyRotation is how often the token signing key rotates (DefaultKeyRotation when
+	// zero; never when negative). SigningKeyLead is how long a new key is published before it
+	// signs, SigningKeyOverlap how long the old one verifies after (zero: 5 minutes, 2 hours).
+	SigningKeyRotation, SigningKeyLead, SigningKeyOverlap time.Duration
 	// Gateway is where the data plane runs with the local engine: "embedded" (or "") in this
 	// process, whose Close ends every session; or "process": a `pglink gateway` process that
 	// this one starts or re-attaches to and supervises, and that keeps serving sessions while
@@ -290,6 +294,11 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("identity: %w", err)
 	}
+	_, shared := s.st.(sharedStore)
+	rings := keyRings{st: s.st, shared: shared, dir: cfg.DataDir, rot: rotationOf(cfg)}
+	if err := rings.applyKeys(ctx, issuer, time.Now()); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
 
 	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{})
 	eng, dp, err := s.dataPlane(ctx, &endpointCerts{ca: ca, fallback: cert, byIP: map[string]*tls.Certificate{}})
@@ -385,6 +394,11 @@ func (s *Server) start(ctx context.Context) error {
 	go func() {
 		defer s.wg.Done()
 		s.pruneActivity(rctx)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.rotateKeys(rctx, rings, issuer, min(rings.rot.lead/3, 30*time.Second))
 	}()
 	if s.gateway != nil {
 		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Log: s.log}
@@ -589,4 +603,22 @@ func audiences(public, local string) []string {
 		auds = append(auds, local, local+"/")
 	}
 	return auds
+}
+
+// rotationOf returns cfg's signing key rotation settings, defaults filled in.
+func rotationOf(cfg Config) rotation {
+	r := rotation{period: cfg.SigningKeyRotation, lead: cfg.SigningKeyLead, overlap: cfg.SigningKeyOverlap}
+	switch {
+	case r.period == 0:
+		r.period = DefaultKeyRotation
+	case r.period < 0:
+		r.period = 0
+	}
+	if r.lead <= 0 {
+		r.lead = defaultKeyLead
+	}
+	if r.overlap <= 0 {
+		r.overlap = defaultKeyOverlap
+	}
+	return r
 }
