@@ -51,7 +51,7 @@ func TestKeyRingStep(t *testing.T) {
 		t.Errorf("after the lead: the new key signs and the old one verifies")
 	}
 	step(time.Hour+5*time.Minute+59*time.Minute, false, 2) // the new key is not yet a period old
-	step(3*time.Hour+5*time.Minute, true, 2)          // the old key leaves (overlap over), a new one is added
+	step(3*time.Hour+5*time.Minute, true, 2)               // the old key leaves (overlap over), a new one is added
 	if _, _, err := (keyRing{}).keys(t0); err == nil {
 		t.Errorf("keys of an empty ring succeeded; want an error")
 	}

@@ -41,13 +41,13 @@ import (
 
 // Config is pglink serve's configuration. Zero values pick the defaults in DefaultConfig.
 type Config struct {
-	DataDir         string // where everything is kept
-	Listen          string // HTTPS listen address for the API, identity and portal
+	DataDir string // where everything is kept
+	Listen  string // HTTPS listen address for the API, identity and portal
 	// PublicURL is the address clients use when replicas serve behind one name (a load
 	// balancer), e.g. "https://pglink.example.com": the token issuer, the accepted audience, the
 	// polling URLs and bootstrap.json's endpoints name it, so a token or an operation from one
 	// replica is good at every other. "" means this process's own https://LISTEN address.
-	PublicURL string
+	PublicURL       string
 	Store           string // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
 	EndpointNetwork string // address block for data-plane endpoints
 	DNSListen       string // address of the nameserver's public view (UDP and TCP); "" for no nameserver
