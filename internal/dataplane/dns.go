@@ -88,6 +88,15 @@ func publicZone(ctx context.Context, tx store.Tx, suffix string) (*dns.Zone, err
 	if err != nil {
 		return nil, fmt.Errorf("list servers: %w", err)
 	}
+	// Which servers have a connection: one read of every connection, not one per server.
+	conns, err := tx.List(ctx, store.ListOptions{Type: resource.TypeConnection})
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	connected := make(map[string]bool, len(conns))
+	for _, c := range conns {
+		connected[c.Parent] = true
+	}
 	for _, r := range servers {
 		var s postgresql.Server
 		if json.Unmarshal(r.Body, &s) != nil {
@@ -95,11 +104,7 @@ func publicZone(ctx context.Context, tx store.Tx, suffix string) (*dns.Zone, err
 		}
 		name := strings.ToLower(s.Name) + "." + suffix + "."
 		final := name
-		conns, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeConnection})
-		if err != nil {
-			return nil, fmt.Errorf("list connections of %s: %w", r.ID, err)
-		}
-		if len(conns) > 0 {
+		if connected[r.Key] {
 			final = strings.ToLower(s.Name) + ".privatelink." + suffix + "."
 			z.Add(&mdns.CNAME{Hdr: hdr(name, mdns.TypeCNAME, publicTTL), Target: final})
 		}
