@@ -74,7 +74,7 @@ func (p *Provider) servePrivateEndpoint(ctx context.Context, req *arm.Request) (
 		if req.Method != http.MethodGet {
 			return nil, arm.MethodNotAllowed(req)
 		}
-		return listTopView(ctx, p.st, req, resource.TypePrivateEndpoint, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
+		return listTopView(ctx, p.st, req, resource.TypePrivateEndpoint, rawBody)
 	}
 	switch req.Method {
 	case http.MethodGet:

@@ -180,46 +180,49 @@ func listTop(ctx context.Context, tx store.Tx, req *arm.Request, typ string, ren
 	return req.PageTx(ctx, tx, opts, render)
 }
 
-// listTopView is listTop in its own read transaction.
-func listTopView(ctx context.Context, st store.Store, req *arm.Request, typ string, render func(store.Resource) (any, error)) (*arm.Response, error) {
+// listTopView is listTop in its own read transaction; render may read more in tx.
+func listTopView(ctx context.Context, st store.Store, req *arm.Request, typ string, render func(tx store.Tx, r store.Resource) (any, error)) (*arm.Response, error) {
 	var resp *arm.Response
 	err := st.View(ctx, func(tx store.Tx) error {
 		var err error
-		resp, err = listTop(ctx, tx, req, typ, render)
+		resp, err = listTop(ctx, tx, req, typ, func(r store.Resource) (any, error) { return render(tx, r) })
 		return err
 	})
 	return resp, err
 }
 
+// getView answers a GET of the resource id, rendered by render in the same read transaction.
+func getView(ctx context.Context, st store.Store, id resource.ID, render func(tx store.Tx, r store.Resource) (any, error)) (*arm.Response, error) {
+	var body any
+	err := st.View(ctx, func(tx store.Tx) error {
+		r, err := arm.Load(ctx, tx, id, nil)
+		if err != nil {
+			return err
+		}
+		body, err = render(tx, r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &arm.Response{Body: body}, nil
+}
+
+// rawBody renders a stored resource as it is, with its ETag.
+func rawBody(_ store.Tx, r store.Resource) (any, error) { return arm.Body(r, true), nil }
+
 func (p *Provider) serveVirtualNetwork(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	t := req.Target
+	render := func(tx store.Tx, r store.Resource) (any, error) { return renderVNet(ctx, tx, r) }
 	if t.Collection {
 		if req.Method != http.MethodGet {
 			return nil, arm.MethodNotAllowed(req)
 		}
-		var resp *arm.Response
-		err := p.st.View(ctx, func(tx store.Tx) error {
-			var err error
-			resp, err = listTop(ctx, tx, req, resource.TypeVirtualNetwork, func(r store.Resource) (any, error) { return renderVNet(ctx, tx, r) })
-			return err
-		})
-		return resp, err
+		return listTopView(ctx, p.st, req, resource.TypeVirtualNetwork, render)
 	}
 	switch req.Method {
 	case http.MethodGet:
-		var body any
-		err := p.st.View(ctx, func(tx store.Tx) error {
-			r, err := arm.Load(ctx, tx, t.ID, nil)
-			if err != nil {
-				return err
-			}
-			body, err = renderVNet(ctx, tx, r)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &arm.Response{Body: body}, nil
+		return getView(ctx, p.st, t.ID, render)
 	case http.MethodPut:
 		return p.putVirtualNetwork(ctx, req)
 	case http.MethodDelete:
@@ -612,7 +615,7 @@ func (p *Provider) serveNetworkInterface(ctx context.Context, req *arm.Request) 
 			"Network interfaces of private endpoints are managed by their private endpoint and cannot be changed directly.")
 	}
 	if req.Target.Collection {
-		return listTopView(ctx, p.st, req, resource.TypeNetworkInterface, func(r store.Resource) (any, error) { return arm.Body(r, true), nil })
+		return listTopView(ctx, p.st, req, resource.TypeNetworkInterface, rawBody)
 	}
 	return get(ctx, p.st, req.Target.ID, true)
 }

@@ -235,33 +235,16 @@ func isRecordSetType(typ string) bool {
 
 func (p *Provider) serveZone(ctx context.Context, req *arm.Request) (*arm.Response, error) {
 	t := req.Target
+	render := func(tx store.Tx, r store.Resource) (any, error) { return renderZone(ctx, tx, r) }
 	if t.Collection {
 		if req.Method != http.MethodGet {
 			return nil, arm.MethodNotAllowed(req)
 		}
-		var resp *arm.Response
-		err := p.st.View(ctx, func(tx store.Tx) error {
-			var err error
-			resp, err = listTop(ctx, tx, req, resource.TypePrivateDNSZone, func(r store.Resource) (any, error) { return renderZone(ctx, tx, r) })
-			return err
-		})
-		return resp, err
+		return listTopView(ctx, p.st, req, resource.TypePrivateDNSZone, render)
 	}
 	switch req.Method {
 	case http.MethodGet:
-		var body any
-		err := p.st.View(ctx, func(tx store.Tx) error {
-			r, err := arm.Load(ctx, tx, t.ID, nil)
-			if err != nil {
-				return err
-			}
-			body, err = renderZone(ctx, tx, r)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		return &arm.Response{Body: body}, nil
+		return getView(ctx, p.st, t.ID, render)
 	case http.MethodPut, http.MethodPatch:
 		return p.putZone(ctx, req)
 	case http.MethodDelete:
