@@ -77,6 +77,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTPS address of the API, identity endpoints and portal")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "https://HOST[:PORT] clients use when replicas serve behind one address (a load balancer); default: https://LISTEN")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: empty for SQLite in the data dir, sqlite:PATH, or postgres://user:password@host:port/database (default $"+storeEnv+")")
+	fs.StringVar(&cfg.NodeName, "node-name", "", "name of this process's data-plane node among replicas on one store (default: the host name)")
+	fs.StringVar(&cfg.Zone, "zone", "", "availability zone label of this node (servers placed on it report it)")
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "loopback block for data-plane endpoint addresses")
 	fs.IntVar(&cfg.EndpointPort, "endpoint-port", cfg.EndpointPort, "port of every data-plane endpoint")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "address (UDP and TCP) of the nameserver's public view; \"\" for no nameserver")

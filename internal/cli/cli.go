@@ -141,7 +141,7 @@ formats.`,
 	pf.StringVar(&e.query, "query", "", "JMESPath query string; see http://jmespath.org/ for examples")
 	pf.BoolVar(&e.quiet, "only-show-errors", false, "only show errors, suppressing warnings")
 	root.AddCommand(e.loginCmd(), e.logoutCmd(), e.accountCmd(), e.groupCmd(), e.roleCmd(), e.adCmd(),
-		e.postgresCmd(), e.networkCmd(), e.monitorCmd(), e.completionCmd(root))
+		e.postgresCmd(), e.networkCmd(), e.monitorCmd(), e.nodeCmd(), e.completionCmd(root))
 	return root
 }
 

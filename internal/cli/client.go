@@ -239,14 +239,20 @@ type graphError struct {
 
 func (e *graphError) Error() string { return fmt.Sprintf("(%s) %s", e.Code, e.Message) }
 
-func (s *session) graph() *graph {
+func (s *session) graph() *graph { return s.jsonAPI("/v1.0") }
+
+// admin is a client of pglink's own admin API (/pglink/v1), which answers as the directory's does.
+func (s *session) admin() *graph { return s.jsonAPI("/pglink/v1") }
+
+// jsonAPI is a client of the JSON API at path under the endpoint, with the session's token.
+func (s *session) jsonAPI(path string) *graph {
 	pl := runtime.NewPipeline("pglink-cli", "v1", runtime.PipelineOptions{
 		PerRetry: []policy.Policy{runtime.NewBearerTokenPolicy(s.cred, []string{s.p.ARMEndpoint + "/.default"}, nil)},
 	}, &policy.ClientOptions{Transport: s.hc})
-	return &graph{base: s.p.ARMEndpoint + "/v1.0", pl: pl}
+	return &graph{base: s.p.ARMEndpoint + path, pl: pl}
 }
 
-// do sends a request to path (below /v1.0, with its query) with body as JSON if not nil, and
+// do sends a request to path (below the API's base, with its query) with body as JSON if not nil, and
 // decodes a JSON answer into out if not nil. A status of 400 or more is a *graphError.
 func (g *graph) do(ctx context.Context, method, path string, body, out any) error {
 	req, err := runtime.NewRequest(ctx, method, g.base+path)

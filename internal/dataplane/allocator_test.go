@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/pglink/pglink/internal/resource"
 	"github.com/pglink/pglink/internal/store"
@@ -82,7 +83,7 @@ func TestAllocatorResolvers(t *testing.T) {
 	var got []string
 	for i := range 3 {
 		err := st.Update(ctx, func(tx store.Tx) error {
-			addr, err := a.AllocateResolver(ctx, tx)
+			addr, _, err := a.AllocateResolver(ctx, tx)
 			if err != nil {
 				return err
 			}
@@ -109,5 +110,67 @@ func TestAllocatorResolvers(t *testing.T) {
 	})
 	if e, ok := resource.AsError(err); !ok || e.Code != "QuotaExceeded" {
 		t.Errorf("an endpoint once resolvers hold the cap = %v; want 409 QuotaExceeded", err)
+	}
+}
+
+// TestAllocatorPlace: a new server goes to the live node with the fewest servers (a document
+// without a node counts for the node whose network holds its address), its address from that
+// node's network; a dead node gets none; AllocateOn takes the named node's network.
+func TestAllocatorPlace(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "store.db"), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	nodes := []store.Node{
+		{Name: "a", Network: "127.77.0.0/16", Expires: now.Add(time.Second)},
+		{Name: "b", Network: "127.78.0.0/16", Expires: now.Add(time.Second)},
+		{Name: "c", Network: "127.79.0.0/16", Expires: now.Add(-time.Second)}, // down
+	}
+	a := Allocator{Network: netip.MustParsePrefix("127.77.0.0/16"), Port: 5432, Node: "a",
+		Nodes: func(context.Context) ([]store.Node, error) { return nodes, nil }, Now: func() time.Time { return now }}
+	put := func(tx store.Tx, typ, name, body string) error {
+		id := resource.MustParse("/subscriptions/s/resourceGroups/rg/providers/" + typ + "/" + name)
+		_, err := tx.Put(ctx, store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: []byte(body)}, "")
+		return err
+	}
+	// A server from before nodes existed, in a's network: a has one.
+	if err := st.Update(ctx, func(tx store.Tx) error {
+		return put(tx, resource.TypeServer, "old", `{"properties":{"dataPlane":{"address":"127.77.0.1:5432"}}}`)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := range 3 {
+		err := st.Update(ctx, func(tx store.Tx) error {
+			addr, node, err := a.Place(ctx, tx)
+			if err != nil {
+				return err
+			}
+			got = append(got, node+"="+addr)
+			return put(tx, resource.TypeServer, fmt.Sprint("s", i), fmt.Sprintf(`{"properties":{"dataPlane":{"address":%q,"node":%q}}}`, addr, node))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "[b=127.78.0.1:5432 a=127.77.0.2:5432 b=127.78.0.2:5432]"; fmt.Sprint(got) != want {
+		t.Errorf("placements = %v; want %s", got, want)
+	}
+	err = st.View(ctx, func(tx store.Tx) error {
+		addr, err := a.AllocateOn(ctx, tx, "b")
+		if err != nil || addr != "127.78.0.3:5432" {
+			t.Errorf("AllocateOn(b) = %q, %v; want 127.78.0.3:5432", addr, err)
+		}
+		addr, err = a.AllocateOn(ctx, tx, "")
+		if err != nil || addr != "127.77.0.3:5432" {
+			t.Errorf("AllocateOn(\"\") = %q, %v; want this node's 127.77.0.3:5432", addr, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

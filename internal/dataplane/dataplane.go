@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/pglink/pglink/internal/arm"
 	"github.com/pglink/pglink/internal/gateway"
@@ -19,19 +20,26 @@ import (
 	"github.com/pglink/pglink/internal/store"
 )
 
-// Allocator hands out endpoint addresses from a network: one address per server's public
-// endpoint and per private endpoint, all on the same port. It implements the providers'
-// Addresses interface. Allocation runs inside the caller's transaction and finds the used
+// Allocator hands out endpoint addresses: one address per server's public endpoint, per
+// private endpoint and per virtual network's DNS resolver, each from the network of the
+// data-plane node that serves it, all on the same port. It implements the providers'
+// Addresses interfaces. Allocation runs inside the caller's transaction and finds the used
 // addresses from the documents themselves, so deleting a resource frees its address.
 type Allocator struct {
-	Network netip.Prefix
+	Network netip.Prefix // this node's network
 	Port    uint16
-	// Max caps the addresses handed out, each a listener (a file descriptor) in the gateway;
-	// 0 means no cap beyond the network's size. Over it, Allocate answers 409 QuotaExceeded
-	// before anything is written or opened.
+	// Max caps the addresses handed out in a node's network, each a listener (a file
+	// descriptor) in its gateway; 0 means no cap beyond the network's size. Over it, Allocate
+	// answers 409 QuotaExceeded before anything is written or opened.
 	Max int
 	// DNSPort is the port of virtual networks' resolvers (AllocateResolver); 0 means 53.
 	DNSPort uint16
+	// Node names this process's data-plane node; Nodes, if set, returns every node (the
+	// store's), from which Place picks the node of a new server. Without Nodes, everything is
+	// placed on this node.
+	Node  string
+	Nodes func(ctx context.Context) ([]store.Node, error)
+	Now   func() time.Time // default time.Now
 }
 
 // addressed is the part of a server, private endpoint or virtual network document the
@@ -41,35 +49,127 @@ type addressed struct {
 		DataPlane *struct {
 			Address     string `json:"address"`
 			DNSResolver string `json:"dnsResolver"`
+			Node        string `json:"node"`
 		} `json:"dataPlane"`
 	} `json:"properties"`
 }
 
-// Allocate returns a free address, skipping the network's first address and every .0 and
-// .255 (they confuse humans, not machines).
+// Allocate returns a free address on this node.
 func (a Allocator) Allocate(ctx context.Context, tx store.Tx) (string, error) {
-	ip, err := a.allocate(ctx, tx)
+	return a.AllocateOn(ctx, tx, a.Node)
+}
+
+// AllocateOn returns a free address in the network of node ("" or a node not known: this
+// node's), skipping the network's first address and every .0 and .255 (they confuse humans,
+// not machines).
+func (a Allocator) AllocateOn(ctx context.Context, tx store.Tx, node string) (string, error) {
+	network, err := a.networkOf(ctx, node)
+	if err != nil {
+		return "", err
+	}
+	ip, err := a.allocate(ctx, tx, network)
 	if err != nil {
 		return "", err
 	}
 	return netip.AddrPortFrom(ip, a.Port).String(), nil
 }
 
-// AllocateResolver returns a free address for a virtual network's DNS resolver, on DNSPort.
-// Resolvers share the network and the cap with the endpoints: each is a listener too.
-func (a Allocator) AllocateResolver(ctx context.Context, tx store.Tx) (string, error) {
-	ip, err := a.allocate(ctx, tx)
+// Place picks the node of a new server, the live node with the fewest servers (ties by name;
+// this node when no node is live), and returns it with a free address in its network.
+func (a Allocator) Place(ctx context.Context, tx store.Tx) (addr, node string, err error) {
+	node = a.Node
+	if a.Nodes != nil {
+		nodes, err := a.Nodes(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("list data-plane nodes: %w", err)
+		}
+		now := a.now()
+		servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+		if err != nil {
+			return "", "", fmt.Errorf("list servers: %w", err)
+		}
+		load := map[string]int{}
+		for _, r := range servers {
+			var d addressed
+			if json.Unmarshal(r.Body, &d) == nil && d.Properties.DataPlane != nil {
+				load[NodeOf(d.Properties.DataPlane.Node, d.Properties.DataPlane.Address, nodes)]++
+			}
+		}
+		best := -1
+		for _, n := range nodes { // by name
+			if !n.Live(now) {
+				continue
+			}
+			if best < 0 || load[n.Name] < best {
+				node, best = n.Name, load[n.Name]
+			}
+		}
+	}
+	addr, err = a.AllocateOn(ctx, tx, node)
+	return addr, node, err
+}
+
+// AllocateResolver returns a free address for a virtual network's DNS resolver on this node,
+// on DNSPort. Resolvers share the network and the cap with the endpoints: each is a listener
+// too.
+func (a Allocator) AllocateResolver(ctx context.Context, tx store.Tx) (addr, node string, err error) {
+	ip, err := a.allocate(ctx, tx, a.Network)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	port := a.DNSPort
 	if port == 0 {
 		port = 53
 	}
-	return netip.AddrPortFrom(ip, port).String(), nil
+	return netip.AddrPortFrom(ip, port).String(), a.Node, nil
 }
 
-func (a Allocator) allocate(ctx context.Context, tx store.Tx) (netip.Addr, error) {
+func (a Allocator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// networkOf returns the network of node: this node's for "" or a node the store does not know.
+func (a Allocator) networkOf(ctx context.Context, node string) (netip.Prefix, error) {
+	if node == "" || node == a.Node || a.Nodes == nil {
+		return a.Network, nil
+	}
+	nodes, err := a.Nodes(ctx)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("list data-plane nodes: %w", err)
+	}
+	for _, n := range nodes {
+		if n.Name == node {
+			if p, err := netip.ParsePrefix(n.Network); err == nil {
+				return p.Masked(), nil
+			}
+		}
+	}
+	return a.Network, nil
+}
+
+// NodeOf returns the node that serves a resource whose data plane names node (may be "") and
+// address: node, or for documents written before nodes existed, the node whose network holds
+// address ("" if none does).
+func NodeOf(node, address string, nodes []store.Node) string {
+	if node != "" {
+		return node
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return ""
+	}
+	for _, n := range nodes {
+		if p, err := netip.ParsePrefix(n.Network); err == nil && p.Contains(ap.Addr()) {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+func (a Allocator) allocate(ctx context.Context, tx store.Tx, network netip.Prefix) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
 	for _, typ := range []string{resource.TypeServer, resource.TypePrivateEndpoint, resource.TypeVirtualNetwork} {
 		all, err := tx.List(ctx, store.ListOptions{Type: typ})
@@ -82,7 +182,7 @@ func (a Allocator) allocate(ctx context.Context, tx store.Tx) (netip.Addr, error
 				continue
 			}
 			for _, v := range []string{d.Properties.DataPlane.Address, d.Properties.DataPlane.DNSResolver} {
-				if ap, err := netip.ParseAddrPort(v); err == nil {
+				if ap, err := netip.ParseAddrPort(v); err == nil && network.Contains(ap.Addr()) {
 					used[ap.Addr()] = true
 				}
 			}
@@ -90,16 +190,37 @@ func (a Allocator) allocate(ctx context.Context, tx store.Tx) (netip.Addr, error
 	}
 	if a.Max > 0 && len(used) >= a.Max {
 		return netip.Addr{}, resource.Errorf(resource.Conflict, "QuotaExceeded",
-			"This pglink serves at most %d data-plane endpoints (server public endpoints, private endpoints and virtual networks' DNS resolvers) and all are in use. Delete unused servers, private endpoints or virtual networks, or start pglink with a larger --max-endpoints.", a.Max)
+			"This pglink node serves at most %d data-plane endpoints (server public endpoints, private endpoints and virtual networks' DNS resolvers) and all are in use. Delete unused servers, private endpoints or virtual networks, or start pglink with a larger --max-endpoints.", a.Max)
 	}
-	for ip := a.Network.Masked().Addr().Next(); a.Network.Contains(ip); ip = ip.Next() {
+	for ip := network.Masked().Addr().Next(); network.Contains(ip); ip = ip.Next() {
 		if b := ip.As4(); b[3] == 0 || b[3] == 255 || used[ip] {
 			continue
 		}
 		return ip, nil
 	}
 	return netip.Addr{}, resource.Errorf(resource.Conflict, "EndpointNetworkExhausted",
-		"No data-plane address is left in %s. Delete unused servers or private endpoints, or start pglink with a larger --endpoint-network.", a.Network)
+		"No data-plane address is left in %s. Delete unused servers or private endpoints, or start pglink with a larger --endpoint-network.", network)
+}
+
+// Scope is the part of the data plane one node serves: the servers, private endpoints and
+// virtual networks' resolvers whose dataPlane names the node, or names none and has its address
+// in the node's network (documents written before nodes). The zero Scope serves everything.
+type Scope struct {
+	Node    string
+	Network netip.Prefix
+}
+
+// Serves reports whether the node of s serves a data plane that names node ("" for none) at
+// address.
+func (s Scope) Serves(node, address string) bool {
+	switch {
+	case s.Node == "":
+		return true
+	case node != "":
+		return node == s.Node
+	}
+	ap, err := netip.ParseAddrPort(address)
+	return err == nil && s.Network.Contains(ap.Addr())
 }
 
 // Sockets tells where a server's PostgreSQL listens.
@@ -123,8 +244,9 @@ func notRunning(name string, s resource.ServerState) (msg, hint string) {
 	return fmt.Sprintf("server %q is %s and accepts no connections", name, s), ""
 }
 
-// Build compiles the gateway policy from one consistent read of the store.
-func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapshot, error) {
+// Build compiles the gateway policy of the node of scope from one consistent read of the store:
+// the endpoints it serves.
+func Build(ctx context.Context, st store.Store, sockets Sockets, scope Scope) (gateway.Snapshot, error) {
 	var snap gateway.Snapshot
 	// The revision is read first: the snapshot reflects at least this revision.
 	rev, err := st.Revision(ctx)
@@ -154,6 +276,9 @@ func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapsh
 				return err
 			}
 			transport[r.Key] = tr
+			if dp := s.Properties.DataPlane; dp == nil || !scope.Serves(dp.Node, dp.Address) {
+				continue
+			}
 			ep, ok, err := publicEndpoint(ctx, tx, r, &s, sockets)
 			if err != nil {
 				return err
@@ -168,7 +293,7 @@ func Build(ctx context.Context, st store.Store, sockets Sockets) (gateway.Snapsh
 			return fmt.Errorf("list private endpoints: %w", err)
 		}
 		for _, r := range pes {
-			ep, ok, err := privateEndpoint(ctx, tx, r, byKey, sockets)
+			ep, ok, err := privateEndpoint(ctx, tx, r, byKey, sockets, scope)
 			if err != nil {
 				return err
 			}
@@ -243,12 +368,12 @@ func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postg
 	return ep, true, nil
 }
 
-func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers map[string]*postgresql.Server, sockets Sockets) (gateway.Endpoint, bool, error) {
+func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers map[string]*postgresql.Server, sockets Sockets, scope Scope) (gateway.Endpoint, bool, error) {
 	var pe network.PrivateEndpoint
 	if err := json.Unmarshal(r.Body, &pe); err != nil {
 		return gateway.Endpoint{}, false, fmt.Errorf("decode %s: %w", r.ID, err)
 	}
-	if pe.Properties.DataPlane == nil {
+	if dp := pe.Properties.DataPlane; dp == nil || !scope.Serves(dp.Node, dp.Address) {
 		return gateway.Endpoint{}, false, nil
 	}
 	addr, err := netip.ParseAddrPort(pe.Properties.DataPlane.Address)

@@ -22,10 +22,10 @@ import (
 // publicTTL is the TTL of the public view's records (Azure's public names use short TTLs too).
 const publicTTL = 30
 
-// BuildDNS compiles what the nameserver answers from one consistent read of the store: the
-// public view of servers' names under suffix, and for each virtual network with a resolver the
-// private DNS zones linked to it.
-func BuildDNS(ctx context.Context, st store.Store, suffix string) (dns.Snapshot, error) {
+// BuildDNS compiles what the nameserver of the node of scope answers from one consistent read
+// of the store: the public view of servers' names under suffix, and for each virtual network
+// whose resolver the node serves the private DNS zones linked to it.
+func BuildDNS(ctx context.Context, st store.Store, suffix string, scope Scope) (dns.Snapshot, error) {
 	var snap dns.Snapshot
 	rev, err := st.Revision(ctx)
 	if err != nil {
@@ -65,7 +65,8 @@ func BuildDNS(ctx context.Context, st store.Store, suffix string) (dns.Snapshot,
 		}
 		for _, r := range vnets {
 			var v network.VirtualNetwork
-			if json.Unmarshal(r.Body, &v) != nil || v.Properties.DataPlane == nil {
+			if json.Unmarshal(r.Body, &v) != nil || v.Properties.DataPlane == nil ||
+				!scope.Serves(v.Properties.DataPlane.Node, v.Properties.DataPlane.DNSResolver) {
 				continue
 			}
 			ap, err := netip.ParseAddrPort(v.Properties.DataPlane.DNSResolver)
@@ -217,10 +218,12 @@ type Nameserver interface {
 
 // DNSReconciler keeps the nameserver in line with the store: a new snapshot after every change.
 type DNSReconciler struct {
-	St     store.Store
-	NS     Nameserver
-	Suffix string
-	Log    *slog.Logger
+	St      store.Store
+	NS      Nameserver
+	Suffix  string
+	Scope   Scope // the node's part of the data plane
+	Log     *slog.Logger
+	Applied func(rev int64) // optional: called after each snapshot the nameserver applied
 }
 
 // Run reconciles until ctx is done.
@@ -230,12 +233,16 @@ func (r *DNSReconciler) Run(ctx context.Context) {
 	retry := time.NewTicker(2 * time.Second) // a failed round (the store, a bind) is retried
 	defer retry.Stop()
 	for {
-		if snap, err := BuildDNS(ctx, r.St, r.Suffix); err != nil {
+		if snap, err := BuildDNS(ctx, r.St, r.Suffix, r.Scope); err != nil {
 			if ctx.Err() == nil {
 				log.Error("build dns snapshot", "err", err)
 			}
-		} else if err := r.NS.Apply(snap); err != nil && ctx.Err() == nil {
-			log.Error("apply dns snapshot", "err", err)
+		} else if err := r.NS.Apply(snap); err != nil {
+			if ctx.Err() == nil {
+				log.Error("apply dns snapshot", "err", err)
+			}
+		} else if r.Applied != nil {
+			r.Applied(snap.Revision)
 		}
 		select {
 		case <-ctx.Done():

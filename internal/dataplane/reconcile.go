@@ -33,7 +33,10 @@ type Reconciler struct {
 	St     store.Store
 	Gate   Gate
 	Engine Engine
+	Scope  Scope // the node's part of the data plane: its servers and endpoints
 	Log    *slog.Logger
+	// Applied, if set, is called after each policy the gateway applied, with its revision.
+	Applied func(rev int64)
 	// Every is how often servers are checked even without changes (a PostgreSQL that died is
 	// restarted within this time). Zero means 2s.
 	Every time.Duration
@@ -65,11 +68,17 @@ func (r *Reconciler) Run(ctx context.Context) error {
 }
 
 func (r *Reconciler) apply(ctx context.Context) error {
-	snap, err := Build(ctx, r.St, r.Engine)
+	snap, err := Build(ctx, r.St, r.Engine, r.Scope)
 	if err != nil {
 		return err
 	}
-	return r.Gate.Apply(snap)
+	if err := r.Gate.Apply(snap); err != nil {
+		return err
+	}
+	if r.Applied != nil {
+		r.Applied(snap.Revision)
+	}
+	return nil
 }
 
 // servers makes each settled server's process match its state. Servers in a transition
@@ -105,6 +114,9 @@ func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
 				log.Error("read server", "server", res.ID, "err", err)
 			}
 			continue
+		}
+		if dp := s.Properties.DataPlane; dp == nil || !r.Scope.Serves(dp.Node, dp.Address) {
+			continue // another node's
 		}
 		var want bool
 		switch s.Properties.State {

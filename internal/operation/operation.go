@@ -132,6 +132,7 @@ type Workers struct {
 	st       store.Store
 	log      *slog.Logger
 	owner    string
+	node     string
 	lease    time.Duration
 	parallel int
 	now      func() time.Time
@@ -146,6 +147,7 @@ type Workers struct {
 // Options tune the workers. Zero values pick defaults.
 type Options struct {
 	Owner    string        // lease owner name; default a random id
+	Node     string        // the data-plane node these workers run on: they also lease its operations
 	Lease    time.Duration // default 10s; renewed while an operation runs
 	Parallel int           // operations run at once; default 4
 	// RetryDelay is how long a failed attempt waits before the next, times the number of
@@ -169,7 +171,7 @@ func NewWorkers(st store.Store, log *slog.Logger, o Options) *Workers {
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = time.Second
 	}
-	return &Workers{st: st, log: log.With("component", "operation"), owner: o.Owner, lease: o.Lease,
+	return &Workers{st: st, log: log.With("component", "operation"), owner: o.Owner, node: o.Node, lease: o.Lease,
 		parallel: o.Parallel, now: time.Now, funcs: map[string]Func{}, failures: map[string]Failure{},
 		retry: o.RetryDelay, waiters: map[string][]chan struct{}{}}
 }
@@ -196,7 +198,7 @@ func (w *Workers) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			}
-			op, err := w.st.LeaseOperation(ctx, w.owner, w.now(), w.lease)
+			op, err := w.st.LeaseOperation(ctx, w.owner, w.node, w.now(), w.lease)
 			if err != nil {
 				<-sem
 				if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
@@ -582,9 +584,16 @@ func (w *Workers) get(ctx context.Context, id string) (store.Operation, error) {
 
 // Begin is New followed by Start: it starts (or joins) an operation of kind on id inside tx.
 func Begin(ctx context.Context, tx store.Tx, kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
+	return BeginOn(ctx, tx, "", kind, id, location, method, goal, meta, data)
+}
+
+// BeginOn is Begin for an operation that only the workers of the data-plane node node may run
+// ("" for any): one with side effects on that node's PostgreSQL clusters.
+func BeginOn(ctx context.Context, tx store.Tx, node, kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
 	op, err := New(kind, id, location, method, goal, meta, data)
 	if err != nil {
 		return op, err
 	}
+	op.Node = node
 	return Start(ctx, tx, op)
 }

@@ -124,11 +124,25 @@ type LinkResult struct {
 	ConnectionID ID              // the private endpoint connection on the target
 	State        ConnectionState // its initial state
 	FQDN         string          // the name clients resolve, e.g. "srv.postgres.database.azure.com"
+	Node         string          // the data-plane node of the target, "" if it has none
 }
 
 // DataPlane is pglink's addition to flexible servers and private endpoints
-// (properties.dataPlane): the address ("host:port") a PostgreSQL client dials on this host to
-// reach the server through that endpoint.
+// (properties.dataPlane): the address ("host:port") a PostgreSQL client dials to reach the
+// server through that endpoint, and the data-plane node that serves it.
 type DataPlane struct {
 	Address string `json:"address"`
+	// Node is the data-plane node whose gateway listens on Address (and, for a server, that
+	// runs its PostgreSQL); "" in documents written before nodes existed: the node whose
+	// network holds Address.
+	Node string `json:"node,omitempty"`
+	// NodeStatus is the node's state when the document is read: "Available" or
+	// "Unreachable" (its heartbeats stopped). Never stored.
+	NodeStatus string `json:"nodeStatus,omitempty"`
 }
+
+// Node statuses of DataPlane.NodeStatus.
+const (
+	NodeAvailable   = "Available"
+	NodeUnreachable = "Unreachable"
+)

@@ -72,7 +72,8 @@ func (s *Server) dataPlane(ctx context.Context, certs *endpointCerts) (postgresq
 
 // allocator is what both providers want from the address allocator.
 type allocator interface {
-	Allocate(ctx context.Context, tx store.Tx) (string, error)
+	Place(ctx context.Context, tx store.Tx) (addr, node string, err error)
+	AllocateOn(ctx context.Context, tx store.Tx, node string) (string, error)
 }
 
 // nilIfNone returns a, or a nil interface (not a nil pointer in an interface) when a is nil.

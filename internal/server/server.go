@@ -85,6 +85,11 @@ type Config struct {
 	// pglink serve restarts. GatewayBin is the pglink executable it runs ("" for this one).
 	Gateway    string
 	GatewayBin string
+	// NodeName names this process's data-plane node (default: the host name), Zone its
+	// availability zone label (default none). Replicas on one store that run servers need
+	// distinct names and distinct endpoint networks.
+	NodeName string
+	Zone     string
 	// Demo seeds, on an empty data dir, the demo of the seed's flow (see Demo): two users, a
 	// Ready server, a virtual network and a Pending private endpoint connection.
 	Demo bool
@@ -300,11 +305,18 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("signing keys: %w", err)
 	}
 
-	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{})
 	eng, dp, err := s.dataPlane(ctx, &endpointCerts{ca: ca, fallback: cert, byIP: map[string]*tls.Certificate{}})
 	if err != nil {
 		return err
 	}
+	var scope dataplane.Scope // this node's part of the data plane; none with the records engine
+	if dp != nil {
+		if scope, err = nodeScope(cfg, dp.Network); err != nil {
+			return err
+		}
+		dp.Node, dp.Nodes = scope.Node, s.st.Nodes
+	}
+	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{Node: scope.Node})
 	auth := newAuthorizer(s.st)
 	armCfg := arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize,
 		Authorizer: auth}
@@ -320,11 +332,17 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		dp.DNSPort = uint16(port)
 	}
-	switch {
-	case s.gateway != nil && s.ns != nil:
-		armCfg.Barrier = barriers{s.gateway, s.ns} // a change is enforced and resolvable before it is acknowledged
-	case s.gateway != nil:
-		armCfg.Barrier = s.gateway
+	var agent *nodeAgent
+	if s.gateway != nil {
+		// A change is enforced, and resolvable, here and on every other live node before it is
+		// acknowledged.
+		parts, bs := []string{"gateway"}, barriers{s.gateway}
+		if s.ns != nil {
+			parts, bs = append(parts, "dns"), append(bs, s.ns)
+		}
+		agent = newNodeAgent(s.st, s.log, store.Node{Name: scope.Node, Zone: cfg.Zone, Network: scope.Network.String(),
+			Endpoint: endpoint, Started: time.Now()}, parts...)
+		armCfg.Barrier = append(bs, nodeBarrier{st: s.st, self: scope.Node})
 	}
 	front := arm.New(armCfg, s.st, issuer, s.workers, s.log)
 
@@ -342,6 +360,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
 	pg.SetDNSSuffix(cfg.DNSSuffix)
+	if agent != nil {
+		pg.SetNodeStatus((&nodeStatus{st: s.st}).status)
+	}
 	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)
 	rs := resources.New(audited, s.log, []resources.Remover{ // dependents first
@@ -372,6 +393,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
 	mux.Handle("/v1.0/", directory.Handler(s.st, directory.APIConfig{TenantID: b.TenantID, Subscription: b.SubscriptionID,
 		Authenticate: issuer.Authenticate, Allowed: auth.allowedAtRoot, Logger: s.log}))
+	mux.Handle("GET /pglink/v1/nodes", nodesAPI(s.st, issuer.Authenticate, auth.allowedAtRoot, s.log))
 	// The portal owns GET / and /portal/…; everything else at the root is the issuer's.
 	ui := portal.Handler()
 	mux.Handle("GET /{$}", ui)
@@ -401,14 +423,17 @@ func (s *Server) start(ctx context.Context) error {
 		s.rotateKeys(rctx, rings, issuer, min(rings.rot.lead/3, 30*time.Second))
 	}()
 	if s.gateway != nil {
-		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Log: s.log}
+		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Scope: scope, Log: s.log,
+			Applied: agent.setApplied("gateway")}
 		// The first policy is in force before the API answers.
-		if snap, err := dataplane.Build(ctx, s.st, rec.Engine); err != nil {
+		if snap, err := dataplane.Build(ctx, s.st, rec.Engine, scope); err != nil {
 			cancel()
 			return fmt.Errorf("build data-plane policy: %w", err)
 		} else if err := s.gateway.Apply(snap); err != nil {
 			cancel()
 			return fmt.Errorf("apply data-plane policy: %w", err)
+		} else {
+			rec.Applied(snap.Revision)
 		}
 		s.wg.Add(1)
 		go func() {
@@ -418,21 +443,37 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if s.ns != nil {
 		// The first names are answered before the API answers.
-		snap, err := dataplane.BuildDNS(ctx, s.st, pg.DNSSuffix())
+		snap, err := dataplane.BuildDNS(ctx, s.st, pg.DNSSuffix(), scope)
 		if err != nil {
 			cancel()
 			return fmt.Errorf("build dns snapshot: %w", err)
 		}
+		rec := &dataplane.DNSReconciler{St: s.st, NS: s.ns, Suffix: pg.DNSSuffix(), Scope: scope, Log: s.log,
+			Applied: agent.setApplied("dns")}
 		if err := s.ns.Apply(snap); err != nil {
 			s.log.Error("apply dns snapshot", "err", err)
+		} else {
+			rec.Applied(snap.Revision)
 		}
-		rec := &dataplane.DNSReconciler{St: s.st, NS: s.ns, Suffix: pg.DNSSuffix(), Log: s.log}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			rec.Run(rctx)
 		}()
 		s.log.Info("dns serving", "public", s.ns.Addr(), "resolver_port", dp.DNSPort)
+	}
+	if agent != nil {
+		// The node is known, with what it enforces, before the API answers: placement and
+		// the other replicas' barriers count on it.
+		if err := agent.report(ctx); err != nil {
+			cancel()
+			return fmt.Errorf("register data-plane node %s: %w", scope.Node, err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			agent.run(rctx)
+		}()
 	}
 	go func() {
 		defer s.wg.Done()

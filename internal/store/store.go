@@ -57,6 +57,9 @@ type Operation struct {
 	Created     time.Time
 	Updated     time.Time
 	Revision    int64 // set by the store
+	// Node is the data-plane node that must run it (the one holding the server's cluster),
+	// "" for any worker. LeaseOperation hands it only to that node's workers.
+	Node string
 }
 
 // Done reports whether the operation reached a terminal status.
@@ -100,6 +103,24 @@ type EventQuery struct {
 // refused or lost): nothing was committed, and the same call may succeed later. Shared backends
 // return it; callers answer "try again" (503 with Retry-After) rather than "failed".
 var ErrUnavailable = errors.New("store unavailable")
+
+// Node is a data-plane node: a pglink process that runs PostgreSQL clusters and a gateway, as
+// it last reported itself.
+type Node struct {
+	Name     string // unique (--node-name)
+	Zone     string // availability zone label, "" for none
+	Network  string // the CIDR block its data-plane addresses come from
+	Endpoint string // the API address of the process, for operators
+	// Applied is the highest revision its data plane enforces: a change committed at that
+	// revision or before is in force in its gateway and nameserver.
+	Applied   int64
+	Started   time.Time // when the process started
+	Heartbeat time.Time // when it last reported
+	Expires   time.Time // it counts as down from then on, unless it reports again
+}
+
+// Live reports whether the node counted as up at now.
+func (n Node) Live(now time.Time) bool { return now.Before(n.Expires) }
 
 // Principal is a user or service principal known to the identity provider.
 type Principal struct {
@@ -178,9 +199,19 @@ type Store interface {
 	// outside the Tx. Writes that Update commits are durable when it returns.
 	Update(ctx context.Context, fn func(Tx) error) error
 
-	// LeaseOperation hands an InProgress operation whose lease is free or expired at now to
-	// owner until now+d, incrementing Attempts. It returns ErrNotFound if there is none.
-	LeaseOperation(ctx context.Context, owner string, now time.Time, d time.Duration) (Operation, error)
+	// LeaseOperation hands an InProgress operation whose lease is free or expired at now, and
+	// whose Node is "" or node, to owner until now+d, incrementing Attempts. It returns
+	// ErrNotFound if there is none.
+	LeaseOperation(ctx context.Context, owner, node string, now time.Time, d time.Duration) (Operation, error)
+
+	// PutNode records what node n reports about itself (by n.Name): a heartbeat. Applied never
+	// goes back: the stored value is the greater of the two. Nodes are not on the change feed
+	// and take no revision: heartbeats do not wake readers of the feed.
+	PutNode(ctx context.Context, n Node) error
+	// Nodes returns every node, by name.
+	Nodes(ctx context.Context) ([]Node, error)
+	// DeleteNode forgets the node name; ErrNotFound if there is none.
+	DeleteNode(ctx context.Context, name string) error
 
 	// Events returns the activity log events q selects, newest (highest Seq) first. To page,
 	// ask again with q.Before set to the Seq of the last event returned. Backends filter with

@@ -264,11 +264,13 @@ func (p *Provider) createEndpoint(ctx context.Context, tx store.Tx, id resource.
 	pe.Properties.ProvisioningState = "Succeeded"
 	pe.Properties.ResourceGUID = guid
 	if p.addrs != nil {
-		addr, err := p.addrs.Allocate(ctx, tx)
+		// The endpoint listens on the node of its target, whose gateway holds the target's
+		// policy and reaches its PostgreSQL.
+		addr, err := p.addrs.AllocateOn(ctx, tx, res.Node)
 		if err != nil {
 			return store.Resource{}, err
 		}
-		pe.Properties.DataPlane = &resource.DataPlane{Address: addr}
+		pe.Properties.DataPlane = &resource.DataPlane{Address: addr, Node: res.Node}
 	}
 	// customDnsConfigs name the address the server's name must resolve to through this
 	// endpoint: the one clients reach it at (its data-plane address), else its subnet address.

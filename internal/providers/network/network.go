@@ -37,13 +37,14 @@ type Target interface {
 
 // Addresses hands out data-plane addresses ("host:port") inside a transaction.
 type Addresses interface {
-	Allocate(ctx context.Context, tx store.Tx) (string, error)
+	// AllocateOn returns a free address on the data-plane node node ("" for this process's).
+	AllocateOn(ctx context.Context, tx store.Tx, node string) (string, error)
 }
 
 // Resolvers hands out the addresses ("host:port") of virtual networks' DNS resolvers inside a
-// transaction.
+// transaction, on this process's data-plane node.
 type Resolvers interface {
-	AllocateResolver(ctx context.Context, tx store.Tx) (string, error)
+	AllocateResolver(ctx context.Context, tx store.Tx) (addr, node string, err error)
 }
 
 // Provider serves Microsoft.Network.
@@ -108,6 +109,7 @@ type VirtualNetwork struct {
 // private DNS zones linked to it first.
 type VNetDataPlane struct {
 	DNSResolver string `json:"dnsResolver"`
+	Node        string `json:"node,omitempty"` // the data-plane node whose nameserver serves it (see resource.DataPlane)
 }
 
 // Subnet is a subnet of a virtual network.
@@ -320,11 +322,11 @@ func (p *Provider) putVirtualNetwork(ctx context.Context, req *arm.Request) (*ar
 			}
 		}
 		if v.Properties.DataPlane == nil && p.resolvers != nil {
-			addr, err := p.resolvers.AllocateResolver(ctx, tx)
+			addr, node, err := p.resolvers.AllocateResolver(ctx, tx)
 			if err != nil {
 				return err
 			}
-			v.Properties.DataPlane = &VNetDataPlane{DNSResolver: addr}
+			v.Properties.DataPlane = &VNetDataPlane{DNSResolver: addr, Node: node}
 		}
 		// Subnets not in the request are removed, unless something uses them.
 		existing, err := tx.List(ctx, store.ListOptions{Parent: id.Key(), Type: resource.TypeSubnet})

@@ -314,7 +314,7 @@ func (p *Provider) putConfiguration(ctx context.Context, req *arm.Request) (*arm
 		if err := resource.RequireReady(s.Name, s.Properties.State, "change server parameters"); err != nil {
 			return err
 		}
-		o, err := operation.Begin(ctx, tx, kindConfigurationPut, cid, s.Location, req.Method, goal, arm.OpMeta(req, ""),
+		o, err := operation.BeginOn(ctx, tx, nodeOf(s), kindConfigurationPut, cid, s.Location, req.Method, goal, arm.OpMeta(req, ""),
 			configurationInput{Override: override})
 		if err != nil {
 			return err

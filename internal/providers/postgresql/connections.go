@@ -84,7 +84,11 @@ func (p *Provider) Connect(ctx context.Context, tx store.Tx, lr resource.LinkReq
 	if _, err := arm.Save(ctx, tx, cid, c); err != nil {
 		return res, err
 	}
-	return resource.LinkResult{ConnectionID: cid, State: state, FQDN: s.Properties.FullyQualifiedDomainName}, nil
+	res = resource.LinkResult{ConnectionID: cid, State: state, FQDN: s.Properties.FullyQualifiedDomainName}
+	if s.Properties.DataPlane != nil {
+		res.Node = s.Properties.DataPlane.Node
+	}
+	return res, nil
 }
 
 // Disconnect removes the connection of a private endpoint that is being deleted. A missing

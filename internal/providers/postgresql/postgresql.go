@@ -47,9 +47,11 @@ type Engine interface {
 	Versions() []string
 }
 
-// Addresses hands out data-plane addresses ("host:port") inside a transaction.
+// Addresses places servers on data-plane nodes and hands out their addresses ("host:port")
+// inside a transaction.
 type Addresses interface {
-	Allocate(ctx context.Context, tx store.Tx) (string, error)
+	// Place picks the data-plane node of a new server and a free address on it.
+	Place(ctx context.Context, tx store.Tx) (addr, node string, err error)
 }
 
 // Endpoints is the private endpoint side of a private link: the network provider. The
@@ -70,6 +72,9 @@ type Provider struct {
 	goalKey   []byte // keys the password's hash in operation goals; random, never stored
 	limits    Limits // quotas; zero fields mean the defaults
 	dnsSuffix string // servers' names are <server>.<dnsSuffix>; "" means DefaultDNSSuffix
+	// nodeStatus, if set, tells the status of the data-plane node of a server (its node and
+	// address) as of now: resource.NodeAvailable or resource.NodeUnreachable.
+	nodeStatus func(ctx context.Context, node, address string) string
 }
 
 // DefaultDNSSuffix is the suffix of servers' names unless SetDNSSuffix says otherwise, Azure's.
@@ -185,3 +190,7 @@ func jsonDecode(r io.Reader, v any) error {
 	}
 	return nil
 }
+
+// SetNodeStatus sets how servers' data-plane node status (properties.dataPlane.nodeStatus) is
+// found when they are read.
+func (p *Provider) SetNodeStatus(f func(ctx context.Context, node, address string) string) { p.nodeStatus = f }

@@ -296,6 +296,9 @@ func (p *Provider) render(ctx context.Context, tx store.Tx, r store.Resource) (a
 	for _, c := range conns {
 		s.Properties.PrivateEndpointConnections = append(s.Properties.PrivateEndpointConnections, c.Body)
 	}
+	if dp := s.Properties.DataPlane; dp != nil && p.nodeStatus != nil {
+		dp.NodeStatus = p.nodeStatus(ctx, dp.Node, dp.Address)
+	}
 	return s, nil
 }
 
@@ -416,7 +419,7 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 			if err != nil {
 				return err
 			}
-			o, err := operation.Begin(ctx, tx, kindCreate, id, out.Location, req.Method, createGoal, arm.OpMeta(req, ""), input)
+			o, err := operation.BeginOn(ctx, tx, nodeOf(out), kindCreate, id, out.Location, req.Method, createGoal, arm.OpMeta(req, ""), input)
 			op = o
 			return err
 		}
@@ -442,7 +445,7 @@ func (p *Provider) putServer(ctx context.Context, req *arm.Request) (*arm.Respon
 		prev := cur
 		prev.Properties.PrivateEndpointConnections = nil
 		input.Restore = &prev
-		o, err := operation.Begin(ctx, tx, kindUpdate, id, out.Location, req.Method, goal, arm.OpMeta(req, ""), input)
+		o, err := operation.BeginOn(ctx, tx, nodeOf(cur), kindUpdate, id, out.Location, req.Method, goal, arm.OpMeta(req, ""), input)
 		if err != nil {
 			return err
 		}
@@ -508,11 +511,11 @@ func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request,
 	}
 	s := Server{ID: id.String(), Name: id.Name(), Type: resource.TypeServer, Location: normLocation(in.Location), Tags: in.Tags, SKU: in.SKU}
 	if p.addrs != nil {
-		addr, err := p.addrs.Allocate(ctx, tx)
+		addr, node, err := p.addrs.Place(ctx, tx)
 		if err != nil {
 			return Server{}, err
 		}
-		s.Properties.DataPlane = &resource.DataPlane{Address: addr}
+		s.Properties.DataPlane = &resource.DataPlane{Address: addr, Node: node}
 	}
 	if s.SKU == nil {
 		s.SKU = &SKU{Name: "Standard_D2s_v3", Tier: "GeneralPurpose"}
@@ -665,7 +668,7 @@ func (p *Provider) deleteServer(ctx context.Context, req *arm.Request) (*arm.Res
 		if err != nil {
 			return err
 		}
-		o, err := operation.Begin(ctx, tx, kindDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
+		o, err := operation.BeginOn(ctx, tx, nodeOf(s), kindDelete, id, s.Location, http.MethodDelete, operation.Digest("delete"), arm.OpMeta(req, ""), nil)
 		if err != nil {
 			return err
 		}
@@ -714,7 +717,7 @@ func (p *Provider) serverAction(ctx context.Context, req *arm.Request) (*arm.Res
 				"%s Server can only be performed on servers in state %s. Server Name = %s, Current Server State = %s",
 				verb, from, id.Name(), s.Properties.State)
 		}
-		o, err := operation.Begin(ctx, tx, kindAction, id, s.Location, http.MethodPost, operation.Digest(action), arm.OpMeta(req, ""), action)
+		o, err := operation.BeginOn(ctx, tx, nodeOf(s), kindAction, id, s.Location, http.MethodPost, operation.Digest(action), arm.OpMeta(req, ""), action)
 		if err != nil {
 			return err
 		}
@@ -851,4 +854,13 @@ func (p *Provider) runAction(ctx context.Context, op operation.Op) (operation.Co
 		return nil, err
 	}
 	return setState(id, final, nil), nil
+}
+
+// nodeOf returns the data-plane node that holds s's PostgreSQL cluster, "" for any (the
+// records engine, or a document written before nodes existed, on a single node).
+func nodeOf(s Server) string {
+	if s.Properties.DataPlane == nil {
+		return ""
+	}
+	return s.Properties.DataPlane.Node
 }

@@ -60,9 +60,12 @@ var _ store.Store = (*DB)(nil)
 //go:embed schema.sql
 var schemaV1 string
 
+//go:embed schema_v2.sql
+var schemaV2 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // SchemaVersion returns the schema version this pglink writes and reads.
 func SchemaVersion() int { return len(migrations) }
@@ -373,7 +376,7 @@ func (d *DB) Exclusive(ctx context.Context, name string, fn func(context.Context
 // another transaction holds is passed over, never waited for. (Leases are writes and run one at
 // a time like every writer, so among pglink's own transactions none holds an operation row
 // when a lease looks; the clause keeps a lease from queueing behind anyone else's lock.)
-func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, dur time.Duration) (store.Operation, error) {
+func (d *DB) LeaseOperation(ctx context.Context, owner, node string, now time.Time, dur time.Duration) (store.Operation, error) {
 	if owner == "" {
 		return store.Operation{}, errors.New("lease operation: empty owner")
 	}
@@ -384,8 +387,9 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 	// outside the writers' lock answers them without holding up writers.
 	var leasable bool
 	if err := d.pool.QueryRow(ctx,
-		`SELECT EXISTS (SELECT FROM operations WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= $1))`,
-		now).Scan(&leasable); err != nil {
+		`SELECT EXISTS (SELECT FROM operations WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= $1)
+		 AND node IN ('', $2))`,
+		now, node).Scan(&leasable); err != nil {
 		return store.Operation{}, fmt.Errorf("lease operation for %s: %w", owner, err)
 	}
 	if !leasable {
@@ -396,8 +400,8 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 		var err error
 		op, err = scanOperation(t.tx.QueryRow(ctx,
 			`SELECT `+operationColumns+` FROM operations
-			 WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= $1)
-			 ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED`, now))
+			 WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= $1) AND node IN ('', $2)
+			 ORDER BY created, id LIMIT 1 FOR UPDATE SKIP LOCKED`, now, node))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -826,12 +830,12 @@ func (t *tx) Delete(ctx context.Context, key string) error {
 }
 
 const operationColumns = `id, resource_key, resource_id, kind, goal, status, input, error, method, location,
-	lease_owner, lease_until, attempts, created, updated, revision`
+	lease_owner, lease_until, attempts, created, updated, revision, node`
 
 func scanOperation(row pgx.Row) (store.Operation, error) {
 	var op store.Operation
 	err := row.Scan(&op.ID, &op.ResourceKey, &op.ResourceID, &op.Kind, &op.Goal, &op.Status, &op.Input, &op.Error,
-		&op.Method, &op.Location, &op.LeaseOwner, &op.LeaseUntil, &op.Attempts, &op.Created, &op.Updated, &op.Revision)
+		&op.Method, &op.Location, &op.LeaseOwner, &op.LeaseUntil, &op.Attempts, &op.Created, &op.Updated, &op.Revision, &op.Node)
 	if err != nil {
 		return store.Operation{}, err
 	}
@@ -902,14 +906,14 @@ func (t *tx) PutOperation(ctx context.Context, op store.Operation) (store.Operat
 	op.Revision = rev
 	op.LeaseUntil, op.Created, op.Updated = normTime(op.LeaseUntil), normTime(op.Created), normTime(op.Updated)
 	if _, err := t.tx.Exec(ctx,
-		`INSERT INTO operations (`+operationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		`INSERT INTO operations (`+operationColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 		 ON CONFLICT (id) DO UPDATE SET resource_key = excluded.resource_key, resource_id = excluded.resource_id,
 		 kind = excluded.kind, goal = excluded.goal, status = excluded.status, input = excluded.input,
 		 error = excluded.error, method = excluded.method, location = excluded.location,
 		 lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, attempts = excluded.attempts,
-		 created = excluded.created, updated = excluded.updated, revision = excluded.revision`,
+		 created = excluded.created, updated = excluded.updated, revision = excluded.revision, node = excluded.node`,
 		op.ID, op.ResourceKey, op.ResourceID, op.Kind, op.Goal, op.Status, op.Input, op.Error, op.Method,
-		op.Location, op.LeaseOwner, op.LeaseUntil, op.Attempts, op.Created, op.Updated, op.Revision); err != nil {
+		op.Location, op.LeaseOwner, op.LeaseUntil, op.Attempts, op.Created, op.Updated, op.Revision, op.Node); err != nil {
 		return store.Operation{}, fmt.Errorf("put operation %s: %w", op.ID, err)
 	}
 	if err := t.changed(ctx, opKey(op.ID), false); err != nil {
@@ -1082,4 +1086,53 @@ func newETag() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf(`"%x-%x-%x-%x-%x"`, b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// PutNode implements store.Store. It takes neither the writers' lock nor a revision.
+func (d *DB) PutNode(ctx context.Context, n store.Node) error {
+	if n.Name == "" {
+		return errors.New("put node: empty name")
+	}
+	_, err := d.pool.Exec(ctx,
+		`INSERT INTO nodes (name, zone, network, endpoint, applied, started, heartbeat, expires)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		 ON CONFLICT (name) DO UPDATE SET zone = excluded.zone, network = excluded.network,
+		 endpoint = excluded.endpoint, applied = greatest(nodes.applied, excluded.applied),
+		 started = excluded.started, heartbeat = excluded.heartbeat, expires = excluded.expires`,
+		n.Name, n.Zone, n.Network, n.Endpoint, n.Applied, normTime(n.Started), normTime(n.Heartbeat), normTime(n.Expires))
+	if err != nil {
+		return fmt.Errorf("put node %s: %w", n.Name, unavailable(err))
+	}
+	return nil
+}
+
+// Nodes implements store.Store.
+func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) {
+	rows, err := d.pool.Query(ctx,
+		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", unavailable(err))
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Node, error) {
+		var n store.Node
+		err := row.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Applied, &n.Started, &n.Heartbeat, &n.Expires)
+		n.Started, n.Heartbeat, n.Expires = normTime(n.Started), normTime(n.Heartbeat), normTime(n.Expires)
+		return n, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", unavailable(err))
+	}
+	return out, nil
+}
+
+// DeleteNode implements store.Store.
+func (d *DB) DeleteNode(ctx context.Context, name string) error {
+	tag, err := d.pool.Exec(ctx, `DELETE FROM nodes WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", name, unavailable(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete node %s: %w", name, store.ErrNotFound)
+	}
+	return nil
 }

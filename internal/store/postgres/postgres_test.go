@@ -472,7 +472,7 @@ func TestLeaseAcrossPools(t *testing.T) {
 		name := fmt.Sprintf("replica%d", l)
 		wg.Go(func() {
 			for {
-				op, err := s.LeaseOperation(t.Context(), name, now, time.Hour)
+				op, err := s.LeaseOperation(t.Context(), name, "", now, time.Hour)
 				if errors.Is(err, store.ErrNotFound) {
 					return
 				}
@@ -539,7 +539,7 @@ func TestLeaseSkipsLockedRows(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	op, err := db.LeaseOperation(ctx, "w1", now, time.Minute)
+	op, err := db.LeaseOperation(ctx, "w1", "", now, time.Minute)
 	if err != nil || op.ID != "free" {
 		t.Errorf("LeaseOperation while the oldest is locked = %q, %v; want free, nil", op.ID, err)
 	}
@@ -631,13 +631,13 @@ func TestIdleLeaseTakesNoLock(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	if _, err := db.LeaseOperation(ctx, "w1", now, time.Minute); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.LeaseOperation(ctx, "w1", "", now, time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("LeaseOperation with nothing to lease while a writer holds the lock = %v; want ErrNotFound at once", err)
 	}
 	// With something to lease, it waits for the writer.
 	ctx2, cancel2 := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel2()
-	if op, err := db.LeaseOperation(ctx2, "w1", now.Add(2*time.Hour), time.Minute); err == nil {
+	if op, err := db.LeaseOperation(ctx2, "w1", "", now.Add(2*time.Hour), time.Minute); err == nil {
 		t.Errorf("LeaseOperation of an expired lease while a writer holds the lock = %s; want it to wait", op.ID)
 	}
 }

@@ -32,9 +32,12 @@ var schemaV2 string
 //go:embed schema_v3.sql
 var schemaV3 string
 
+//go:embed schema_v4.sql
+var schemaV4 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1, schemaV2, schemaV3}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
 
 // Errors for misuse of a transaction.
 var (
@@ -204,7 +207,7 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 // LeaseOperation hands the oldest InProgress operation whose lease is free or expired at now
 // (LeaseUntil <= now) to owner until now+dur and increments its Attempts. It returns
 // store.ErrNotFound if there is none.
-func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, dur time.Duration) (store.Operation, error) {
+func (d *DB) LeaseOperation(ctx context.Context, owner, node string, now time.Time, dur time.Duration) (store.Operation, error) {
 	if owner == "" {
 		return store.Operation{}, errors.New("lease operation: empty owner")
 	}
@@ -217,8 +220,8 @@ func (d *DB) LeaseOperation(ctx context.Context, owner string, now time.Time, du
 		var err error
 		op, err = scanOperation(t.tx.QueryRowContext(ctx,
 			`SELECT `+operationColumns+` FROM operations
-			 WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= ?)
-			 ORDER BY created, id LIMIT 1`, formatTime(now)))
+			 WHERE status = 'InProgress' AND (lease_owner = '' OR lease_until <= ?) AND node IN ('', ?)
+			 ORDER BY created, id LIMIT 1`, formatTime(now), node))
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -621,13 +624,13 @@ func (t *tx) Delete(ctx context.Context, key string) error {
 }
 
 const operationColumns = `id, resource_key, resource_id, kind, goal, status, input, error, method, location,
-	lease_owner, lease_until, attempts, created, updated, revision`
+	lease_owner, lease_until, attempts, created, updated, revision, node`
 
 func scanOperation(row interface{ Scan(...any) error }) (store.Operation, error) {
 	var op store.Operation
 	var leaseUntil, created, updated string
 	err := row.Scan(&op.ID, &op.ResourceKey, &op.ResourceID, &op.Kind, &op.Goal, &op.Status, &op.Input, &op.Error,
-		&op.Method, &op.Location, &op.LeaseOwner, &leaseUntil, &op.Attempts, &created, &updated, &op.Revision)
+		&op.Method, &op.Location, &op.LeaseOwner, &leaseUntil, &op.Attempts, &created, &updated, &op.Revision, &op.Node)
 	if err != nil {
 		return store.Operation{}, err
 	}
@@ -706,15 +709,15 @@ func (t *tx) PutOperation(ctx context.Context, op store.Operation) (store.Operat
 	op.Revision = rev
 	op.LeaseUntil, op.Created, op.Updated = normTime(op.LeaseUntil), normTime(op.Created), normTime(op.Updated)
 	if _, err := t.tx.ExecContext(ctx,
-		`INSERT INTO operations (`+operationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO operations (`+operationColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (id) DO UPDATE SET resource_key = excluded.resource_key, resource_id = excluded.resource_id,
 		 kind = excluded.kind, goal = excluded.goal, status = excluded.status, input = excluded.input,
 		 error = excluded.error, method = excluded.method, location = excluded.location,
 		 lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, attempts = excluded.attempts,
-		 created = excluded.created, updated = excluded.updated, revision = excluded.revision`,
+		 created = excluded.created, updated = excluded.updated, revision = excluded.revision, node = excluded.node`,
 		op.ID, op.ResourceKey, op.ResourceID, op.Kind, op.Goal, op.Status, op.Input, op.Error, op.Method,
 		op.Location, op.LeaseOwner, formatTime(op.LeaseUntil), op.Attempts, formatTime(op.Created),
-		formatTime(op.Updated), op.Revision); err != nil {
+		formatTime(op.Updated), op.Revision, op.Node); err != nil {
 		return store.Operation{}, fmt.Errorf("put operation %s: %w", op.ID, err)
 	}
 	if err := t.changed(ctx, opKey(op.ID), false); err != nil {
@@ -903,4 +906,66 @@ func newETag() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf(`"%x-%x-%x-%x-%x"`, b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// PutNode implements store.Store.
+func (d *DB) PutNode(ctx context.Context, n store.Node) error {
+	if n.Name == "" {
+		return errors.New("put node: empty name")
+	}
+	_, err := d.write.ExecContext(ctx,
+		`INSERT INTO nodes (name, zone, network, endpoint, applied, started, heartbeat, expires)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		 ON CONFLICT (name) DO UPDATE SET zone = excluded.zone, network = excluded.network,
+		 endpoint = excluded.endpoint, applied = max(nodes.applied, excluded.applied),
+		 started = excluded.started, heartbeat = excluded.heartbeat, expires = excluded.expires`,
+		n.Name, n.Zone, n.Network, n.Endpoint, n.Applied, formatTime(normTime(n.Started)),
+		formatTime(normTime(n.Heartbeat)), formatTime(normTime(n.Expires)))
+	if err != nil {
+		return fmt.Errorf("put node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// Nodes implements store.Store.
+func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) {
+	rows, err := d.read.QueryContext(ctx,
+		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Node
+	for rows.Next() {
+		var n store.Node
+		var started, heartbeat, expires string
+		if err := rows.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Applied, &started, &heartbeat, &expires); err != nil {
+			return nil, fmt.Errorf("list nodes: %w", err)
+		}
+		for _, f := range []struct {
+			s string
+			t *time.Time
+		}{{started, &n.Started}, {heartbeat, &n.Heartbeat}, {expires, &n.Expires}} {
+			if *f.t, err = parseTime(f.s); err != nil {
+				return nil, fmt.Errorf("list nodes: %w", err)
+			}
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return out, nil
+}
+
+// DeleteNode implements store.Store.
+func (d *DB) DeleteNode(ctx context.Context, name string) error {
+	res, err := d.write.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete node %s: %w", name, store.ErrNotFound)
+	}
+	return nil
 }

@@ -42,6 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Operations", testOperations},
 		{"ActiveOperationUnique", testActiveOperationUnique},
 		{"Lease", testLease},
+		{"LeaseOnNode", testLeaseOnNode},
+		{"Nodes", testNodes},
 		{"Events", testEvents},
 		{"PruneEvents", testPruneEvents},
 		{"EventFilters", testEventFilters},
@@ -163,9 +165,9 @@ func sameResource(a, b store.Resource) bool {
 
 func fmtOp(o store.Operation) string {
 	return fmt.Sprintf("{ID:%q ResourceKey:%q ResourceID:%q Kind:%q Goal:%q Status:%q Input:%q Error:%q "+
-		"Method:%q Location:%q LeaseOwner:%q LeaseUntil:%v Attempts:%d Created:%v Updated:%v Revision:%d}",
+		"Method:%q Location:%q LeaseOwner:%q LeaseUntil:%v Attempts:%d Created:%v Updated:%v Revision:%d Node:%q}",
 		o.ID, o.ResourceKey, o.ResourceID, o.Kind, o.Goal, o.Status, o.Input, o.Error, o.Method, o.Location,
-		o.LeaseOwner, o.LeaseUntil, o.Attempts, o.Created, o.Updated, o.Revision)
+		o.LeaseOwner, o.LeaseUntil, o.Attempts, o.Created, o.Updated, o.Revision, o.Node)
 }
 
 func sameOp(a, b store.Operation) bool {
@@ -173,7 +175,7 @@ func sameOp(a, b store.Operation) bool {
 		a.Goal == b.Goal && a.Status == b.Status && bytes.Equal(a.Input, b.Input) && bytes.Equal(a.Error, b.Error) &&
 		a.Method == b.Method && a.Location == b.Location && a.LeaseOwner == b.LeaseOwner &&
 		a.LeaseUntil.Equal(b.LeaseUntil) && a.Attempts == b.Attempts && a.Created.Equal(b.Created) &&
-		a.Updated.Equal(b.Updated) && a.Revision == b.Revision
+		a.Updated.Equal(b.Updated) && a.Revision == b.Revision && a.Node == b.Node
 }
 
 func keys(rs []store.Resource) []string {
@@ -744,7 +746,7 @@ func testChanges(t *testing.T, s store.Store) {
 	}
 
 	// A lease writes the operation.
-	leased, err := s.LeaseOperation(t.Context(), "w1", at(0), time.Minute)
+	leased, err := s.LeaseOperation(t.Context(), "w1", "", at(0), time.Minute)
 	if err != nil {
 		t.Fatalf("LeaseOperation = %v; want nil", err)
 	}
@@ -803,7 +805,7 @@ func testNotify(t *testing.T, s store.Store) {
 		t.Fatal("Notify channel closed before its ctx was done")
 	}
 	drain(ch1)
-	if _, err := s.LeaseOperation(t.Context(), "w1", at(0), time.Minute); err != nil {
+	if _, err := s.LeaseOperation(t.Context(), "w1", "", at(0), time.Minute); err != nil {
 		t.Fatalf("LeaseOperation = %v; want nil", err)
 	}
 	if !receive(t, ch1, "after LeaseOperation") {
@@ -934,7 +936,7 @@ func testActiveOperationUnique(t *testing.T, s store.Store) {
 
 func testLease(t *testing.T, s store.Store) {
 	lease := func(owner string, now time.Time, d time.Duration) (store.Operation, error) {
-		return s.LeaseOperation(t.Context(), owner, now, d)
+		return s.LeaseOperation(t.Context(), owner, "", now, d)
 	}
 	if _, err := lease("w0", at(0), time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("LeaseOperation on an empty store = %v; want ErrNotFound", err)
@@ -1556,7 +1558,7 @@ func testConcurrentLeases(t *testing.T, s store.Store) {
 		name := fmt.Sprintf("w%d", w)
 		wg.Go(func() {
 			for {
-				op, err := s.LeaseOperation(t.Context(), name, at(time.Second), time.Hour)
+				op, err := s.LeaseOperation(t.Context(), name, "", at(time.Second), time.Hour)
 				if errors.Is(err, store.ErrNotFound) {
 					return
 				}
@@ -1586,5 +1588,87 @@ func testConcurrentLeases(t *testing.T, s store.Store) {
 		if got, err := getOp(t, s, id); err != nil || got.LeaseOwner != name || got.Attempts != 1 {
 			t.Errorf("Operation(%q) = %s, %v; want leased by %s, Attempts 1", id, fmtOp(got), err, name)
 		}
+	}
+}
+
+// testLeaseOnNode: an operation that names a node goes only to that node's workers; one that
+// names none goes to anyone.
+func testLeaseOnNode(t *testing.T, s store.Store) {
+	putOp(t, s, store.Operation{ID: "on-b", ResourceKey: "k1", Status: store.OpInProgress, Node: "b",
+		Created: at(-2 * time.Minute), Updated: at(-2 * time.Minute)})
+	putOp(t, s, store.Operation{ID: "any", ResourceKey: "k2", Status: store.OpInProgress,
+		Created: at(-time.Minute), Updated: at(-time.Minute)})
+	lease := func(owner, node string) (store.Operation, error) {
+		return s.LeaseOperation(t.Context(), owner, node, at(0), time.Minute)
+	}
+	if op, err := lease("wa", "a"); err != nil || op.ID != "any" {
+		t.Errorf("LeaseOperation on node a = %s, %v; want the operation for any node", fmtOp(op), err)
+	}
+	if op, err := lease("wa2", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LeaseOperation on node a again = %s, %v; want ErrNotFound (the other is node b's)", fmtOp(op), err)
+	}
+	if op, err := lease("w", ""); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LeaseOperation on no node = %s, %v; want ErrNotFound", fmtOp(op), err)
+	}
+	op, err := lease("wb", "b")
+	if err != nil || op.ID != "on-b" || op.Node != "b" {
+		t.Errorf("LeaseOperation on node b = %s, %v; want on-b", fmtOp(op), err)
+	}
+	if got, err := getOp(t, s, "on-b"); err != nil || got.Node != "b" {
+		t.Errorf("Operation(on-b) = %s, %v; want Node b kept", fmtOp(got), err)
+	}
+}
+
+// testNodes: heartbeats are stored by name, Applied never goes back, and nodes are not on the
+// change feed.
+func testNodes(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if ns, err := s.Nodes(ctx); err != nil || len(ns) != 0 {
+		t.Fatalf("Nodes() on an empty store = %v, %v; want none", ns, err)
+	}
+	rev, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := store.Node{Name: "a", Zone: "1", Network: "127.77.0.0/16", Endpoint: "https://127.0.0.1:1", Applied: 7,
+		Started: at(0), Heartbeat: at(time.Second), Expires: at(6 * time.Second)}
+	b := store.Node{Name: "b", Network: "127.78.0.0/16", Applied: 3, Started: at(0), Heartbeat: at(0), Expires: at(5 * time.Second)}
+	for _, n := range []store.Node{b, a} {
+		if err := s.PutNode(ctx, n); err != nil {
+			t.Fatalf("PutNode(%s) = %v", n.Name, err)
+		}
+	}
+	older := a
+	older.Applied, older.Heartbeat, older.Expires = 5, at(2*time.Second), at(7*time.Second)
+	if err := s.PutNode(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Node{older, b}
+	want[0].Applied = 7
+	got, err := s.Nodes(ctx)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("Nodes() = %+v, %v; want a and b", got, err)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Name != w.Name || g.Zone != w.Zone || g.Network != w.Network || g.Endpoint != w.Endpoint ||
+			g.Applied != w.Applied || !g.Started.Equal(w.Started) || !g.Heartbeat.Equal(w.Heartbeat) || !g.Expires.Equal(w.Expires) {
+			t.Errorf("Nodes()[%d] = %+v; want %+v", i, g, w)
+		}
+	}
+	if !got[0].Live(at(6*time.Second)) || got[0].Live(at(7*time.Second)) {
+		t.Errorf("node a live at +6s, +7s = %v, %v; want true, false", got[0].Live(at(6*time.Second)), got[0].Live(at(7*time.Second)))
+	}
+	if after, err := s.Revision(ctx); err != nil || after != rev {
+		t.Errorf("Revision after heartbeats = %d, %v; want %d: nodes take no revision", after, err, rev)
+	}
+	if err := s.DeleteNode(ctx, "b"); err != nil {
+		t.Errorf("DeleteNode(b) = %v", err)
+	}
+	if err := s.DeleteNode(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("DeleteNode(b) again = %v; want ErrNotFound", err)
+	}
+	if got, err := s.Nodes(ctx); err != nil || len(got) != 1 || got[0].Name != "a" {
+		t.Errorf("Nodes() after DeleteNode(b) = %+v, %v; want a", got, err)
 	}
 }

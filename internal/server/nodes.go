@@ -1,0 +1,309 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pglink/pglink/internal/dataplane"
+	"github.com/pglink/pglink/internal/identity"
+	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
+)
+
+// Node heartbeats: a node reports every nodeHeartbeat and counts as down nodeTTL after its last
+// report. An owning node that stopped is Unreachable within nodeTTL, and barriers stop waiting
+// for it.
+const (
+	nodeHeartbeat = time.Second
+	nodeTTL       = 5 * time.Second
+)
+
+// nodeAgent reports this process's data-plane node to the store: a heartbeat every
+// nodeHeartbeat and, promptly, each revision its data plane has applied (the least of what the
+// gateway and the nameserver applied), which the barriers of every replica wait for.
+type nodeAgent struct {
+	st   store.Store
+	log  *slog.Logger
+	self store.Node // Name, Zone, Network, Endpoint, Started
+
+	mu      sync.Mutex
+	applied map[string]int64 // guarded by mu: by part ("gateway", "dns"); every part must be present
+	kick    chan struct{}
+}
+
+func newNodeAgent(st store.Store, log *slog.Logger, self store.Node, parts ...string) *nodeAgent {
+	a := &nodeAgent{st: st, log: log.With("component", "node", "node", self.Name), self: self,
+		applied: map[string]int64{}, kick: make(chan struct{}, 1)}
+	for _, p := range parts {
+		a.applied[p] = 0
+	}
+	return a
+}
+
+// setApplied records that part of the data plane enforces revision rev.
+func (a *nodeAgent) setApplied(part string) func(rev int64) {
+	return func(rev int64) {
+		a.mu.Lock()
+		if rev > a.applied[part] {
+			a.applied[part] = rev
+		}
+		a.mu.Unlock()
+		select {
+		case a.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// report writes one heartbeat.
+func (a *nodeAgent) report(ctx context.Context) error {
+	n := a.self
+	a.mu.Lock()
+	first := true
+	for _, rev := range a.applied {
+		if first || rev < n.Applied {
+			n.Applied, first = rev, false
+		}
+	}
+	a.mu.Unlock()
+	n.Heartbeat = time.Now()
+	n.Expires = n.Heartbeat.Add(nodeTTL)
+	return a.st.PutNode(ctx, n)
+}
+
+// run reports until ctx is done, then marks the node down at once (a clean stop is not a
+// failure to wait for).
+func (a *nodeAgent) run(ctx context.Context) {
+	t := time.NewTicker(nodeHeartbeat)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			n := a.self
+			n.Heartbeat, n.Expires = time.Now(), time.Now()
+			if err := a.st.PutNode(sctx, n); err != nil {
+				a.log.Warn("mark node stopped", "err", err)
+			}
+			return
+		case <-t.C:
+		case <-a.kick:
+		}
+		err := a.report(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			a.log.Error("node heartbeat", "err", err)
+			failing = true
+		case err == nil && failing:
+			a.log.Info("node heartbeat resumed")
+			failing = false
+		}
+	}
+}
+
+// nodeBarrier waits until every other live data-plane node has applied a revision: each
+// enforces the servers and endpoints it holds, so an approval made through any replica is in
+// force on the node that owns the server before the API reports it done. A node that stopped
+// reporting is not waited for: it applies everything when it is back, before it serves.
+type nodeBarrier struct {
+	st   store.Store
+	self string
+}
+
+// WaitApplied implements arm.Barrier.
+func (b nodeBarrier) WaitApplied(ctx context.Context, rev int64) error {
+	wait := time.Millisecond
+	for {
+		nodes, err := b.st.Nodes(ctx)
+		if err == nil && caughtUp(nodes, b.self, rev, time.Now()) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if err != nil {
+				return fmt.Errorf("%w (nodes: %w)", ctx.Err(), err)
+			}
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
+// caughtUp reports whether every live node but self has applied rev.
+func caughtUp(nodes []store.Node, self string, rev int64, now time.Time) bool {
+	for _, n := range nodes {
+		if n.Name != self && n.Live(now) && n.Applied < rev {
+			return false
+		}
+	}
+	return true
+}
+
+// nodeScope returns this process's data-plane node: its name (cfg.NodeName, default the host
+// name) and its endpoint network.
+func nodeScope(cfg Config, network netip.Prefix) (dataplane.Scope, error) {
+	name := cfg.NodeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return dataplane.Scope{}, fmt.Errorf("node name: the host has no name (%v); set --node-name", err)
+		}
+		name = h
+	}
+	if len(name) > 63 || strings.TrimFunc(name, func(r rune) bool {
+		return r == '-' || r == '.' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+	}) != "" {
+		return dataplane.Scope{}, fmt.Errorf("node name %q: use at most 63 letters, digits, '-', '.' and '_'", name)
+	}
+	return dataplane.Scope{Node: name, Network: network}, nil
+}
+
+// nodeStatus tells servers' data-plane node status from the store's nodes, read at most every
+// nodeStatusTTL (a list of servers reads them once).
+type nodeStatus struct {
+	st store.Store
+
+	mu    sync.Mutex
+	read  time.Time // guarded by mu
+	nodes []store.Node
+}
+
+const nodeStatusTTL = 250 * time.Millisecond
+
+// status implements postgresql.Provider's node status: NodeAvailable for a live node,
+// NodeUnreachable for one whose heartbeats stopped; "" when the store cannot tell now.
+func (ns *nodeStatus) status(ctx context.Context, node, address string) string {
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	now := time.Now()
+	if now.Sub(ns.read) > nodeStatusTTL {
+		nodes, err := ns.st.Nodes(ctx)
+		if err != nil {
+			return ""
+		}
+		ns.nodes, ns.read = nodes, now
+	}
+	name := dataplane.NodeOf(node, address, ns.nodes)
+	for _, n := range ns.nodes {
+		if n.Name == name {
+			if n.Live(now) {
+				return resource.NodeAvailable
+			}
+			return resource.NodeUnreachable
+		}
+	}
+	return ""
+}
+
+// nodesReadAction is the RBAC action that reads the data-plane nodes, at the root scope.
+const nodesReadAction = "Microsoft.Pglink/nodes/read"
+
+// nodeView is a node as GET /pglink/v1/nodes shows it.
+type nodeView struct {
+	Name            string    `json:"name"`
+	Status          string    `json:"status"` // resource.NodeAvailable or resource.NodeUnreachable
+	Zone            string    `json:"zone,omitempty"`
+	Network         string    `json:"endpointNetwork"`
+	Endpoint        string    `json:"endpoint"`
+	Servers         int       `json:"servers"`
+	AppliedRevision int64     `json:"appliedRevision"`
+	Started         time.Time `json:"started"`
+	LastHeartbeat   time.Time `json:"lastHeartbeat"`
+}
+
+// nodesAPI serves GET /pglink/v1/nodes: every data-plane node, with its status and how many
+// servers it holds, to callers allowed nodesReadAction at the root scope. Errors have ARM's
+// shape.
+func nodesAPI(st store.Store, authenticate func(*http.Request) (identity.Principal, error),
+	allowed func(ctx context.Context, principalID, action string) (bool, error), log *slog.Logger) http.HandlerFunc {
+	fail := func(w http.ResponseWriter, status int, code, msg string) {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
+		writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := authenticate(r)
+		if err != nil {
+			if errors.Is(err, identity.ErrInvalidToken) {
+				fail(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is missing or invalid.")
+				return
+			}
+			log.Error("nodes: authenticate", "err", err)
+			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller; try again.")
+			return
+		}
+		ok, err := allowed(r.Context(), p.ObjectID, nodesReadAction)
+		if err != nil {
+			log.Error("nodes: authorize", "err", err)
+			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller's roles; try again.")
+			return
+		}
+		if !ok {
+			fail(w, http.StatusForbidden, "AuthorizationFailed", fmt.Sprintf(
+				"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '/'.",
+				p.Name, p.ObjectID, nodesReadAction))
+			return
+		}
+		nodes, err := st.Nodes(r.Context())
+		var servers []store.Resource
+		if err == nil {
+			err = st.View(r.Context(), func(tx store.Tx) error {
+				var err error
+				servers, err = tx.List(r.Context(), store.ListOptions{Type: resource.TypeServer})
+				return err
+			})
+		}
+		if err != nil {
+			if errors.Is(err, store.ErrUnavailable) {
+				w.Header().Set("Retry-After", "5")
+				fail(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The store is unavailable; try again.")
+				return
+			}
+			log.Error("nodes: read", "err", err)
+			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not read the nodes; try again.")
+			return
+		}
+		count := map[string]int{}
+		for _, r := range servers {
+			var d struct {
+				Properties struct {
+					DataPlane *resource.DataPlane `json:"dataPlane"`
+				} `json:"properties"`
+			}
+			if json.Unmarshal(r.Body, &d) == nil && d.Properties.DataPlane != nil {
+				count[dataplane.NodeOf(d.Properties.DataPlane.Node, d.Properties.DataPlane.Address, nodes)]++
+			}
+		}
+		now := time.Now()
+		out := []nodeView{}
+		for _, n := range nodes {
+			v := nodeView{Name: n.Name, Status: resource.NodeUnreachable, Zone: n.Zone, Network: n.Network, Endpoint: n.Endpoint,
+				Servers: count[n.Name], AppliedRevision: n.Applied, Started: n.Started.UTC(), LastHeartbeat: n.Heartbeat.UTC()}
+			if n.Live(now) {
+				v.Status = resource.NodeAvailable
+			}
+			out = append(out, v)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the status is sent; a failed write means the client went away
+}
