@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/pglink/pglink/internal/engine"
@@ -25,6 +26,9 @@ type Engine interface {
 	// Ensure starts the server's PostgreSQL if running is true and it is not running, and
 	// stops it if running is false and it runs.
 	Ensure(ctx context.Context, id resource.ID, running bool) error
+	// Has reports whether the server's cluster is on this host; Delete stops and removes it.
+	Has(id resource.ID) bool
+	Delete(ctx context.Context, id resource.ID) error
 }
 
 // Reconciler keeps the data plane in line with the store: the gateway's policy after every
@@ -40,6 +44,8 @@ type Reconciler struct {
 	// Every is how often servers are checked even without changes (a PostgreSQL that died is
 	// restarted within this time). Zero means 2s.
 	Every time.Duration
+
+	collected int64 // the change feed is read for deleted servers up to this revision
 }
 
 // Run reconciles until ctx is done.
@@ -63,6 +69,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-notify:
 		case <-tick.C:
 			r.servers(ctx, log)
+			r.collect(ctx, log)
 		}
 	}
 }
@@ -133,6 +140,52 @@ func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
 			log.Debug("server has no cluster", "server", res.ID)
 		case err != nil && ctx.Err() == nil:
 			log.Error("reconcile server", "server", res.ID, "want_running", want, "err", err)
+		}
+	}
+}
+
+// collect removes the clusters on this host of servers deleted from the store, as the change
+// feed tells: a server deleted by an operation on another node (a resource group delete) has
+// its cluster here. A cluster is removed only if the feed says its server was deleted and the
+// server is still absent, never for being unknown.
+func (r *Reconciler) collect(ctx context.Context, log *slog.Logger) {
+	for {
+		changes, err := r.St.Changes(ctx, r.collected, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("read change feed", "err", err)
+			}
+			return
+		}
+		for _, c := range changes {
+			if !c.Deleted {
+				continue
+			}
+			id, err := resource.Parse(c.Key)
+			if err != nil || !strings.EqualFold(id.Type(), resource.TypeServer) || !r.Engine.Has(id) {
+				continue
+			}
+			err = r.St.View(ctx, func(tx store.Tx) error {
+				_, err := tx.Get(ctx, id.Key())
+				return err
+			})
+			if !errors.Is(err, store.ErrNotFound) {
+				continue // created again since, or the store cannot tell now
+			}
+			if err := r.Engine.Delete(ctx, id); err != nil {
+				if ctx.Err() == nil {
+					log.Error("remove the cluster of a deleted server", "server", c.Key, "err", err)
+				}
+				return // the next round tries again from here
+			}
+			log.Info("removed the cluster of a deleted server", "server", c.Key)
+		}
+		if len(changes) == 0 {
+			return
+		}
+		r.collected = changes[len(changes)-1].Revision
+		if len(changes) < 1000 {
+			return
 		}
 	}
 }

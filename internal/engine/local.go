@@ -172,6 +172,12 @@ func (l *Local) MinorVersion(major string) string { return l.installs[major].min
 func (l *Local) Socket(id resource.ID) string { return l.cluster(id).socket() }
 
 // Running reports whether server id's PostgreSQL runs.
+func (l *Local) Has(id resource.ID) bool {
+	_, err := os.Stat(l.cluster(id).dir)
+	return err == nil
+}
+
+// Running reports whether the PostgreSQL of server id runs.
 func (l *Local) Running(id resource.ID) bool { return readPostmaster(l.cluster(id).data()).alive }
 
 // Create creates server s: a new cluster, started, with the administrator role s.AdminLogin

@@ -316,7 +316,11 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		dp.Node, dp.Nodes = scope.Node, s.st.Nodes
 	}
-	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{Node: scope.Node})
+	owner := "" // the workers' lease owner name: the node's with a random suffix
+	if scope.Node != "" {
+		owner = scope.Node + "-" + resource.NewGUID()[:8]
+	}
+	s.workers = operation.NewWorkers(s.st, s.log, operation.Options{Node: scope.Node, Owner: owner})
 	auth := newAuthorizer(s.st)
 	armCfg := arm.Config{Endpoint: endpoint, TenantID: b.TenantID, InlineWait: cfg.InlineWait, PageSize: cfg.PageSize,
 		Authorizer: auth}
@@ -360,6 +364,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	pg := postgresql.New(audited, eng, net, nilIfNone(addrs), s.log)
 	pg.SetDNSSuffix(cfg.DNSSuffix)
+	pg.SetNode(scope.Node)
 	if agent != nil {
 		pg.SetNodeStatus((&nodeStatus{st: s.st}).status)
 	}

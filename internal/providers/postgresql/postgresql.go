@@ -75,6 +75,7 @@ type Provider struct {
 	// nodeStatus, if set, tells the status of the data-plane node of a server (its node and
 	// address) as of now: resource.NodeAvailable or resource.NodeUnreachable.
 	nodeStatus func(ctx context.Context, node, address string) string
+	node string // this process's data-plane node, "" for none
 }
 
 // DefaultDNSSuffix is the suffix of servers' names unless SetDNSSuffix says otherwise, Azure's.
@@ -129,10 +130,17 @@ func (p *Provider) Register(w *operation.Workers) {
 
 // Cleanup removes the engine's server for a flexible server a resource group delete removes.
 // It is idempotent.
+//
+// A server on another data-plane node is left to that node, which removes the cluster of a
+// server it sees deleted on the change feed (dataplane.Reconciler).
 func (p *Provider) Cleanup(ctx context.Context, r store.Resource) error {
 	id, err := resource.Parse(r.ID)
 	if err != nil {
 		return err
+	}
+	var s Server
+	if json.Unmarshal(r.Body, &s) == nil && p.node != "" && nodeOf(s) != "" && nodeOf(s) != p.node {
+		return nil
 	}
 	return p.eng.Delete(ctx, id)
 }
@@ -194,3 +202,7 @@ func jsonDecode(r io.Reader, v any) error {
 // SetNodeStatus sets how servers' data-plane node status (properties.dataPlane.nodeStatus) is
 // found when they are read.
 func (p *Provider) SetNodeStatus(f func(ctx context.Context, node, address string) string) { p.nodeStatus = f }
+
+// SetNode names this process's data-plane node: a group delete cleans up the clusters of
+// servers on it only.
+func (p *Provider) SetNode(name string) { p.node = name }
