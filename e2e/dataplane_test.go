@@ -333,14 +333,15 @@ func TestDataPlanePublicAccess(t *testing.T) {
 	}
 	checkData("after stop/start")
 
-	// The gateway's counters are on /metrics.
+	// The gateway's counters and the replica's view of the store and nodes are on /metrics.
 	resp, err := in.httpClient().Get(in.boot.ARMEndpoint + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"pglink_gateway_admitted_total", `pglink_gateway_refused_total{reason="firewall"}`, "pglink_gateway_revoked_total", "pglink_gateway_sessions_open"} {
+	for _, want := range []string{"pglink_gateway_admitted_total", `pglink_gateway_refused_total{reason="firewall"}`, "pglink_gateway_revoked_total", "pglink_gateway_sessions_open",
+		"pglink_store_ping_seconds", "pglink_operations_leased", "pglink_change_feed_lag_revisions", `pglink_nodes{status="Available"} 1`} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

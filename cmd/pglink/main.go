@@ -66,7 +66,44 @@ good. Run 'pglink gateway -h' for the flags.`,
 			DisableFlagParsing: true,
 			RunE:               wrap(gatewayCmd),
 		},
+		{
+			Use:   "store migrate",
+			Short: "Bring the store's schema up to this pglink's version, then exit",
+			Long: `Bring the store's schema up to this pglink's version, then exit: run it once before a
+rolling upgrade of replicas (pglink serve migrates at start too, and refuses a schema newer
+than its own). Run 'pglink store migrate -h' for the flags.`,
+			DisableFlagParsing: true,
+			RunE:               wrap(storeCmd),
+		},
 	}
+}
+
+func storeCmd(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "migrate" {
+		return usageError{errors.New("usage: pglink store migrate [--store URL] [--data-dir DIR]")}
+	}
+	cfg := server.DefaultConfig()
+	fs := flag.NewFlagSet("pglink store migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir whose SQLite store to migrate when --store is not given")
+	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: sqlite:PATH or postgres://user:password@host:port/database (default $"+storeEnv+", else SQLite in the data dir)")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	cfg.Store = storeFlag(fs, os.Getenv)
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	version, err := server.MigrateStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stdout, "schema version %d\n", version)
+	return nil
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {

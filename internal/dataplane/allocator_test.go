@@ -129,8 +129,12 @@ func TestAllocatorPlace(t *testing.T) {
 		{Name: "b", Network: "127.78.0.0/16", Expires: now.Add(time.Second)},
 		{Name: "c", Network: "127.79.0.0/16", Expires: now.Add(-time.Second)}, // down
 	}
-	a := Allocator{Network: netip.MustParsePrefix("127.77.0.0/16"), Port: 5432, Node: "a",
-		Nodes: func(context.Context) ([]store.Node, error) { return nodes, nil }, Now: func() time.Time { return now }}
+	for _, n := range nodes {
+		if err := st.PutNode(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := Allocator{Network: netip.MustParsePrefix("127.77.0.0/16"), Port: 5432, Node: "a", Now: func() time.Time { return now }}
 	put := func(tx store.Tx, typ, name, body string) error {
 		id := resource.MustParse("/subscriptions/s/resourceGroups/rg/providers/" + typ + "/" + name)
 		_, err := tx.Put(ctx, store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: []byte(body)}, "")

@@ -34,12 +34,11 @@ type Allocator struct {
 	Max int
 	// DNSPort is the port of virtual networks' resolvers (AllocateResolver); 0 means 53.
 	DNSPort uint16
-	// Node names this process's data-plane node; Nodes, if set, returns every node (the
-	// store's), from which Place picks the node of a new server. Without Nodes, everything is
-	// placed on this node.
-	Node  string
-	Nodes func(ctx context.Context) ([]store.Node, error)
-	Now   func() time.Time // default time.Now
+	// Node names this process's data-plane node. Single places everything on it; otherwise
+	// Place picks among the store's nodes (Tx.Nodes).
+	Node   string
+	Single bool
+	Now    func() time.Time // default time.Now
 }
 
 // addressed is the part of a server, private endpoint or virtual network document the
@@ -63,7 +62,7 @@ func (a Allocator) Allocate(ctx context.Context, tx store.Tx) (string, error) {
 // node's), skipping the network's first address and every .0 and .255 (they confuse humans,
 // not machines).
 func (a Allocator) AllocateOn(ctx context.Context, tx store.Tx, node string) (string, error) {
-	network, err := a.networkOf(ctx, node)
+	network, err := a.networkOf(ctx, tx, node)
 	if err != nil {
 		return "", err
 	}
@@ -78,8 +77,8 @@ func (a Allocator) AllocateOn(ctx context.Context, tx store.Tx, node string) (st
 // this node when no node is live), and returns it with a free address in its network.
 func (a Allocator) Place(ctx context.Context, tx store.Tx) (addr, node string, err error) {
 	node = a.Node
-	if a.Nodes != nil {
-		nodes, err := a.Nodes(ctx)
+	if !a.Single {
+		nodes, err := tx.Nodes(ctx)
 		if err != nil {
 			return "", "", fmt.Errorf("list data-plane nodes: %w", err)
 		}
@@ -132,11 +131,11 @@ func (a Allocator) now() time.Time {
 }
 
 // networkOf returns the network of node: this node's for "" or a node the store does not know.
-func (a Allocator) networkOf(ctx context.Context, node string) (netip.Prefix, error) {
-	if node == "" || node == a.Node || a.Nodes == nil {
+func (a Allocator) networkOf(ctx context.Context, tx store.Tx, node string) (netip.Prefix, error) {
+	if node == "" || node == a.Node || a.Single {
 		return a.Network, nil
 	}
-	nodes, err := a.Nodes(ctx)
+	nodes, err := tx.Nodes(ctx)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("list data-plane nodes: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pglink/pglink/internal/activity"
@@ -142,7 +143,11 @@ type Workers struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{} // guarded by mu: operation id -> waiting requests
+	leased  atomic.Int64               // operations these workers hold now
 }
+
+// Leased returns how many operations these workers hold (run) now.
+func (w *Workers) Leased() int { return int(w.leased.Load()) }
 
 // Options tune the workers. Zero values pick defaults.
 type Options struct {
@@ -207,9 +212,11 @@ func (w *Workers) Run(ctx context.Context) error {
 				break
 			}
 			wg.Add(1)
+			w.leased.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
+				defer w.leased.Add(-1)
 				w.run(ctx, op)
 			}()
 		}

@@ -84,10 +84,11 @@ func nilIfNone(a *dataplane.Allocator) allocator {
 	return a
 }
 
-// metrics serves Prometheus metrics of the data plane.
-func (s *Server) metrics() http.Handler {
+// metrics serves Prometheus metrics of this replica: its store, operations, node and gateway.
+func (s *Server) metrics(agent *nodeAgent) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
+		replicaCollector{st: s.st, workers: s.workers, agent: agent})
 	if s.gateway != nil {
 		reg.MustRegister(gatewayCollector{s.gateway})
 	}

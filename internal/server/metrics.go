@@ -1,9 +1,14 @@
 package server
 
 import (
+	"context"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pglink/pglink/internal/gateway"
+	"github.com/pglink/pglink/internal/operation"
+	"github.com/pglink/pglink/internal/store"
 )
 
 var (
@@ -47,4 +52,59 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 		buckets[b.Seconds()] = st.Decisions.Counts[i]
 	}
 	ch <- prometheus.MustNewConstHistogram(descDecision, st.Decisions.Count, st.Decisions.Sum.Seconds(), buckets)
+}
+
+var (
+	descStorePing = prometheus.NewDesc("pglink_store_ping_seconds", "Round trip of a read of the store's revision, measured at scrape; -1 if the store did not answer.", nil, nil)
+	descStoreRev  = prometheus.NewDesc("pglink_store_revision", "Latest committed store revision.", nil, nil)
+	descLeased    = prometheus.NewDesc("pglink_operations_leased", "Long-running operations this replica's workers hold now.", nil, nil)
+	descApplied   = prometheus.NewDesc("pglink_node_applied_revision", "Store revision this replica's data plane (gateway and nameserver) enforces.", nil, nil)
+	descFeedLag   = prometheus.NewDesc("pglink_change_feed_lag_revisions", "Store revisions committed that this replica's data plane has not applied yet.", nil, nil)
+	descNodes     = prometheus.NewDesc("pglink_nodes", "Data-plane nodes known to the store, by status.", []string{"status"}, nil)
+)
+
+// replicaCollector exports this replica's view of the store, its operations and the nodes.
+type replicaCollector struct {
+	st      store.Store
+	workers *operation.Workers
+	agent   *nodeAgent // nil without a data plane
+}
+
+func (c replicaCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descStorePing, descStoreRev, descLeased, descApplied, descFeedLag, descNodes} {
+		ch <- d
+	}
+}
+
+func (c replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	rev, err := c.st.Revision(ctx)
+	ping := time.Since(start).Seconds()
+	if err != nil {
+		ping = -1
+	}
+	ch <- prometheus.MustNewConstMetric(descStorePing, prometheus.GaugeValue, ping)
+	if err == nil {
+		ch <- prometheus.MustNewConstMetric(descStoreRev, prometheus.GaugeValue, float64(rev))
+	}
+	ch <- prometheus.MustNewConstMetric(descLeased, prometheus.GaugeValue, float64(c.workers.Leased()))
+	if c.agent != nil {
+		applied := c.agent.appliedRevision()
+		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(applied))
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(descFeedLag, prometheus.GaugeValue, float64(max(rev-applied, 0)))
+		}
+	}
+	if nodes, err := c.st.Nodes(ctx); err == nil {
+		now, up := time.Now(), 0
+		for _, n := range nodes {
+			if n.Live(now) {
+				up++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(up), "Available")
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(len(nodes)-up), "Unreachable")
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -64,17 +65,24 @@ func (a *nodeAgent) setApplied(part string) func(rev int64) {
 	}
 }
 
+// appliedRevision returns the revision every part of the data plane has applied.
+func (a *nodeAgent) appliedRevision() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var least int64
+	first := true
+	for _, rev := range a.applied {
+		if first || rev < least {
+			least, first = rev, false
+		}
+	}
+	return least
+}
+
 // report writes one heartbeat.
 func (a *nodeAgent) report(ctx context.Context) error {
 	n := a.self
-	a.mu.Lock()
-	first := true
-	for _, rev := range a.applied {
-		if first || rev < n.Applied {
-			n.Applied, first = rev, false
-		}
-	}
-	a.mu.Unlock()
+	n.Applied = a.appliedRevision()
 	n.Heartbeat = time.Now()
 	n.Expires = n.Heartbeat.Add(nodeTTL)
 	return a.st.PutNode(ctx, n)
@@ -151,9 +159,27 @@ func caughtUp(nodes []store.Node, self string, rev int64, now time.Time) bool {
 	return true
 }
 
-// nodeScope returns this process's data-plane node: its name (cfg.NodeName, default the host
-// name) and its endpoint network.
+// nodeScope returns this process's data-plane node: its name and its endpoint network. The
+// name is the data dir's: the node's servers and endpoints name it, so it must not change
+// with the host name (a container's, say). The first start records cfg.NodeName, default the
+// host name, in DATA/node-name; later starts use it, and refuse a --node-name that differs.
 func nodeScope(cfg Config, network netip.Prefix) (dataplane.Scope, error) {
+	path := filepath.Join(cfg.DataDir, "node-name")
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		recorded := strings.TrimSpace(string(data))
+		if cfg.NodeName != "" && cfg.NodeName != recorded {
+			return dataplane.Scope{}, fmt.Errorf("node name %q: this data dir is node %q's (its servers and endpoints name it); start with --node-name %s or without it",
+				cfg.NodeName, recorded, recorded)
+		}
+		if err := checkNodeName(recorded); err != nil {
+			return dataplane.Scope{}, fmt.Errorf("%s: %w", path, err)
+		}
+		return dataplane.Scope{Node: recorded, Network: network}, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return dataplane.Scope{}, fmt.Errorf("read node name: %w", err)
+	}
 	name := cfg.NodeName
 	if name == "" {
 		h, err := os.Hostname()
@@ -162,19 +188,27 @@ func nodeScope(cfg Config, network netip.Prefix) (dataplane.Scope, error) {
 		}
 		name = h
 	}
-	if len(name) > 63 || strings.TrimFunc(name, func(r rune) bool {
-		return r == '-' || r == '.' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
-	}) != "" {
-		return dataplane.Scope{}, fmt.Errorf("node name %q: use at most 63 letters, digits, '-', '.' and '_'", name)
+	if err := checkNodeName(name); err != nil {
+		return dataplane.Scope{}, err
+	}
+	if err := os.WriteFile(path, []byte(name+"\n"), 0o600); err != nil {
+		return dataplane.Scope{}, fmt.Errorf("record node name: %w", err)
 	}
 	return dataplane.Scope{Node: name, Network: network}, nil
+}
+
+func checkNodeName(name string) error {
+	if name == "" || len(name) > 63 || strings.TrimFunc(name, func(r rune) bool {
+		return r == '-' || r == '.' || r == '_' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9')
+	}) != "" {
+		return fmt.Errorf("node name %q: use 1 to 63 letters, digits, '-', '.' and '_'", name)
+	}
+	return nil
 }
 
 // nodeStatus tells servers' data-plane node status from the store's nodes, read at most every
 // nodeStatusTTL (a list of servers reads them once).
 type nodeStatus struct {
-	st store.Store
-
 	mu    sync.Mutex
 	read  time.Time // guarded by mu
 	nodes []store.Node
@@ -184,12 +218,12 @@ const nodeStatusTTL = 250 * time.Millisecond
 
 // status implements postgresql.Provider's node status: NodeAvailable for a live node,
 // NodeUnreachable for one whose heartbeats stopped; "" when the store cannot tell now.
-func (ns *nodeStatus) status(ctx context.Context, node, address string) string {
+func (ns *nodeStatus) status(ctx context.Context, tx store.Tx, node, address string) string {
 	ns.mu.Lock()
 	defer ns.mu.Unlock()
 	now := time.Now()
 	if now.Sub(ns.read) > nodeStatusTTL {
-		nodes, err := ns.st.Nodes(ctx)
+		nodes, err := tx.Nodes(ctx)
 		if err != nil {
 			return ""
 		}

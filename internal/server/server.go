@@ -314,7 +314,7 @@ func (s *Server) start(ctx context.Context) error {
 		if scope, err = nodeScope(cfg, dp.Network); err != nil {
 			return err
 		}
-		dp.Node, dp.Nodes = scope.Node, s.st.Nodes
+		dp.Node = scope.Node
 	}
 	owner := "" // the workers' lease owner name: the node's with a random suffix
 	if scope.Node != "" {
@@ -366,7 +366,7 @@ func (s *Server) start(ctx context.Context) error {
 	pg.SetDNSSuffix(cfg.DNSSuffix)
 	pg.SetNode(scope.Node)
 	if agent != nil {
-		pg.SetNodeStatus((&nodeStatus{st: s.st}).status)
+		pg.SetNodeStatus(new(nodeStatus).status)
 	}
 	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)
@@ -392,7 +392,7 @@ func (s *Server) start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /metadata/endpoints", s.metadata)
-	mux.Handle("GET /metrics", s.metrics())
+	mux.Handle("GET /metrics", s.metrics(agent))
 	mux.Handle("/subscriptions", front)
 	mux.Handle("/subscriptions/", front)
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
@@ -667,4 +667,30 @@ func rotationOf(cfg Config) rotation {
 		r.overlap = defaultKeyOverlap
 	}
 	return r
+}
+
+// MigrateStore opens cfg's store, which brings its schema up to this pglink's version, closes
+// it, and returns that version. A SQLite store must exist already: migrating creates none.
+func MigrateStore(ctx context.Context, cfg Config) (int, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	version := sqlite.SchemaVersion()
+	if cfg.Store == "" || strings.HasPrefix(cfg.Store, "sqlite:") {
+		path := strings.TrimPrefix(cfg.Store, "sqlite:")
+		if path == "" {
+			path = filepath.Join(cfg.DataDir, "pglink.db")
+		}
+		if _, err := os.Stat(path); err != nil {
+			return 0, fmt.Errorf("no SQLite store at %s: %w", path, err)
+		}
+		cfg.Store = "sqlite:" + path
+	} else {
+		version = postgres.SchemaVersion()
+	}
+	st, err := openStore(ctx, cfg, cfg.Logger)
+	if err != nil {
+		return 0, err
+	}
+	return version, st.Close()
 }

@@ -9,7 +9,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/postgres"
 )
 
 func TestRedactURL(t *testing.T) {
@@ -70,5 +74,35 @@ func TestSQLiteKeepsFirstStartInDataDir(t *testing.T) {
 				t.Errorf("%s holds an administrator secret in clear", name)
 			}
 		}
+	}
+}
+
+// TestMigrateStore: `pglink store migrate` creates or upgrades a PostgreSQL store's schema to
+// this pglink's version, and refuses to create a SQLite store that is not there.
+func TestMigrateStore(t *testing.T) {
+	url := pgtest.New(t).CreateDatabase(t)
+	v, err := MigrateStore(t.Context(), Config{Store: url})
+	if err != nil || v != postgres.SchemaVersion() {
+		t.Fatalf("MigrateStore(empty database) = %d, %v; want %d", v, err, postgres.SchemaVersion())
+	}
+	db, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(t.Context())
+	var stored int
+	if err := db.QueryRow(t.Context(), `SELECT value FROM meta WHERE name = 'schema_version'`).Scan(&stored); err != nil || stored != v {
+		t.Errorf("stored schema version = %d, %v; want %d", stored, err, v)
+	}
+	if v, err := MigrateStore(t.Context(), Config{Store: url}); err != nil || v != postgres.SchemaVersion() {
+		t.Errorf("MigrateStore again = %d, %v; want %d", v, err, postgres.SchemaVersion())
+	}
+
+	dir := t.TempDir()
+	if _, err := MigrateStore(t.Context(), Config{DataDir: dir}); err == nil {
+		t.Errorf("MigrateStore(data dir without a store) = nil; want an error")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pglink.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("MigrateStore created a SQLite store: %v", err)
 	}
 }

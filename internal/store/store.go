@@ -187,6 +187,11 @@ type Tx interface {
 	// PutSetting creates or replaces the setting name. It appears on the change feed as
 	// "setting:" + name.
 	PutSetting(ctx context.Context, name string, value []byte) error
+
+	// Nodes returns every data-plane node, by name, as Store.Nodes does, on the transaction's
+	// own connection: code inside a transaction must not wait for another connection of a
+	// pool its own transaction may be holding up.
+	Nodes(ctx context.Context) ([]Node, error)
 }
 
 // Store is pglink's persistent state. Implementations are safe for concurrent use.

@@ -74,7 +74,7 @@ type Provider struct {
 	dnsSuffix string // servers' names are <server>.<dnsSuffix>; "" means DefaultDNSSuffix
 	// nodeStatus, if set, tells the status of the data-plane node of a server (its node and
 	// address) as of now: resource.NodeAvailable or resource.NodeUnreachable.
-	nodeStatus func(ctx context.Context, node, address string) string
+	nodeStatus func(ctx context.Context, tx store.Tx, node, address string) string
 	node string // this process's data-plane node, "" for none
 }
 
@@ -201,7 +201,9 @@ func jsonDecode(r io.Reader, v any) error {
 
 // SetNodeStatus sets how servers' data-plane node status (properties.dataPlane.nodeStatus) is
 // found when they are read.
-func (p *Provider) SetNodeStatus(f func(ctx context.Context, node, address string) string) { p.nodeStatus = f }
+func (p *Provider) SetNodeStatus(f func(ctx context.Context, tx store.Tx, node, address string) string) {
+	p.nodeStatus = f
+}
 
 // SetNode names this process's data-plane node: a group delete cleans up the clusters of
 // servers on it only.

@@ -297,7 +297,7 @@ func (p *Provider) render(ctx context.Context, tx store.Tx, r store.Resource) (a
 		s.Properties.PrivateEndpointConnections = append(s.Properties.PrivateEndpointConnections, c.Body)
 	}
 	if dp := s.Properties.DataPlane; dp != nil && p.nodeStatus != nil {
-		dp.NodeStatus = p.nodeStatus(ctx, dp.Node, dp.Address)
+		dp.NodeStatus = p.nodeStatus(ctx, tx, dp.Node, dp.Address)
 	}
 	return s, nil
 }

@@ -104,6 +104,11 @@ type DB struct {
 	listenDone chan struct{}
 	listenPID  atomic.Uint32 // backend PID of the notification connection, 0 while there is none
 	retries    atomic.Int64  // transactions rerun after a serialization failure or deadlock
+	// writer is held by this process's one write transaction at a time. Writers of every
+	// process run one at a time anyway (the writers' lock): waiting here rather than in LOCK
+	// TABLE keeps the pool's other connections for readers, heartbeats and the writer's own
+	// reads, instead of filling the pool with writers that wait.
+	writer chan struct{}
 
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{} // guarded by mu
@@ -157,13 +162,16 @@ func Open(ctx context.Context, connString string, logger *slog.Logger) (*DB, err
 			cfg.ConnConfig.RuntimeParams[k] = v
 		}
 	}
+	if !strings.Contains(connString, "pool_max_conns") {
+		cfg.MaxConns = defaultPoolSize // pgx's default, 4 on a small host, is too few for an API server
+	}
 	listenCfg := cfg.ConnConfig.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
 	}
 	d := &DB{pool: pool, listenCfg: listenCfg, logger: logger, subs: make(map[*subscriber]struct{}),
-		listenDone: make(chan struct{})}
+		listenDone: make(chan struct{}), writer: make(chan struct{}, 1)}
 	version, err := d.migrate(ctx)
 	if err != nil {
 		pool.Close()
@@ -317,8 +325,17 @@ func retryable(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01")
 }
 
+// defaultPoolSize is the pool's size unless the connection string sets pool_max_conns.
+const defaultPoolSize = 16
+
 // attempt runs fn in one write transaction.
 func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
+	select {
+	case d.writer <- struct{}{}:
+		defer func() { <-d.writer }()
+	case <-ctx.Done():
+		return fmt.Errorf("begin write transaction: %w", ctx.Err())
+	}
 	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", unavailable(err))
@@ -1107,8 +1124,20 @@ func (d *DB) PutNode(ctx context.Context, n store.Node) error {
 }
 
 // Nodes implements store.Store.
-func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) {
-	rows, err := d.pool.Query(ctx,
+func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) { return nodes(ctx, d.pool) }
+
+// Nodes implements store.Tx.
+func (t *tx) Nodes(ctx context.Context) ([]store.Node, error) {
+	if err := t.check(false); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes(ctx, t.tx)
+}
+
+func nodes(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) ([]store.Node, error) {
+	rows, err := q.Query(ctx,
 		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", unavailable(err))

@@ -39,6 +39,9 @@ var schemaV4 string
 // meta.schema_version. Append to it; never edit an entry that has shipped.
 var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
 
+// SchemaVersion returns the schema version this pglink writes and reads.
+func SchemaVersion() int { return len(migrations) }
+
 // Errors for misuse of a transaction.
 var (
 	errReadOnly = errors.New("write in a read-only transaction")
@@ -928,8 +931,20 @@ func (d *DB) PutNode(ctx context.Context, n store.Node) error {
 }
 
 // Nodes implements store.Store.
-func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) {
-	rows, err := d.read.QueryContext(ctx,
+func (d *DB) Nodes(ctx context.Context) ([]store.Node, error) { return nodes(ctx, d.read) }
+
+// Nodes implements store.Tx.
+func (t *tx) Nodes(ctx context.Context) ([]store.Node, error) {
+	if err := t.check(false); err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	return nodes(ctx, t.tx)
+}
+
+func nodes(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) ([]store.Node, error) {
+	rows, err := q.QueryContext(ctx,
 		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)

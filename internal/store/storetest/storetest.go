@@ -1656,6 +1656,16 @@ func testNodes(t *testing.T, s store.Store) {
 			t.Errorf("Nodes()[%d] = %+v; want %+v", i, g, w)
 		}
 	}
+	err = s.View(ctx, func(tx store.Tx) error {
+		inTx, err := tx.Nodes(ctx)
+		if err != nil || len(inTx) != 2 || inTx[0].Name != "a" || inTx[0].Applied != 7 || inTx[1].Name != "b" {
+			t.Errorf("Tx.Nodes() = %+v, %v; want a (Applied 7) and b", inTx, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !got[0].Live(at(6*time.Second)) || got[0].Live(at(7*time.Second)) {
 		t.Errorf("node a live at +6s, +7s = %v, %v; want true, false", got[0].Live(at(6*time.Second)), got[0].Live(at(7*time.Second)))
 	}

@@ -1,0 +1,409 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	neturl "net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pglink/pglink/internal/pgtest"
+)
+
+// replica is one `pglink serve` process of TestThreeReplicas: its own data dir, API address,
+// data-plane node and endpoint network, on the shared store.
+type replica struct {
+	name, dir, addr, network string
+	cmd                      *exec.Cmd
+	in                       *instance
+	c                        *clients
+}
+
+// TestThreeReplicas runs three `pglink serve` processes on one PostgreSQL store, each its own
+// data-plane node with its own endpoint network: servers are spread over the nodes; the seed's
+// workflow works with every request sent to a random replica; 100 concurrent approve/reject
+// races end in one state each that the gateway enforces, with no 5xx; a killed owning node
+// makes its server report Unreachable while approvals are still accepted, and enforced at once
+// when it is back; a replica killed while it holds an operation's lease loses nothing: another
+// finishes the operation, once.
+func TestThreeReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds and runs the pglink binary three times")
+	}
+	url := pgtest.New(t).CreateDatabase(t)
+	bin := buildPglink(t)
+	a, b := 100+rand.IntN(100), rand.IntN(240)
+	rs := make([]*replica, 3)
+	run := func(r *replica) {
+		t.Helper()
+		r.cmd, r.in = serveProcess(t, bin, r.dir, r.addr, "--store", url, "--node-name", r.name,
+			"--endpoint-network", r.network, "--gateway", "embedded")
+		r.c = newClients(t, r.in)
+	}
+	for i := range rs {
+		rs[i] = &replica{name: fmt.Sprintf("node-%d", i+1), dir: traversableDir(t), addr: freeAddr(t),
+			network: fmt.Sprintf("127.%d.%d.0/24", a, b+i)}
+		run(rs[i])
+	}
+	any := func() *clients { return rs[rand.IntN(len(rs))].c }
+	ctx := ctxT(t)
+
+	// Servers are spread over the nodes, each with an address in its node's network.
+	any().group(t, "rg")
+	owner := map[string]*replica{} // server name -> the replica whose node holds it
+	for i := range rs {
+		name := fmt.Sprintf("db%d", i)
+		any().localServer(t, "rg", name)
+		dp := serverDataPlane(t, any(), "rg", name)
+		for _, r := range rs {
+			if dp["node"] == r.name {
+				owner[name] = r
+			}
+		}
+		r := owner[name]
+		if r == nil || dp["nodeStatus"] != "Available" || !inNetwork(t, dp["address"], r.network) {
+			t.Fatalf("server %s: dataPlane %v; want a node of %v, Available, its address in the node's network", name, dp, rs)
+		}
+	}
+	if len(map[*replica]bool{owner["db0"]: true, owner["db1"]: true, owner["db2"]: true}) != 3 {
+		t.Fatalf("servers on nodes %s, %s, %s; want one on each", owner["db0"].name, owner["db1"].name, owner["db2"].name)
+	}
+
+	// The seed's workflow, every request to a random replica: the endpoint listens on the node
+	// of its server, Pending refuses, Approved carries traffic.
+	subnet := any().vnet(t, "rg", "vnet")
+	target := "db2"
+	srv, err := any().servers.Get(ctx, "rg", target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := any().endpoint(t, "rg", "pe-seed", subnet, *srv.ID, true, "please"); err != nil {
+		t.Fatal(err)
+	}
+	addr := peAddress(t, any(), "rg", "pe-seed")
+	if !inNetwork(t, addr, owner[target].network) {
+		t.Fatalf("private endpoint address %s is not in the network of %s's node %s", addr, target, owner[target].network)
+	}
+	wantRefused(t, "pending connection", addr, "", "28000", "Pending")
+	conn := any().onlyConnection(t, "rg", target)
+	if _, err := any().setStatus(ctx, "rg", target, *conn.Name, pg.PrivateEndpointServiceConnectionStatusApproved, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := connect(ctx, addr, "", "require", adminPassword); err != nil {
+		t.Fatalf("connect through the approved endpoint right after the approval: %v", err)
+	} else {
+		db.Close(ctx)
+	}
+
+	// Races: an approval and a rejection of the same connection at once, through different
+	// replicas, for 100 connections.
+	const n = 100
+	races := "db0"
+	raceSrv, err := any().servers.Get(ctx, "rg", races, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forEach(t, n, 8, func(i int) error {
+		_, err := rs[i%3].c.endpoint(t, "rg", fmt.Sprintf("race-%d", i), subnet, *raceSrv.ID, true, "race")
+		return err
+	})
+	names := map[string]int{} // connection name -> race
+	pager := any().conns.NewListByServerPager("rg", races, nil)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range page.Value {
+			var i int
+			if _, err := fmt.Sscanf(*c.Name, "race-%d.", &i); err == nil {
+				names[*c.Name] = i
+			}
+		}
+	}
+	if len(names) != n {
+		t.Fatalf("server %s has %d race connections; want %d", races, len(names), n)
+	}
+	var mu sync.Mutex
+	var fivexx []string
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for name, i := range names {
+		for k, st := range []pg.PrivateEndpointServiceConnectionStatus{pg.PrivateEndpointServiceConnectionStatusApproved, pg.PrivateEndpointServiceConnectionStatusRejected} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				_, err := rs[(i+k)%3].c.setStatus(ctx, "rg", races, name, st, strings.ToLower(string(st)))
+				var re *azcore.ResponseError
+				if errors.As(err, &re) && re.StatusCode >= 500 {
+					mu.Lock()
+					fivexx = append(fivexx, fmt.Sprintf("%s %s: %d %s", name, st, re.StatusCode, re.ErrorCode))
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(fivexx) > 0 {
+		t.Errorf("%d requests of the races failed with 5xx: %v", len(fivexx), fivexx)
+	}
+	forEach(t, n, 8, func(i int) error {
+		var name string
+		for nm, j := range names {
+			if j == i {
+				name = nm
+			}
+		}
+		c, err := any().conns.Get(ctx, "rg", races, name, nil)
+		if err != nil {
+			return err
+		}
+		state := c.Properties.PrivateLinkServiceConnectionState
+		addr := peAddress(t, any(), "rg", fmt.Sprintf("race-%d", i))
+		switch *state.Status {
+		case pg.PrivateEndpointServiceConnectionStatusApproved:
+			db, err := connect(ctx, addr, "", "require", adminPassword)
+			if err != nil {
+				return fmt.Errorf("%s is Approved but the gateway refuses: %v", name, err)
+			}
+			db.Close(ctx)
+		case pg.PrivateEndpointServiceConnectionStatusRejected:
+			db, err := connect(ctx, addr, "", "require", adminPassword)
+			if code, msg := pgCode(err); err == nil || code != "28000" || !strings.Contains(msg, "Rejected") {
+				if db != nil {
+					db.Close(ctx)
+				}
+				return fmt.Errorf("%s is Rejected but the gateway answers %v", name, err)
+			}
+		default:
+			return fmt.Errorf("%s ends %s; want Approved or Rejected", name, *state.Status)
+		}
+		if want := strings.ToLower(string(*state.Status)); *state.Description != want {
+			return fmt.Errorf("%s is %s with description %q, which the other request set", name, *state.Status, *state.Description)
+		}
+		return nil
+	})
+
+	// The owning node dies: its server reports Unreachable; an approval through another
+	// replica is accepted, and enforced as soon as the node is back.
+	late := "db1"
+	lateOwner := owner[late]
+	lateSrv, err := any().servers.Get(ctx, "rg", late, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := any().endpoint(t, "rg", "pe-late", subnet, *lateSrv.ID, true, "later"); err != nil {
+		t.Fatal(err)
+	}
+	lateAddr := peAddress(t, any(), "rg", "pe-late")
+	lateConn := any().onlyConnection(t, "rg", late)
+	lateOwner.cmd.Process.Kill()
+	lateOwner.cmd.Wait()
+	var others []*replica
+	for _, r := range rs {
+		if r != lateOwner {
+			others = append(others, r)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for serverDataPlane(t, others[0].c, "rg", late)["nodeStatus"] != "Unreachable" {
+		if time.Now().After(deadline) {
+			t.Fatalf("server %s still reports %v 15s after its node was killed; want nodeStatus Unreachable", late, serverDataPlane(t, others[0].c, "rg", late))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := others[1].c.setStatus(ctx, "rg", late, *lateConn.Name, pg.PrivateEndpointServiceConnectionStatusApproved, "while down"); err != nil {
+		t.Fatalf("approve while the owning node is down: %v", err)
+	}
+	run(lateOwner)
+	back := time.Now()
+	for {
+		db, err := connect(ctx, lateAddr, "", "require", adminPassword)
+		if err == nil {
+			db.Close(ctx)
+			break
+		}
+		if time.Since(back) > time.Second {
+			t.Fatalf("the approval is not enforced 1s after the node is back: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := serverDataPlane(t, others[0].c, "rg", late)["nodeStatus"]; s != "Available" {
+		t.Errorf("server %s reports nodeStatus %v once its node is back; want Available", late, s)
+	}
+
+	// A replica killed while it holds the lease of the resource group's delete: another
+	// replica finishes it, once; the killed node removes its cluster when it is back.
+	poller, err := any().groups.BeginDelete(ctx, "rg", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = poller
+	holder := leaseHolder(t, url, rs, "/resourcegroups/rg")
+	holder.cmd.Process.Kill()
+	holder.cmd.Wait()
+	var rest *replica
+	for _, r := range rs {
+		if r != holder {
+			rest = r
+		}
+	}
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		if _, err := rest.c.groups.Get(ctx, "rg", nil); err != nil {
+			var re *azcore.ResponseError
+			if errors.As(err, &re) && re.StatusCode == 404 {
+				break
+			}
+			t.Fatalf("get the group being deleted: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the resource group delete did not finish 40s after its lease holder was killed")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := succeededGroupDeletes(t, rest); got != 1 {
+		t.Errorf("activity log: %d Succeeded events for the group's delete; want exactly 1", got)
+	}
+	run(holder)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		left := clusterDirs(t, holder.dir)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s still keeps clusters %v of deleted servers", holder.name, left)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// serverDataPlane reads properties.dataPlane of a server.
+func serverDataPlane(t *testing.T, c *clients, rg, name string) map[string]any {
+	t.Helper()
+	r := c.in.do(t, "GET", "/subscriptions/"+c.in.boot.SubscriptionID+"/resourceGroups/"+rg+"/providers/Microsoft.DBforPostgreSQL/flexibleServers/"+name+"?api-version=2024-08-01", c.in.token(), nil, nil)
+	props, _ := r.body["properties"].(map[string]any)
+	dp, _ := props["dataPlane"].(map[string]any)
+	return dp
+}
+
+func inNetwork(t *testing.T, addr any, network string) bool {
+	t.Helper()
+	s, _ := addr.(string)
+	ap, err := netip.ParseAddrPort(s)
+	return err == nil && netip.MustParsePrefix(network).Contains(ap.Addr())
+}
+
+// forEach runs fn(0..n-1), at most par at once, and fails t with the errors.
+func forEach(t *testing.T, n, par int, fn func(i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	sem := make(chan struct{}, par)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d failed: %v", len(errs), n, errors.Join(errs...))
+	}
+}
+
+// leaseHolder waits until an InProgress operation on a resource whose key ends with suffix is
+// leased, and returns the replica whose workers hold it (their names start with the node's).
+func leaseHolder(t *testing.T, url string, rs []*replica, suffix string) *replica {
+	t.Helper()
+	ctx := ctxT(t)
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var owner string
+		err := db.QueryRow(ctx, `SELECT lease_owner FROM operations WHERE status = 'InProgress' AND resource_key LIKE '%' || $1
+			AND lease_owner <> '' AND lease_until > now()`, suffix).Scan(&owner)
+		if err == nil {
+			for _, r := range rs {
+				if strings.HasPrefix(owner, r.name+"-") {
+					return r
+				}
+			}
+			t.Fatalf("lease owner %q names no replica", owner)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("no lease on an operation on %s", suffix)
+	return nil
+}
+
+// succeededGroupDeletes counts the Succeeded resource group delete events of group rg in the
+// activity log.
+func succeededGroupDeletes(t *testing.T, r *replica) int {
+	t.Helper()
+	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	q := neturl.Values{"api-version": {"2015-04-01"}, "$filter": {"eventTimestamp ge '" + since + "' and resourceGroupName eq 'rg'"}}
+	path := "/subscriptions/" + r.in.boot.SubscriptionID + "/providers/Microsoft.Insights/eventtypes/management/values?" + q.Encode()
+	count := 0
+	for path != "" {
+		resp := r.in.do(t, "GET", path, r.in.token(), nil, nil)
+		if resp.status != 200 {
+			t.Fatalf("activity log: %d %s", resp.status, resp.raw)
+		}
+		values, _ := resp.body["value"].([]any)
+		for _, v := range values {
+			e, _ := v.(map[string]any)
+			op, _ := e["operationName"].(map[string]any)
+			st, _ := e["status"].(map[string]any)
+			if strings.EqualFold(fmt.Sprint(op["value"]), "Microsoft.Resources/subscriptions/resourceGroups/delete") &&
+				st["value"] == "Succeeded" {
+				count++
+			}
+		}
+		next, _ := resp.body["nextLink"].(string)
+		path = strings.TrimPrefix(next, r.in.boot.ARMEndpoint)
+	}
+	return count
+}
+
+// clusterDirs lists the PostgreSQL clusters kept in a data dir.
+func clusterDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(dir, "servers"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "superuser" {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
