@@ -3,7 +3,9 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	neturl "net/url"
 	"os"
@@ -41,7 +43,8 @@ func TestThreeReplicas(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and runs the pglink binary three times")
 	}
-	url := pgtest.New(t).CreateDatabase(t)
+	store := pgtest.New(t)
+	url := store.CreateDatabase(t)
 	bin := buildPglink(t)
 	a, b := 100+rand.IntN(100), rand.IntN(240)
 	rs := make([]*replica, 3)
@@ -104,6 +107,31 @@ func TestThreeReplicas(t *testing.T) {
 		t.Fatalf("connect through the approved endpoint right after the approval: %v", err)
 	} else {
 		db.Close(ctx)
+	}
+
+	// An operation started through one replica is polled through another.
+	restart := rs[0].in.do(t, "POST", *srv.ID+"/restart?api-version=2024-08-01", rs[0].in.token(), nil, nil)
+	poll := restart.header.Get("Azure-AsyncOperation")
+	if restart.status != 202 && restart.status != 200 {
+		t.Fatalf("restart through %s = %d %s", rs[0].name, restart.status, restart.raw)
+	}
+	if restart.status == 202 {
+		if poll == "" {
+			t.Fatalf("restart answered 202 without Azure-AsyncOperation")
+		}
+		poll = strings.Replace(poll, rs[0].in.boot.ARMEndpoint, rs[1].in.boot.ARMEndpoint, 1)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			r := rs[1].in.do(t, "GET", poll, rs[1].in.token(), nil, nil)
+			if r.status != 200 {
+				t.Fatalf("poll through %s = %d %s", rs[1].name, r.status, r.raw)
+			}
+			if r.body["status"] == "Succeeded" {
+				break
+			}
+			if r.body["status"] != "InProgress" || time.Now().After(deadline) {
+				t.Fatalf("restart polled through %s: %s", rs[1].name, r.raw)
+			}
+		}
 	}
 
 	// Races: an approval and a rejection of the same connection at once, through different
@@ -244,6 +272,10 @@ func TestThreeReplicas(t *testing.T) {
 	if s := serverDataPlane(t, others[0].c, "rg", late)["nodeStatus"]; s != "Available" {
 		t.Errorf("server %s reports nodeStatus %v once its node is back; want Available", late, s)
 	}
+
+	// The store restarts under load: every replica answers 503 with Retry-After meanwhile, never
+	// a 500, and serves again once it is back, without a restart of its own.
+	storeRestart(t, store, rs)
 
 	// A replica killed while it holds the lease of the resource group's delete: another
 	// replica finishes it, once; the killed node removes its cluster when it is back.
@@ -403,4 +435,84 @@ func clusterDirs(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// storeRestart restarts the store's PostgreSQL while every replica takes writes (resource group
+// creates), and checks each answer: 2xx, or 503 ServiceUnavailable with Retry-After; then that
+// every replica takes writes again within 15 s.
+func storeRestart(t *testing.T, store *pgtest.Cluster, rs []*replica) {
+	t.Helper()
+	toks := make([]string, len(rs))
+	for i, r := range rs {
+		toks[i] = r.in.token()
+	}
+	write := func(i, n int) (int, string, error) {
+		r := rs[i]
+		path := fmt.Sprintf("%s/subscriptions/%s/resourceGroups/load-%d-%d?api-version=2022-09-01", r.in.boot.ARMEndpoint, r.in.boot.SubscriptionID, i, n)
+		req, _ := http.NewRequest("PUT", path, strings.NewReader(`{"location":"eastus"}`))
+		req.Header.Set("Authorization", "Bearer "+toks[i])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := r.in.httpClient().Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode == 503 && resp.Header.Get("Retry-After") == "" {
+			return resp.StatusCode, "503 without Retry-After: " + string(body), nil
+		}
+		return resp.StatusCode, string(body), nil
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	counts := map[int]int{}
+	for i := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st, body, err := write(i, n)
+				mu.Lock()
+				counts[st]++
+				if err != nil || (st/100 != 2 && st != 503) || strings.HasPrefix(body, "503 without") {
+					bad = append(bad, fmt.Sprintf("%s: %d %v %.200s", rs[i].name, st, err, body))
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if err := store.Restart(); err != nil {
+		close(stop)
+		wg.Wait()
+		t.Fatalf("restart the store: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Errorf("while the store restarted, %d answers were neither 2xx nor 503 with Retry-After: %v", len(bad), bad)
+	}
+	t.Logf("answers while the store restarted, by status: %v", counts)
+	for i, r := range rs {
+		deadline := time.Now().Add(15 * time.Second)
+		for n := 1000; ; n++ {
+			st, body, err := write(i, n)
+			if err == nil && st/100 == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not take writes 15s after the store is back: %d %v %s", r.name, st, err, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 }

@@ -200,3 +200,10 @@ func (c *Cluster) exec(ctx context.Context, sql string) error {
 	_, err = conn.Exec(ctx, sql)
 	return err
 }
+
+// Restart restarts the cluster (a fast shutdown: sessions end with SQLSTATE 57P01), keeping
+// its data, and returns once it accepts connections again.
+func (c *Cluster) Restart() error {
+	return c.run("pg_ctl", "-D", filepath.Join(c.base, "data"), "-l", filepath.Join(c.base, "postgres.log"),
+		"-m", "fast", "-w", "-t", "60", "restart")
+}
