@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -60,7 +61,8 @@ func TestThreeReplicas(t *testing.T) {
 		run(rs[i])
 	}
 	any := func() *clients { return rs[rand.IntN(len(rs))].c }
-	ctx := ctxT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 
 	// Servers are spread over the nodes, each with an address in its node's network.
 	any().group(t, "rg")

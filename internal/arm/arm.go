@@ -429,6 +429,11 @@ func (s *Server) applied(ctx context.Context, req *Request) error {
 		return ctx.Err() // the client is gone; nobody hears the answer
 	}
 	s.log.Warn("data plane did not apply a change in time", "revision", rev, "request_id", req.RequestID, "err", err)
+	if errors.Is(err, store.ErrUnavailable) {
+		return resource.Errorf(resource.Unavailable, "ServiceUnavailable",
+			"The change was saved, but pglink cannot confirm that the data plane enforces it while its store is unavailable. "+
+				"Repeat the request after the time in Retry-After (it is safe to) or read the resource to check.")
+	}
 	return resource.Errorf(resource.Internal, "DataPlaneNotApplied",
 		"The change was saved, but the data plane has not applied it yet; it will be enforced when the data plane catches up. "+
 			"Repeat the request (it is safe to) or read the resource to check. Tracking ID: '%s'", req.RequestID)

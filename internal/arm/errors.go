@@ -53,7 +53,7 @@ func ToUserError(err error, requestID string) *resource.Error {
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return resource.Errorf(resource.Unavailable, "ServiceUnavailable",
-			"pglink cannot reach its store right now; nothing was changed. Retry after the time in Retry-After.")
+			"pglink cannot reach its store right now. Retry after the time in Retry-After.")
 	}
 	if errors.Is(err, store.ErrConflict) {
 		return resource.Errorf(resource.Conflict, "Conflict",

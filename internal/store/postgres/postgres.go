@@ -263,7 +263,7 @@ func (d *DB) View(ctx context.Context, fn func(store.Tx) error) error {
 	defer ptx.Rollback(context.WithoutCancel(ctx))
 	t := &tx{tx: ptx}
 	defer func() { t.done = true }()
-	return fn(t)
+	return unavailable(fn(t))
 }
 
 // Update runs fn in a SERIALIZABLE write transaction and commits it if fn returns nil;
@@ -301,6 +301,9 @@ func (d *DB) write(ctx context.Context, fn func(*tx) error) error {
 // a connection that could not be made (for any reason the server gave) or was lost, or a server
 // that is shutting down or starting (SQLSTATE class 08, 57P01–57P03).
 func unavailable(err error) error {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		return err
+	}
 	var pgErr *pgconn.PgError
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
@@ -343,21 +346,21 @@ func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 	defer ptx.Rollback(context.WithoutCancel(ctx)) // also when fn panics; a no-op after Commit
 	// First, before any snapshot is taken: see "Revision order".
 	if _, err := ptx.Exec(ctx, `LOCK TABLE revision IN EXCLUSIVE MODE`); err != nil {
-		return fmt.Errorf("begin write transaction: lock revision: %w", err)
+		return fmt.Errorf("begin write transaction: lock revision: %w", unavailable(err))
 	}
 	t := &tx{tx: ptx, writable: true}
 	err = fn(t)
 	t.done = true
 	if err != nil {
-		return err
+		return unavailable(err)
 	}
 	if t.revision != 0 {
 		if _, err := ptx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(t.revision, 10)); err != nil {
-			return fmt.Errorf("notify revision %d: %w", t.revision, err)
+			return fmt.Errorf("notify revision %d: %w", t.revision, unavailable(err))
 		}
 	}
 	if err := ptx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w", unavailable(err))
 	}
 	if t.revision != 0 {
 		d.broadcast() // at once; the NOTIFY reaches other processes
@@ -492,7 +495,7 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 	query, args := eventsQuery(q)
 	rows, err := d.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
+		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, unavailable(err))
 	}
 	defer rows.Close()
 	var events []store.Event
@@ -500,13 +503,13 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 		var e store.Event
 		if err := rows.Scan(&e.Seq, &e.Time, &e.Subscription, &e.ResourceID, &e.ResourceGroup, &e.Caller,
 			&e.CorrelationID, &e.Provider, &e.Status, &e.Body); err != nil {
-			return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
+			return nil, fmt.Errorf("list events of %s: %w", q.Subscription, unavailable(err))
 		}
 		e.Time = e.Time.UTC()
 		events = append(events, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, err)
+		return nil, fmt.Errorf("list events of %s: %w", q.Subscription, unavailable(err))
 	}
 	return events, nil
 }
@@ -556,7 +559,7 @@ func eventsQuery(q store.EventQuery) (string, []any) {
 func (d *DB) Revision(ctx context.Context) (int64, error) {
 	var rev int64
 	if err := d.pool.QueryRow(ctx, `SELECT value FROM revision`).Scan(&rev); err != nil {
-		return 0, fmt.Errorf("read revision: %w", err)
+		return 0, fmt.Errorf("read revision: %w", unavailable(err))
 	}
 	return rev, nil
 }
@@ -570,19 +573,19 @@ func (d *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 		`SELECT revision, key, deleted FROM changes WHERE revision > $1 ORDER BY revision, key LIMIT $2`,
 		since, sqlLimit(limit))
 	if err != nil {
-		return nil, fmt.Errorf("list changes since %d: %w", since, err)
+		return nil, fmt.Errorf("list changes since %d: %w", since, unavailable(err))
 	}
 	defer rows.Close()
 	var changes []store.Change
 	for rows.Next() {
 		var c store.Change
 		if err := rows.Scan(&c.Revision, &c.Key, &c.Deleted); err != nil {
-			return nil, fmt.Errorf("list changes since %d: %w", since, err)
+			return nil, fmt.Errorf("list changes since %d: %w", since, unavailable(err))
 		}
 		changes = append(changes, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list changes since %d: %w", since, err)
+		return nil, fmt.Errorf("list changes since %d: %w", since, unavailable(err))
 	}
 	return changes, nil
 }
