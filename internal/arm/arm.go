@@ -429,7 +429,7 @@ func (s *Server) applied(ctx context.Context, req *Request) error {
 		return ctx.Err() // the client is gone; nobody hears the answer
 	}
 	s.log.Warn("data plane did not apply a change in time", "revision", rev, "request_id", req.RequestID, "err", err)
-	if errors.Is(err, store.ErrUnavailable) {
+	if _, perr := s.st.Revision(ctx); errors.Is(err, store.ErrUnavailable) || errors.Is(perr, store.ErrUnavailable) {
 		return resource.Errorf(resource.Unavailable, "ServiceUnavailable",
 			"The change was saved, but pglink cannot confirm that the data plane enforces it while its store is unavailable. "+
 				"Repeat the request after the time in Retry-After (it is safe to) or read the resource to check.")

@@ -230,25 +230,33 @@ type DNSReconciler struct {
 func (r *DNSReconciler) Run(ctx context.Context) {
 	log := r.Log.With("component", "dns-reconciler")
 	notify := r.St.Notify(ctx)
-	retry := time.NewTicker(2 * time.Second) // a failed round (the store, a bind) is retried
-	defer retry.Stop()
+	every := time.NewTicker(2 * time.Second)
+	defer every.Stop()
+	var backoff retryBackoff // a failed round (the store, a bind) is retried soon
 	for {
+		var retry <-chan time.Time
 		if snap, err := BuildDNS(ctx, r.St, r.Suffix, r.Scope); err != nil {
 			if ctx.Err() == nil {
 				log.Error("build dns snapshot", "err", err)
 			}
+			retry = backoff.next()
 		} else if err := r.NS.Apply(snap); err != nil {
 			if ctx.Err() == nil {
 				log.Error("apply dns snapshot", "err", err)
 			}
-		} else if r.Applied != nil {
-			r.Applied(snap.Revision)
+			retry = backoff.next()
+		} else {
+			backoff.reset()
+			if r.Applied != nil {
+				r.Applied(snap.Revision)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-notify:
-		case <-retry.C:
+		case <-retry:
+		case <-every.C:
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pglink/pglink/internal/engine"
@@ -46,6 +47,15 @@ type Reconciler struct {
 	Every time.Duration
 
 	collected int64 // the change feed is read for deleted servers up to this revision
+	lastErr   atomic.Pointer[error]
+}
+
+// Err returns why the last policy could not be applied, nil if it was.
+func (r *Reconciler) Err() error {
+	if p := r.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Run reconciles until ctx is done.
@@ -59,20 +69,38 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	r.servers(ctx, log)
+	var backoff retryBackoff
 	for {
+		var retry <-chan time.Time
 		if err := r.apply(ctx); err != nil && ctx.Err() == nil {
 			log.Error("apply data-plane policy", "err", err)
+			r.lastErr.Store(&err)
+			retry = backoff.next() // the store may be back in a moment: writes wait for this
+		} else {
+			r.lastErr.Store(nil)
+			backoff.reset()
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-notify:
+		case <-retry:
 		case <-tick.C:
 			r.servers(ctx, log)
 			r.collect(ctx, log)
 		}
 	}
 }
+
+// retryBackoff spaces the retries of a failed reconciliation: 50 ms, doubling up to 2 s.
+type retryBackoff struct{ d time.Duration }
+
+func (b *retryBackoff) next() <-chan time.Time {
+	b.d = min(max(2*b.d, 50*time.Millisecond), 2*time.Second)
+	return time.After(b.d)
+}
+
+func (b *retryBackoff) reset() { b.d = 0 }
 
 func (r *Reconciler) apply(ctx context.Context) error {
 	snap, err := Build(ctx, r.St, r.Engine, r.Scope)

@@ -337,15 +337,22 @@ func (s *Server) start(ctx context.Context) error {
 		dp.DNSPort = uint16(port)
 	}
 	var agent *nodeAgent
+	var rec *dataplane.Reconciler // keeps the gateway in line with the store
 	if s.gateway != nil {
-		// A change is enforced, and resolvable, here and on every other live node before it is
-		// acknowledged.
-		parts, bs := []string{"gateway"}, barriers{s.gateway}
+		parts := []string{"gateway"}
 		if s.ns != nil {
-			parts, bs = append(parts, "dns"), append(bs, s.ns)
+			parts = append(parts, "dns")
 		}
 		agent = newNodeAgent(s.st, s.log, store.Node{Name: scope.Node, Zone: cfg.Zone, Network: scope.Network.String(),
 			Endpoint: endpoint, Started: time.Now()}, parts...)
+		rec = &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Scope: scope, Log: s.log,
+			Applied: agent.setApplied("gateway")}
+		// A change is enforced, and resolvable, here and on every other live node before it is
+		// acknowledged.
+		bs := barriers{gatewayBarrier{s.gateway, rec}}
+		if s.ns != nil {
+			bs = append(bs, s.ns)
+		}
 		armCfg.Barrier = append(bs, nodeBarrier{st: s.st, self: scope.Node})
 	}
 	front := arm.New(armCfg, s.st, issuer, s.workers, s.log)
@@ -428,8 +435,6 @@ func (s *Server) start(ctx context.Context) error {
 		s.rotateKeys(rctx, rings, issuer, min(rings.rot.lead/3, 30*time.Second))
 	}()
 	if s.gateway != nil {
-		rec := &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Scope: scope, Log: s.log,
-			Applied: agent.setApplied("gateway")}
 		// The first policy is in force before the API answers.
 		if snap, err := dataplane.Build(ctx, s.st, rec.Engine, scope); err != nil {
 			cancel()
@@ -693,4 +698,22 @@ func MigrateStore(ctx context.Context, cfg Config) (int, error) {
 		return 0, err
 	}
 	return version, st.Close()
+}
+
+// gatewayBarrier is the gateway's barrier, whose failure says why the gateway lags when its
+// reconciler could not build the policy (the store is unavailable, say).
+type gatewayBarrier struct {
+	g   gate
+	rec *dataplane.Reconciler
+}
+
+// WaitApplied implements arm.Barrier.
+func (b gatewayBarrier) WaitApplied(ctx context.Context, rev int64) error {
+	err := b.g.WaitApplied(ctx, rev)
+	if err != nil {
+		if why := b.rec.Err(); why != nil {
+			return fmt.Errorf("%w (the data plane's last round failed: %w)", err, why)
+		}
+	}
+	return err
 }
