@@ -29,20 +29,23 @@ const (
 )
 
 // nodeAgent reports this process's data-plane node to the store: a heartbeat every
-// nodeHeartbeat and, promptly, each revision its data plane has applied (the least of what the
-// gateway and the nameserver applied), which the barriers of every replica wait for.
+// nodeHeartbeat and, on a shared store, promptly each revision its data plane has applied (the
+// least of what the gateway and the nameserver applied), which the barriers of the other
+// replicas wait for. A store of one process has no other replica to tell: the heartbeat alone
+// keeps the row current, and no write follows each commit.
 type nodeAgent struct {
-	st   store.Store
-	log  *slog.Logger
-	self store.Node // Name, Zone, Network, Endpoint, Started
+	st     store.Store
+	log    *slog.Logger
+	self   store.Node // Name, Zone, Network, Endpoint, Started
+	prompt bool       // report each applied revision at once
 
 	mu      sync.Mutex
 	applied map[string]int64 // guarded by mu: by part ("gateway", "dns"); every part must be present
 	kick    chan struct{}
 }
 
-func newNodeAgent(st store.Store, log *slog.Logger, self store.Node, parts ...string) *nodeAgent {
-	a := &nodeAgent{st: st, log: log.With("component", "node", "node", self.Name), self: self,
+func newNodeAgent(st store.Store, log *slog.Logger, self store.Node, prompt bool, parts ...string) *nodeAgent {
+	a := &nodeAgent{st: st, log: log.With("component", "node", "node", self.Name), self: self, prompt: prompt,
 		applied: map[string]int64{}, kick: make(chan struct{}, 1)}
 	for _, p := range parts {
 		a.applied[p] = 0
@@ -58,6 +61,9 @@ func (a *nodeAgent) setApplied(part string) func(rev int64) {
 			a.applied[part] = rev
 		}
 		a.mu.Unlock()
+		if !a.prompt {
+			return
+		}
 		select {
 		case a.kick <- struct{}{}:
 		default:

@@ -344,7 +344,7 @@ func (s *Server) start(ctx context.Context) error {
 			parts = append(parts, "dns")
 		}
 		agent = newNodeAgent(s.st, s.log, store.Node{Name: scope.Node, Zone: cfg.Zone, Network: scope.Network.String(),
-			Endpoint: endpoint, Started: time.Now()}, parts...)
+			Endpoint: endpoint, Started: time.Now()}, shared, parts...)
 		rec = &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Scope: scope, Log: s.log,
 			Applied: agent.setApplied("gateway")}
 		// A change is enforced, and resolvable, here and on every other live node before it is
@@ -353,7 +353,10 @@ func (s *Server) start(ctx context.Context) error {
 		if s.ns != nil {
 			bs = append(bs, s.ns)
 		}
-		armCfg.Barrier = append(bs, nodeBarrier{st: s.st, self: scope.Node})
+		if shared {
+			bs = append(bs, nodeBarrier{st: s.st, self: scope.Node})
+		}
+		armCfg.Barrier = bs
 	}
 	front := arm.New(armCfg, s.st, issuer, s.workers, s.log)
 
