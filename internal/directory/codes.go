@@ -102,13 +102,28 @@ func (d *Directory) RedeemCode(ctx context.Context, value string, check func(ide
 		return identity.Principal{}, "", identity.ErrCodeInvalid
 	}
 	digest := digestOf(value)
+	// A read finds out a code that is not there, so that guesses take no write transaction
+	// (writers take turns on a shared store); the write transaction checks everything again.
+	err := d.st.View(ctx, func(tx store.Tx) error {
+		_, dd, err := userDoc(ctx, tx, oid)
+		if err == nil && codeIndex(dd.Codes, digest) < 0 {
+			err = identity.ErrInvalidCredentials
+		}
+		return err
+	})
+	if errors.Is(err, identity.ErrInvalidCredentials) {
+		return identity.Principal{}, "", identity.ErrCodeInvalid
+	}
+	if err != nil {
+		return identity.Principal{}, "", fmt.Errorf("redeem authorization code of %s: %w", oid, err)
+	}
 	now := d.now()
 	var (
 		out          identity.Principal
 		refreshToken string
 		result       error // the outcome for the caller, when the transaction commits
 	)
-	err := d.st.Update(ctx, func(tx store.Tx) error {
+	err = d.st.Update(ctx, func(tx store.Tx) error {
 		out, refreshToken, result = identity.Principal{}, "", nil
 		p, dd, err := userDoc(ctx, tx, oid)
 		if errors.Is(err, identity.ErrInvalidCredentials) {
