@@ -226,29 +226,8 @@ func TestReplicasShareFirstStart(t *testing.T) {
 // TestReplicasBehindOnePublicURL: replicas on one store that advertise one public URL issue
 // and accept the same tokens, and what one writes the other serves: a client may land on any.
 func TestReplicasBehindOnePublicURL(t *testing.T) {
-	url := pgtest.New(t).CreateDatabase(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrA := ln.Addr().String()
-	ln.Close()
-	public := "https://" + addrA
-	var ins []*instance
-	for _, listen := range []string{addrA, "127.0.0.1:0"} {
-		cfg := server.DefaultConfig()
-		cfg.DataDir, cfg.Listen, cfg.Engine, cfg.Store, cfg.PublicURL = t.TempDir(), listen, "records", url, public
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-		srv, err := server.Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatalf("start replica on %s: %v", listen, err)
-		}
-		in := &instance{t: t, dir: cfg.DataDir, cfg: cfg, srv: srv, boot: srv.Bootstrap()}
-		t.Cleanup(in.stop)
-		ins = append(ins, in)
-	}
-	a, b := ins[0], ins[1]
-	for _, in := range ins {
+	a, b, atB, public := replicasBehindOnePublicURL(t)
+	for _, in := range []*instance{a, b} {
 		if in.boot.ARMEndpoint != public || in.boot.AuthorityHost != public {
 			t.Errorf("bootstrap endpoints = %s, %s; want the public URL %s", in.boot.ARMEndpoint, in.boot.AuthorityHost, public)
 		}
@@ -256,8 +235,6 @@ func TestReplicasBehindOnePublicURL(t *testing.T) {
 	// A token issued by replica A (the public URL) is good at replica B's own address.
 	tok := a.token()
 	sub := "/subscriptions/" + a.boot.SubscriptionID + "?api-version=2022-12-01"
-	atB := &instance{t: t, dir: b.dir, cfg: b.cfg, srv: b.srv, boot: b.boot}
-	atB.boot.ARMEndpoint = "https://" + b.srv.Addr()
 	if st, body := atB.call(t, tok, "GET", sub, nil); st != 200 {
 		t.Fatalf("GET subscription at replica B with A's token = %d %s; want 200", st, body)
 	}
@@ -273,6 +250,39 @@ func TestReplicasBehindOnePublicURL(t *testing.T) {
 	if _, err := b.httpClient().Get(public + "/healthz"); err != nil {
 		t.Errorf("healthz at the public URL: %v", err)
 	}
+}
+
+// replicasBehindOnePublicURL starts two replicas on one new PostgreSQL store that advertise
+// one public URL, replica A's address: it returns them, replica B as reached at its own
+// address (atB: its endpoints are B's address, not the public URL), and the public URL.
+func replicasBehindOnePublicURL(t *testing.T) (a, b, atB *instance, public string) {
+	t.Helper()
+	url := pgtest.New(t).CreateDatabase(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrA := ln.Addr().String()
+	ln.Close()
+	public = "https://" + addrA
+	var ins []*instance
+	for _, listen := range []string{addrA, "127.0.0.1:0"} {
+		cfg := server.DefaultConfig()
+		cfg.DataDir, cfg.Listen, cfg.Engine, cfg.Store, cfg.PublicURL = t.TempDir(), listen, "records", url, public
+		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+		srv, err := server.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("start replica on %s: %v", listen, err)
+		}
+		in := &instance{t: t, dir: cfg.DataDir, cfg: cfg, srv: srv, boot: srv.Bootstrap()}
+		t.Cleanup(in.stop)
+		ins = append(ins, in)
+	}
+	a, b = ins[0], ins[1]
+	atB = &instance{t: t, dir: b.dir, cfg: b.cfg, srv: b.srv, boot: b.boot}
+	atB.boot.ARMEndpoint = "https://" + b.srv.Addr()
+	atB.boot.AuthorityHost = atB.boot.ARMEndpoint
+	return a, b, atB, public
 }
 
 // TestStoreUnavailable: while the PostgreSQL store refuses connections, requests get 503

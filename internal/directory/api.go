@@ -725,10 +725,10 @@ func (a *api) updateUser(w http.ResponseWriter, r *http.Request) {
 		}
 		if hash != "" {
 			d.SecretHash = hash
-			d.Sessions = nil // a password reset signs the user out everywhere
+			d.Sessions, d.Codes = nil, nil // a password reset signs the user out everywhere
 		}
 		if d.Disabled {
-			d.Sessions = nil
+			d.Sessions, d.Codes = nil, nil
 		}
 		p.Body = encode(*d)
 		return nil, tx.PutPrincipal(c.r.Context(), *p)

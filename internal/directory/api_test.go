@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/store"
@@ -193,14 +194,24 @@ func TestAPIUsers(t *testing.T) {
 		t.Errorf("denied writes in the activity log = %d; want 3", denied)
 	}
 
-	// Disabling signs Dana out: sessions close, her token stops working.
+	// Disabling signs Dana out: sessions close, her token stops working, and her codes waiting
+	// to be redeemed are forgotten.
 	dana, _ := h.dir.User(t.Context(), "dana@example.com", "Dana-pa55")
 	sid, _, err := h.dir.StartSession(t.Context(), dana)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pending := identity.Code{ClientID: "portal", RedirectURI: "http://127.0.0.1:1/cb", Challenge: strings.Repeat("c", 43),
+		Scope: "https://management.azure.com/.default", Principal: dana, Expires: time.Now().Add(5 * time.Minute)}
+	code, err := h.dir.IssueCode(t.Context(), pending)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if st := h.do(admin, "PATCH", "/v1.0/users/"+u.ID, `{"accountEnabled":false}`, nil); st != 204 {
 		t.Fatalf("disable Dana = %d; want 204", st)
+	}
+	if _, _, err := h.dir.RedeemCode(t.Context(), code, func(identity.Code) error { return nil }); !errors.Is(err, identity.ErrCodeInvalid) {
+		t.Errorf("RedeemCode(code of a user disabled since) = %v; want ErrCodeInvalid", err)
 	}
 	if err := h.dir.Active(t.Context(), u.ID, sid); !errors.Is(err, identity.ErrInvalidCredentials) {
 		t.Errorf("Active(disabled user's session) = %v; want ErrInvalidCredentials", err)
@@ -217,6 +228,16 @@ func TestAPIUsers(t *testing.T) {
 	}
 	if _, err := h.dir.User(t.Context(), "dana@example.com", "N3w-Passw0rd"); err != nil {
 		t.Errorf("sign in with the new password = %v", err)
+	}
+	// A password reset forgets the codes of sign-ins with the old one.
+	if code, err = h.dir.IssueCode(t.Context(), pending); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.do(admin, "PATCH", "/v1.0/users/dana@example.com", `{"passwordProfile":{"password":"N3w-Passw0rd2"}}`, nil); st != 204 {
+		t.Fatalf("reset Dana's password = %d; want 204", st)
+	}
+	if _, _, err := h.dir.RedeemCode(t.Context(), code, func(identity.Code) error { return nil }); !errors.Is(err, identity.ErrCodeInvalid) {
+		t.Errorf("RedeemCode(code issued before a password reset) = %v; want ErrCodeInvalid", err)
 	}
 	if _, err := h.dir.User(t.Context(), "dana@example.com", "Dana-pa55"); err == nil {
 		t.Errorf("sign in with the old password succeeded")
@@ -247,8 +268,8 @@ func TestAPIUsers(t *testing.T) {
 			t.Errorf("activity event holds a password: %s", b)
 		}
 	}
-	if ops[ActionUsersWrite] != 3 || ops[ActionUsersDelete] != 1 {
-		t.Errorf("admin's recorded changes = %v; want 3 writes and 1 delete", ops)
+	if ops[ActionUsersWrite] != 4 || ops[ActionUsersDelete] != 1 {
+		t.Errorf("admin's recorded changes = %v; want 4 writes and 1 delete", ops)
 	}
 }
 

@@ -8,7 +8,9 @@
 // hashes (salted and slow); a secret's first three characters are kept as its hint, as Entra
 // ID does, so a sign-in checks only the credentials it may match. Refresh tokens are 256 random
 // bits and stored as SHA-256 digests: a fast hash cannot be guessed back from a random value
-// of that size, and refreshing must not cost a slow hash.
+// of that size, and refreshing must not cost a slow hash. Pending authorization codes are kept
+// the same way, in their user's document (see IssueCode), so that every process sharing the
+// store redeems them.
 package directory
 
 import (
@@ -40,6 +42,9 @@ const (
 const (
 	MaxCredentials = 20 // password credentials of a service principal
 	MaxSessions    = 50 // open sign-in sessions of a user; the oldest is closed for a new one
+	// MaxPendingCodes bounds the authorization codes of a user that are not yet expired; see
+	// IssueCode.
+	MaxPendingCodes = 20
 )
 
 // Session lifetimes: a refresh extends a session by SessionIdle, up to SessionMax after sign-in.
@@ -51,14 +56,15 @@ const (
 // doc is a principal's stored document (store.Principal.Body). Its zero Disabled means enabled,
 // so documents written before the field existed are enabled.
 type doc struct {
-	Kind        string       `json:"kind"`
-	DisplayName string       `json:"displayName"`
-	AppID       string       `json:"appId,omitempty"`
-	Disabled    bool         `json:"disabled,omitempty"`
-	Created     time.Time    `json:"created,omitzero"`
-	SecretHash  string       `json:"secretHash,omitempty"` // a user's password
-	Credentials []credential `json:"credentials,omitempty"`
-	Sessions    []session    `json:"sessions,omitempty"`
+	Kind        string        `json:"kind"`
+	DisplayName string        `json:"displayName"`
+	AppID       string        `json:"appId,omitempty"`
+	Disabled    bool          `json:"disabled,omitempty"`
+	Created     time.Time     `json:"created,omitzero"`
+	SecretHash  string        `json:"secretHash,omitempty"` // a user's password
+	Credentials []credential  `json:"credentials,omitempty"`
+	Sessions    []session     `json:"sessions,omitempty"`
+	Codes       []pendingCode `json:"codes,omitempty"` // a user's authorization codes, oldest first
 }
 
 // credential is a service principal's password credential.
@@ -248,8 +254,6 @@ func parseRefreshToken(token string) (oid, sid, secret string, ok bool) {
 // StartSession implements identity.Directory: it opens a session for user p, closing the
 // oldest if p has MaxSessions open, and returns its id and refresh token.
 func (d *Directory) StartSession(ctx context.Context, ip identity.Principal) (sid, refreshToken string, err error) {
-	sid = randomString(12)
-	refreshToken, digest := newRefreshToken(ip.ObjectID, sid)
 	now := d.now()
 	err = d.st.Update(ctx, func(tx store.Tx) error {
 		p, err := tx.Principal(ctx, ip.ObjectID)
@@ -263,11 +267,8 @@ func (d *Directory) StartSession(ctx context.Context, ip identity.Principal) (si
 		if dd.Kind != KindUser || dd.Disabled {
 			return identity.ErrInvalidCredentials
 		}
-		dd.Sessions = openSessions(dd.Sessions, now)
-		if len(dd.Sessions) >= MaxSessions {
-			dd.Sessions = dd.Sessions[len(dd.Sessions)-MaxSessions+1:]
-		}
-		dd.Sessions = append(dd.Sessions, session{ID: sid, Digest: digest, Created: now, Expires: now.Add(SessionIdle)})
+		sid, refreshToken = dd.openSession(p.ObjectID, now)
+		dd.Codes = liveCodes(dd.Codes, now)
 		p.Body = encode(dd)
 		return tx.PutPrincipal(ctx, p)
 	})
@@ -275,6 +276,26 @@ func (d *Directory) StartSession(ctx context.Context, ip identity.Principal) (si
 		return "", "", fmt.Errorf("start session for %s: %w", ip.ObjectID, err)
 	}
 	return sid, refreshToken, nil
+}
+
+// openSession opens a session of user oid in dd at now, closing expired sessions and, if
+// MaxSessions are open, the oldest, and returns its id and refresh token.
+func (dd *doc) openSession(oid string, now time.Time) (sid, refreshToken string) {
+	sid = randomString(12)
+	refreshToken, digest := newRefreshToken(oid, sid)
+	dd.Sessions = openSessions(dd.Sessions, now)
+	if len(dd.Sessions) >= MaxSessions {
+		dd.Sessions = dd.Sessions[len(dd.Sessions)-MaxSessions+1:]
+	}
+	dd.Sessions = append(dd.Sessions, session{ID: sid, Digest: digest, Created: now, Expires: now.Add(SessionIdle)})
+	return sid, refreshToken
+}
+
+// closeSession removes the session sid from dd, if it is there.
+func (dd *doc) closeSession(sid string) {
+	if i := sessionIndex(dd.Sessions, sid); i >= 0 {
+		dd.Sessions = append(dd.Sessions[:i], dd.Sessions[i+1:]...)
+	}
 }
 
 // openSessions returns the sessions that have not expired at now, oldest first.
@@ -321,9 +342,10 @@ func (d *Directory) Refresh(ctx context.Context, refreshToken string) (identity.
 			return nil
 		}
 		s := &dd.Sessions[i]
+		dd.Codes = liveCodes(dd.Codes, now)
 		if subtle.ConstantTimeCompare([]byte(s.Digest), []byte(digestOf(secret))) != 1 {
 			invalid = true // reuse of a rotated token: close the session
-			dd.Sessions = append(dd.Sessions[:i], dd.Sessions[i+1:]...)
+			dd.closeSession(sid)
 			p.Body = encode(dd)
 			return tx.PutPrincipal(ctx, p)
 		}
@@ -363,6 +385,7 @@ func (d *Directory) EndSession(ctx context.Context, refreshToken string) error {
 	if !ok {
 		return nil
 	}
+	now := d.now()
 	err := d.st.Update(ctx, func(tx store.Tx) error {
 		p, err := tx.Principal(ctx, oid)
 		if errors.Is(err, store.ErrNotFound) {
@@ -379,7 +402,8 @@ func (d *Directory) EndSession(ctx context.Context, refreshToken string) error {
 		if i < 0 || subtle.ConstantTimeCompare([]byte(dd.Sessions[i].Digest), []byte(digestOf(secret))) != 1 {
 			return nil
 		}
-		dd.Sessions = append(dd.Sessions[:i], dd.Sessions[i+1:]...)
+		dd.closeSession(sid)
+		dd.Codes = liveCodes(dd.Codes, now)
 		p.Body = encode(dd)
 		return tx.PutPrincipal(ctx, p)
 	})

@@ -34,15 +34,9 @@ const (
 	defaultMaxPendingCodes = 10000
 )
 
-// authCode is an issued authorization code and what it is bound to.
+// authCode is an authorization code kept in memory and what it is bound to.
 type authCode struct {
-	clientID     string
-	redirectURI  string
-	challenge    string // S256 code_challenge
-	scope        string
-	nonce        string
-	p            Principal
-	expires      time.Time
+	Code
 	redeemed     bool
 	refreshToken string // of the session its redemption started: revoked if the code is replayed
 }
@@ -72,18 +66,17 @@ func newCodeStore(limit int) *codeStore {
 	return &codeStore{max: limit, codes: map[[sha256.Size]byte]*authCode{}}
 }
 
-// add stores c, valid for codeLifetime from now, and returns its code: 256 random bits,
-// base64url. It returns false, storing nothing, if max codes are pending.
-func (s *codeStore) add(c authCode, now time.Time) (code string, ok bool) {
+// add stores c, valid until c.Expires, and returns its code: 256 random bits, base64url. It
+// returns false, storing nothing, if max codes are pending.
+func (s *codeStore) add(c Code, now time.Time) (code string, ok bool) {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	code = b64(b[:])
-	c.expires = now.Add(codeLifetime)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.codes) >= s.max || !now.Before(s.pruneAt) {
 		for k, e := range s.codes {
-			if !now.Before(e.expires) {
+			if !now.Before(e.Expires) {
 				delete(s.codes, k)
 			}
 		}
@@ -92,7 +85,7 @@ func (s *codeStore) add(c authCode, now time.Time) (code string, ok bool) {
 	if len(s.codes) >= s.max {
 		return "", false
 	}
-	s.codes[sha256.Sum256([]byte(code))] = &c
+	s.codes[sha256.Sum256([]byte(code))] = &authCode{Code: c}
 	return code, true
 }
 
@@ -111,7 +104,7 @@ func (s *codeStore) redeem(code string, now time.Time) (authCode, codeState) {
 		replayed := *c
 		c.refreshToken = "" // revoked once
 		return replayed, codeRedeemed
-	case !now.Before(c.expires):
+	case !now.Before(c.Expires):
 		delete(s.codes, k)
 		return authCode{}, codeExpired
 	}
@@ -127,6 +120,58 @@ func (s *codeStore) setRefreshToken(code, refreshToken string) {
 	if c := s.codes[k]; c != nil {
 		c.refreshToken = refreshToken
 	}
+}
+
+// memoryCodes is the CodeKeeper of an Issuer whose Directory is not one: codes in this
+// process's memory (a codeStore), sessions in the Directory. Unlike a CodeKeeper's, its
+// redemption starts the session after it marks the code redeemed, not in one transaction: the
+// code is used up all the same if starting the session fails.
+type memoryCodes struct {
+	codes *codeStore
+	dir   Directory
+	now   func() time.Time
+}
+
+// IssueCode implements CodeKeeper.
+func (m *memoryCodes) IssueCode(ctx context.Context, c Code) (string, error) {
+	code, ok := m.codes.add(c, m.now())
+	if !ok {
+		return "", fmt.Errorf("issue code for %s: %w: %d codes are pending in this process", c.Principal.ObjectID, ErrTooManyCodes, m.codes.max)
+	}
+	return code, nil
+}
+
+// RedeemCode implements CodeKeeper. The session of a replayed code is revoked by its refresh
+// token, which only this process's memory holds.
+func (m *memoryCodes) RedeemCode(ctx context.Context, code string, check func(Code) error) (Principal, string, error) {
+	c, state := m.codes.redeem(code, m.now())
+	switch state {
+	case codeUnknown:
+		return Principal{}, "", ErrCodeInvalid
+	case codeExpired:
+		return Principal{}, "", ErrCodeExpired
+	case codeRedeemed:
+		if c.refreshToken != "" {
+			if err := m.dir.EndSession(ctx, c.refreshToken); err != nil {
+				return Principal{}, "", errors.Join(ErrCodeRedeemed, fmt.Errorf("revoke the session it started: %w", err))
+			}
+		}
+		return Principal{}, "", ErrCodeRedeemed
+	}
+	if err := check(c.Code); err != nil {
+		return Principal{}, "", err
+	}
+	sid, rt, err := m.dir.StartSession(ctx, c.Principal)
+	if err != nil {
+		return Principal{}, "", fmt.Errorf("start session for %s: %w", c.Principal.ObjectID, err)
+	}
+	if sid == "" || rt == "" {
+		return Principal{}, "", fmt.Errorf("start session for %s: directory returned no session id or refresh token", c.Principal.ObjectID)
+	}
+	m.codes.setRefreshToken(code, rt)
+	p := c.Principal
+	p.SessionID = sid
+	return p, rt, nil
 }
 
 // checkRedirect returns raw, a redirect_uri or post_logout_redirect_uri, parsed if codes and
@@ -367,17 +412,28 @@ func (i *Issuer) signIn(w http.ResponseWriter, r *http.Request, a *authorizeRequ
 		i.writeSignInPage(w, r, a, http.StatusInternalServerError, username, "AADSTS50000: There was an error signing you in. Try again; if it persists, see the pglink server log.")
 		return
 	}
-	code, ok := i.codes.add(authCode{
-		clientID:    a.clientID,
-		redirectURI: a.redirectURI,
-		challenge:   a.challenge,
-		scope:       a.scope,
-		nonce:       a.nonce,
-		p:           p,
-	}, i.now())
-	if !ok {
+	code, err := i.codes.IssueCode(r.Context(), Code{
+		ClientID:    a.clientID,
+		RedirectURI: a.redirectURI,
+		Challenge:   a.challenge,
+		Scope:       a.scope,
+		Nonce:       a.nonce,
+		Principal:   p,
+		Expires:     i.now().Add(codeLifetime),
+	})
+	switch {
+	case errors.Is(err, ErrTooManyCodes):
+		i.logger.Warn("sign-in refused", "principal", p.ObjectID, "client_id", a.clientID, "error", err)
 		i.redirectError(w, r, a, &aadError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", aadsts: 90033,
-			msg: fmt.Sprintf("Too many sign-ins are waiting for their authorization code to be redeemed (at most %d in %v). Try again in a few minutes.", i.codes.max, codeLifetime)})
+			msg: fmt.Sprintf("Too many sign-ins are waiting for their authorization code to be redeemed (codes expire %v after sign-in). Try again in a few minutes.", codeLifetime)})
+		return
+	case errors.Is(err, ErrInvalidCredentials):
+		i.logger.Info("sign-in refused", "principal", p.ObjectID, "client_id", a.clientID, "error", err)
+		i.writeSignInPage(w, r, a, http.StatusBadRequest, username, "AADSTS50057: The user account is disabled or was deleted. Ask an administrator to enable it.")
+		return
+	case err != nil:
+		i.logger.Error("sign-in failed", "principal", p.ObjectID, "client_id", a.clientID, "error", err)
+		i.writeSignInPage(w, r, a, http.StatusInternalServerError, username, "AADSTS50000: There was an error signing you in. Try again; if it persists, see the pglink server log.")
 		return
 	}
 	i.logger.Info("authorization code issued", "principal", p.ObjectID, "client_id", a.clientID, "redirect_origin", origin(a.redirect))
@@ -436,59 +492,82 @@ func (i *Issuer) codeGrant(ctx context.Context, req tokenRequest) (grant, *aadEr
 			return grant{}, errMissingParameter(p.name)
 		}
 	}
-	c, state := i.codes.redeem(req.code, i.now())
-	switch state {
-	case codeUnknown:
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70000,
-			msg: "The provided authorization code is not valid: it was not issued by this server, or it expired. Sign in again."}
-	case codeExpired:
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70008,
-			msg: fmt.Sprintf("The provided authorization code has expired: codes must be redeemed within %v. Sign in again.", codeLifetime)}
-	case codeRedeemed:
-		// RFC 6749 §4.1.2: the tokens issued for a replayed code are revoked, when possible.
-		if c.refreshToken != "" {
-			if err := i.dir.EndSession(ctx, c.refreshToken); err != nil {
-				i.logger.Error("revoke session of a replayed authorization code", "principal", c.p.ObjectID, "error", err)
-			}
+	var (
+		sc    scopes
+		nonce string
+	)
+	p, rt, err := i.codes.RedeemCode(ctx, req.code, func(c Code) error {
+		var aerr *aadError
+		sc, aerr = i.checkCode(c, req)
+		nonce = c.Nonce
+		if aerr != nil {
+			return aerr
 		}
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 54005,
-			msg: "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token. The session it started is signed out."}
+		return nil
+	})
+	if aerr := (*aadError)(nil); errors.As(err, &aerr) {
+		return grant{}, aerr
 	}
-	if req.clientID != c.clientID {
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70000,
+	switch {
+	case errors.Is(err, ErrCodeInvalid):
+		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70000, cause: err,
+			msg: "The provided authorization code is not valid: it was not issued by this server, or it expired. Sign in again."}
+	case errors.Is(err, ErrCodeExpired):
+		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70008, cause: err,
+			msg: fmt.Sprintf("The provided authorization code has expired: codes must be redeemed within %v. Sign in again.", codeLifetime)}
+	case errors.Is(err, ErrCodeRedeemed):
+		// RFC 6749 §4.1.2: the tokens issued for a replayed code are revoked, when possible.
+		if err != ErrCodeRedeemed { // it says more: revoking the session failed
+			i.logger.Error("revoke session of a replayed authorization code", "error", err)
+		}
+		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 54005, cause: err,
+			msg: "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token. The session it started is signed out."}
+	case errors.Is(err, ErrInvalidCredentials):
+		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50057, cause: err,
+			msg: "The user account of the authorization code is disabled or was deleted. Ask an administrator to enable it, and sign in again."}
+	case err != nil:
+		return grant{}, errServer(fmt.Errorf("redeem authorization code: %w", err))
+	}
+	if p.Kind != KindUser || p.SessionID == "" || rt == "" {
+		return grant{}, errServer(fmt.Errorf("redeem authorization code: directory returned a %q principal %s, session %q, and a refresh token: %t", p.Kind, p.ObjectID, p.SessionID, rt != ""))
+	}
+	return grant{p: p, scopes: sc, nonce: nonce, refreshToken: rt, user: true}, nil
+}
+
+// checkCode checks a token request against what its code is bound to — the client, the
+// redirect URI, the PKCE verifier and the resource — and returns the scopes granted. It does
+// no I/O: CodeKeeper.RedeemCode runs it inside a transaction.
+func (i *Issuer) checkCode(c Code, req tokenRequest) (scopes, *aadError) {
+	if req.clientID != c.ClientID {
+		return scopes{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 70000,
 			msg: fmt.Sprintf("The provided authorization code was issued to another client than '%s'.", req.clientID)}
 	}
-	if req.redirectURI != c.redirectURI {
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50011,
+	if req.redirectURI != c.RedirectURI {
+		return scopes{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 50011,
 			msg: fmt.Sprintf("The redirect URI '%s' does not match the redirect URI of the authorization request.", req.redirectURI)}
 	}
 	sum := sha256.Sum256([]byte(req.codeVerifier))
-	if !isCodeVerifier(req.codeVerifier) || subtle.ConstantTimeCompare([]byte(b64(sum[:])), []byte(c.challenge)) != 1 {
-		return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 501481,
+	if !isCodeVerifier(req.codeVerifier) || subtle.ConstantTimeCompare([]byte(b64(sum[:])), []byte(c.Challenge)) != 1 {
+		return scopes{}, &aadError{status: http.StatusBadRequest, code: "invalid_grant", aadsts: 501481,
 			msg: "The Code_Verifier does not match the code_challenge supplied in the authorization request."}
 	}
-	sc, aerr := i.parseScopes(c.scope) // checked by the authorize endpoint
+	sc, aerr := i.parseScopes(c.Scope) // checked by the authorize endpoint
 	if aerr != nil {
-		return grant{}, aerr
+		return scopes{}, aerr
 	}
 	if req.scope != "" {
 		asked, aerr := i.parseScopes(req.scope)
 		if aerr != nil {
-			return grant{}, aerr
+			return scopes{}, aerr
 		}
 		if asked.audience != sc.audience {
-			return grant{}, &aadError{status: http.StatusBadRequest, code: "invalid_scope", aadsts: 70011,
-				msg: fmt.Sprintf("The scope '%s' names another resource than the authorization request ('%s'). Ask for the same one; a refresh token gets tokens for the others.", req.scope, c.scope)}
+			return scopes{}, &aadError{status: http.StatusBadRequest, code: "invalid_scope", aadsts: 70011,
+				msg: fmt.Sprintf("The scope '%s' names another resource than the authorization request ('%s'). Ask for the same one; a refresh token gets tokens for the others.", req.scope, c.Scope)}
 		}
 		asked.openid = asked.openid || sc.openid
 		sc = asked
 	}
-	g := grant{p: c.p, scopes: sc, nonce: c.nonce, user: true}
-	if aerr := i.startSession(ctx, &g); aerr != nil {
-		return grant{}, aerr
-	}
-	i.codes.setRefreshToken(req.code, g.refreshToken)
-	return g, nil
+	return sc, nil
 }
 
 // handleLogout is the OIDC end-session endpoint. GET redirects to post_logout_redirect_uri if

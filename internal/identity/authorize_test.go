@@ -2,10 +2,12 @@ package identity_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -852,5 +854,128 @@ func TestFormPostResponseMode(t *testing.T) {
 	got = check(t, ts.send(t, "GET", authorizePath+"?"+params.Encode(), nil))
 	if got.Get("error") != "invalid_request" || !strings.HasPrefix(got.Get("error_description"), "AADSTS90023: ") || got.Get("state") != "st&te" || got.Has("code") {
 		t.Errorf("posted fields = %v; want invalid_request AADSTS90023 and the state", got)
+	}
+}
+
+// keeperDirectory is the fake directory with codes of its own (a CodeKeeper), as a directory
+// over a shared store has: it issues "k.<random>" and answers with the errors it is told to.
+type keeperDirectory struct {
+	*fakeDirectory
+
+	mu        sync.Mutex
+	codes     map[string]identity.Code // by code; guarded by mu
+	issueErr  error                    // if set, IssueCode fails with it; guarded by mu
+	redeemErr error                    // if set, RedeemCode fails with it; guarded by mu
+}
+
+var _ identity.CodeKeeper = (*keeperDirectory)(nil)
+
+func (d *keeperDirectory) IssueCode(ctx context.Context, c identity.Code) (string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.issueErr != nil {
+		return "", d.issueErr
+	}
+	code := "k." + newRefreshToken()
+	d.codes[code] = c
+	return code, nil
+}
+
+func (d *keeperDirectory) RedeemCode(ctx context.Context, code string, check func(identity.Code) error) (identity.Principal, string, error) {
+	d.mu.Lock()
+	c, ok := d.codes[code]
+	delete(d.codes, code)
+	err := d.redeemErr
+	d.mu.Unlock()
+	switch {
+	case err != nil:
+		return identity.Principal{}, "", err
+	case !ok:
+		return identity.Principal{}, "", identity.ErrCodeInvalid
+	}
+	if err := check(c); err != nil {
+		return identity.Principal{}, "", err
+	}
+	sid, rt, err := d.StartSession(ctx, c.Principal)
+	p := c.Principal
+	p.SessionID = sid
+	return p, rt, err
+}
+
+func (d *keeperDirectory) fail(issue, redeem error) {
+	d.mu.Lock()
+	d.issueErr, d.redeemErr = issue, redeem
+	d.mu.Unlock()
+}
+
+// TestCodeKeeper: an Issuer whose Directory keeps codes issues and redeems them there, checks
+// the token request inside the redemption, and answers the directory's errors as OAuth ones.
+func TestCodeKeeper(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	var keeper *keeperDirectory
+	ts := newTestServerWith(t, serverOptions{now: clock.now, directory: func(d *fakeDirectory) identity.Directory {
+		keeper = &keeperDirectory{fakeDirectory: d, codes: map[string]identity.Code{}}
+		return keeper
+	}})
+	verifier, challenge := pkce(t)
+	code := ts.code(t, authorizeParams(loopback, challenge))
+	keeper.mu.Lock()
+	c, ok := keeper.codes[code]
+	keeper.mu.Unlock()
+	want := identity.Code{ClientID: portalClientID, RedirectURI: loopback, Challenge: challenge, Scope: authScope, Nonce: "n0nce",
+		Principal: user, Expires: clock.now().Add(5 * time.Minute)}
+	if !ok || c != want {
+		t.Fatalf("code %q kept as %+v, %t; want %+v", code, c, ok, want)
+	}
+	status, body := ts.redeem(t, code, loopback, verifier)
+	if status != http.StatusOK || body["refresh_token"] == nil || body["id_token"] == nil {
+		t.Fatalf("redeem = %d %v; want 200 with refresh and ID tokens", status, body)
+	}
+	if p, err := ts.authenticate(body["access_token"].(string)); err != nil || p.SessionID == "" {
+		t.Errorf("Authenticate(the code's access token) = %+v, %v; want a session", p, err)
+	}
+	if claims := payload(t, body["id_token"].(string)); claims["nonce"] != "n0nce" {
+		t.Errorf("id_token nonce = %v; want n0nce", claims["nonce"])
+	}
+
+	// The request is checked inside the redemption.
+	code = ts.code(t, authorizeParams(loopback, challenge))
+	if status, body := ts.redeem(t, code, loopback, newRefreshToken()); status != http.StatusBadRequest || !hasCode(body, 501481) {
+		t.Errorf("redeem with a wrong verifier = %d %v; want 400 AADSTS501481", status, body)
+	}
+
+	for _, tt := range []struct {
+		err    error
+		status int
+		code   string
+		aadsts int
+	}{
+		{identity.ErrCodeInvalid, http.StatusBadRequest, "invalid_grant", 70000},
+		{fmt.Errorf("redeem: %w", identity.ErrCodeExpired), http.StatusBadRequest, "invalid_grant", 70008},
+		{identity.ErrCodeRedeemed, http.StatusBadRequest, "invalid_grant", 54005},
+		{identity.ErrInvalidCredentials, http.StatusBadRequest, "invalid_grant", 50057},
+		{errors.New("store unavailable"), http.StatusInternalServerError, "temporarily_unavailable", 50000},
+	} {
+		keeper.fail(nil, tt.err)
+		code := ts.code(t, authorizeParams(loopback, challenge))
+		if status, body := ts.redeem(t, code, loopback, verifier); status != tt.status || body["error"] != tt.code || !hasCode(body, tt.aadsts) {
+			t.Errorf("redeem when RedeemCode fails with %v = %d %v; want %d %s AADSTS%d", tt.err, status, body, tt.status, tt.code, tt.aadsts)
+		}
+	}
+
+	// Too many codes pending: the sign-in goes back to the client with temporarily_unavailable.
+	keeper.fail(fmt.Errorf("issue: %w", identity.ErrTooManyCodes), nil)
+	p := ts.signIn(t, authorizeParams(loopback, challenge), testUser, testPassword)
+	if u := p.location(t); p.status != http.StatusSeeOther || u == nil || u.Query().Get("error") != "temporarily_unavailable" || u.Query().Has("code") {
+		t.Errorf("sign-in with too many codes pending = %d, Location %v; want a redirect with temporarily_unavailable", p.status, u)
+	}
+	keeper.fail(identity.ErrInvalidCredentials, nil)
+	if p := ts.signIn(t, authorizeParams(loopback, challenge), testUser, testPassword); p.status != http.StatusBadRequest || p.location(t) != nil ||
+		!strings.Contains(p.body, "AADSTS50057") {
+		t.Errorf("sign-in of a user disabled meanwhile = %d, Location %v; want the sign-in page, 400, AADSTS50057", p.status, p.location(t))
+	}
+	keeper.fail(errors.New("store unavailable"), nil)
+	if p := ts.signIn(t, authorizeParams(loopback, challenge), testUser, testPassword); p.status != http.StatusInternalServerError || p.location(t) != nil {
+		t.Errorf("sign-in when IssueCode fails = %d, Location %v; want the sign-in page, 500", p.status, p.location(t))
 	}
 }

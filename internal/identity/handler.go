@@ -279,6 +279,10 @@ type aadError struct {
 	retryAfter time.Duration
 }
 
+// Error returns e's OAuth error code and message, so that e may travel as an error (see
+// checkCode).
+func (e *aadError) Error() string { return e.code + ": " + e.msg }
+
 func errTenantNotFound(tenant string) *aadError {
 	return &aadError{status: http.StatusBadRequest, code: "invalid_request", aadsts: 90002,
 		msg: fmt.Sprintf("Tenant '%s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud: use the tenantId of this pglink server.", tenant)}

@@ -77,6 +77,51 @@ type Directory interface {
 // ErrInvalidCredentials is returned by a Directory for an unknown principal or a wrong secret.
 var ErrInvalidCredentials = errors.New("invalid credentials")
 
+// Code is what an authorization code is bound to: the authorization request it answers and the
+// user who signed in.
+type Code struct {
+	ClientID    string
+	RedirectURI string
+	Challenge   string // the PKCE code_challenge, S256
+	Scope       string
+	Nonce       string
+	Principal   Principal // the user; the code is redeemed for a session of theirs
+	Expires     time.Time // the code may be redeemed before then
+}
+
+// CodeKeeper is implemented by a Directory that also keeps the authorization codes issued and
+// not yet expired, in the store it shares with other issuers: any of them then redeems a code
+// any of them issued. An Issuer whose Directory is not a CodeKeeper keeps codes in its own
+// memory, where only the process that issued a code can redeem it. Its methods may be called
+// concurrently.
+type CodeKeeper interface {
+	// IssueCode stores c and returns a new code for it: at least 256 random bits, in URL-safe
+	// characters, opaque to clients. Only a digest of the code is kept. It returns an error
+	// wrapping ErrTooManyCodes if c's user has too many codes pending, ErrInvalidCredentials
+	// if the user is no longer an enabled user, and any other error for a failure to store.
+	IssueCode(ctx context.Context, c Code) (code string, err error)
+	// RedeemCode redeems code at most once, however many issuers share the store. It calls
+	// check with what the code is bound to; if check returns nil, it starts a session for the
+	// code's user in the transaction that marks the code redeemed, and returns the user, with
+	// the session's id as its SessionID, and the session's refresh token. check must have no
+	// side effects: it may be called more than once. If check returns an error, the code is
+	// used up all the same and RedeemCode returns that error.
+	//
+	// A code redeemed before is ErrCodeRedeemed, and the session its first redemption started
+	// is closed; an expired code is ErrCodeExpired; a code unknown, forgotten or malformed is
+	// ErrCodeInvalid; a code whose user was disabled since is ErrInvalidCredentials. Any other
+	// error is a failure to redeem, after which the code is unchanged.
+	RedeemCode(ctx context.Context, code string, check func(Code) error) (p Principal, refreshToken string, err error)
+}
+
+// Errors of a CodeKeeper.
+var (
+	ErrTooManyCodes = errors.New("too many authorization codes pending")
+	ErrCodeInvalid  = errors.New("authorization code not valid")
+	ErrCodeExpired  = errors.New("authorization code expired")
+	ErrCodeRedeemed = errors.New("authorization code already redeemed")
+)
+
 // ErrInvalidToken is wrapped by every error of Verify and Authenticate.
 var ErrInvalidToken = errors.New("invalid token")
 
@@ -103,8 +148,10 @@ type Config struct {
 	// take DefaultSignInLimits.
 	SignIn SignInLimits
 	// MaxPendingCodes bounds the authorization codes kept in memory (issued and not yet
-	// expired, redeemed or not); zero means 10,000. When it is reached, sign-ins on the
-	// authorize endpoint are refused with temporarily_unavailable until codes expire.
+	// expired, redeemed or not) when the Directory is not a CodeKeeper; zero means 10,000.
+	// When it is reached, sign-ins on the authorize endpoint are refused with
+	// temporarily_unavailable until codes expire. A CodeKeeper bounds the codes it keeps
+	// itself: no bound of this process could count the codes other processes issued.
 	MaxPendingCodes int
 }
 
@@ -139,7 +186,7 @@ type Issuer struct {
 	dir       Directory
 	logger    *slog.Logger
 	throttle  *throttle
-	codes     *codeStore
+	codes     CodeKeeper // the Directory, or memoryCodes over it
 }
 
 // New returns an Issuer for cfg that checks credentials with dir. A nil logger discards logs.
@@ -201,7 +248,11 @@ func New(cfg Config, dir Directory, logger *slog.Logger) (*Issuer, error) {
 		dir:       dir,
 		logger:    logger.With("component", "identity"),
 		throttle:  newThrottle(cfg.SignIn, cfg.Now),
-		codes:     newCodeStore(cfg.MaxPendingCodes),
+	}
+	if ck, ok := dir.(CodeKeeper); ok {
+		i.codes = ck
+	} else {
+		i.codes = &memoryCodes{codes: newCodeStore(cfg.MaxPendingCodes), dir: dir, now: cfg.Now}
 	}
 	i.keys.Store(ks)
 	return i, nil

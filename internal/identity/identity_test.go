@@ -226,6 +226,8 @@ type serverOptions struct {
 	logger          *slog.Logger
 	signIn          identity.SignInLimits
 	lifetime        time.Duration
+	// directory, if set, wraps the fake directory into the issuer's Directory.
+	directory func(*fakeDirectory) identity.Directory
 }
 
 // newIssuerWith returns an Issuer for authority with the test key, o, and its directory.
@@ -235,6 +237,10 @@ func newIssuerWith(t *testing.T, authority string, o serverOptions) (*identity.I
 		o.logger = testLogger(t)
 	}
 	dir := newFakeDirectory(t)
+	var idir identity.Directory = dir
+	if o.directory != nil {
+		idir = o.directory(dir)
+	}
 	iss, err := identity.New(identity.Config{
 		TenantID:        testTenant,
 		Authority:       authority,
@@ -244,7 +250,7 @@ func newIssuerWith(t *testing.T, authority string, o serverOptions) (*identity.I
 		MaxPendingCodes: o.maxPendingCodes,
 		SignIn:          o.signIn,
 		Lifetime:        o.lifetime,
-	}, dir, o.logger)
+	}, idir, o.logger)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
