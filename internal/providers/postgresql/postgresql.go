@@ -75,7 +75,7 @@ type Provider struct {
 	// nodeStatus, if set, tells the status of the data-plane node of a server (its node and
 	// address) as of now: resource.NodeAvailable or resource.NodeUnreachable.
 	nodeStatus func(ctx context.Context, tx store.Tx, node, address string) string
-	node string // this process's data-plane node, "" for none
+	node       string // this process's data-plane node, "" for none
 }
 
 // DefaultDNSSuffix is the suffix of servers' names unless SetDNSSuffix says otherwise, Azure's.
