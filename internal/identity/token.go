@@ -308,6 +308,12 @@ func errMissingParameter(name string) *aadError {
 }
 
 func errServer(err error) *aadError {
+	var u interface{ Unavailable() bool }
+	if errors.As(err, &u) && u.Unavailable() { // the store's ErrUnavailable
+		return &aadError{status: http.StatusServiceUnavailable, code: "temporarily_unavailable", aadsts: 50000,
+			msg: "pglink cannot reach its store right now. Retry after the time in the Retry-After header.", cause: err,
+			retryAfter: time.Second}
+	}
 	return &aadError{status: http.StatusInternalServerError, code: "temporarily_unavailable", aadsts: 50000,
 		msg: "There was an error issuing a token. Try again; if it persists, see the pglink server log.", cause: err}
 }

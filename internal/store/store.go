@@ -102,7 +102,15 @@ type EventQuery struct {
 // ErrUnavailable is wrapped by errors that mean the store cannot be reached now (a connection
 // refused or lost): nothing was committed, and the same call may succeed later. Shared backends
 // return it; callers answer "try again" (503 with Retry-After) rather than "failed".
-var ErrUnavailable = errors.New("store unavailable")
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "store unavailable" }
+
+// Unavailable lets packages that do not import store (identity) recognize ErrUnavailable with
+// errors.As and an interface{ Unavailable() bool }.
+func (unavailableError) Unavailable() bool { return true }
 
 // Node is a data-plane node: a pglink process that runs PostgreSQL clusters and a gateway, as
 // it last reported itself.
