@@ -129,7 +129,9 @@ func runSetup(ctx context.Context, cfg config, name string, replicas int, storeU
 		srvs = append(srvs, s)
 		cas = append(cas, s.Bootstrap().CACertFile)
 	}
-	hc, err := armclient.HTTPClient(64, cas...)
+	// Idle connections are kept for every request in flight: under overload a client that
+	// closes and reopens connections spends the CPU the replicas need on TLS handshakes.
+	hc, err := armclient.HTTPClient(4*cfg.rate, cas...)
 	if err != nil {
 		return res, err
 	}
