@@ -49,15 +49,7 @@ func load(ctx context.Context, clients []*armclient.Client, s resourceSet, pageS
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for i := 0; i < n; i++ {
-		kind := i % kinds
-		var path string
-		switch kind {
-		case kindGet:
-			path = s.getPath(rng.IntN(s.servers))
-		case kindList:
-			g := rng.IntN(s.groups)
-			path = s.listPath(g, rng.IntN(s.pages(g, pageSize)), pageSize)
-		}
+		kind, path := s.request(i, pageSize, rng)
 		due := start.Add(time.Duration(i) * interval)
 		if wait := time.Until(due); wait > 0 {
 			timer.Reset(wait)
@@ -89,6 +81,41 @@ func load(ctx context.Context, clients []*armclient.Client, s resourceSet, pageS
 		})
 	}
 	wg.Wait()
+	return res
+}
+
+// request returns the kind and path of request i of a load: GETs and LISTs in turn, targets
+// from rng.
+func (s resourceSet) request(i, pageSize int, rng *rand.Rand) (kind int, path string) {
+	kind = i % kinds
+	switch kind {
+	case kindGet:
+		path = s.getPath(rng.IntN(s.servers))
+	case kindList:
+		g := rng.IntN(s.groups)
+		path = s.listPath(g, rng.IntN(s.pages(g, pageSize)), pageSize)
+	}
+	return kind, path
+}
+
+// serial sends n requests as load does, but one after another, each when the last is answered:
+// what a request costs when it waits for nothing but itself.
+func serial(ctx context.Context, clients []*armclient.Client, s resourceSet, pageSize, n int, rng *rand.Rand) loadResult {
+	var res loadResult
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		kind, path := s.request(i, pageSize, rng)
+		c := clients[i%len(clients)]
+		start := time.Now()
+		status, body, err := c.Do(ctx, "GET", path, nil)
+		if err != nil || status/100 != 2 {
+			res.errors[kind]++
+			if res.first == "" {
+				res.first = fmt.Sprintf("GET %s%s: %d %v %.200s", c.Base, path, status, err, body)
+			}
+			continue
+		}
+		res.lat[kind] = append(res.lat[kind], time.Since(start))
+	}
 	return res
 }
 

@@ -45,6 +45,9 @@ func defaultConfig() config {
 		replicas: 3, lagRate: 20, durable: true, out: io.Discard, log: slog.New(slog.DiscardHandler)}
 }
 
+// serialRequests is how many requests each setup is sent one at a time before the load.
+const serialRequests = 200
+
 // errNoPostgres wraps the failure to start the PostgreSQL cluster.
 var errNoPostgres = errors.New("no PostgreSQL cluster")
 
@@ -53,6 +56,7 @@ type setupResult struct {
 	name     string
 	replicas int
 	seed     time.Duration // to seed the store
+	serial   loadResult    // serialRequests requests one at a time, before the load
 	load     loadResult
 	lag      lagResult
 	loadAvg  [2]string // /proc/loadavg before and after the measured load
@@ -162,6 +166,7 @@ func runSetup(ctx context.Context, cfg config, name string, replicas int, storeU
 			return res, err
 		}
 	}
+	res.serial = serial(ctx, clients, set, pageSize, serialRequests, rand.New(rand.NewPCG(3, 3)))
 	if cfg.warmup > 0 {
 		load(ctx, clients, set, pageSize, cfg.rate, cfg.warmup, rand.New(rand.NewPCG(2, 2)))
 	}
@@ -262,6 +267,19 @@ func report(cfg config, results []setupResult) error {
 		}
 		if r.load.first != "" {
 			firsts = append(firsts, r.name+": "+r.load.first)
+		}
+	}
+	w.Flush()
+	fmt.Fprintln(cfg.out)
+	fmt.Fprintf(cfg.out, "the same requests one at a time (%d, before the load): what a request costs without waiting for others\n", serialRequests)
+	fmt.Fprintln(w, "setup\treplicas\trequest\terrors\tn\tp50\tp90\tp99\tmax\t")
+	for _, r := range results {
+		for k := range kinds {
+			fmt.Fprintf(w, "%s\t%d\t%s\t%d\t%s\t\n", r.name, r.replicas, kindNames[k], r.serial.errors[k], summary(r.serial.lat[k]))
+			failed += r.serial.errors[k]
+		}
+		if r.serial.first != "" {
+			firsts = append(firsts, r.name+" (one at a time): "+r.serial.first)
 		}
 	}
 	w.Flush()
