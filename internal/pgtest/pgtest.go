@@ -1,7 +1,7 @@
 // Package pgtest starts throwaway PostgreSQL clusters for tests: initdb and pg_ctl of the newest
 // PostgreSQL installed on the host (found as the engine finds it), listening only on a unix
 // socket in a private directory, with fsync off. As root, the cluster runs as the postgres OS
-// user, since PostgreSQL refuses to run as root.
+// user, since PostgreSQL refuses to run as root. StartWith changes settings, for benchmarks.
 package pgtest
 
 import (
