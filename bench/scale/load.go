@@ -124,6 +124,7 @@ type lagResult struct {
 	fromCall []time.Duration // from the start of A's Update until B shows the write
 	fromAck  []time.Duration // from A's Update returning until B shows the write (0 if B was first)
 	write    []time.Duration // A's Update
+	signal   []time.Duration // from the start of A's Update until B's Notify first fired
 	early    int             // writes B showed before A's Update returned
 	failed   int             // writes that failed or that B did not show within lagTimeout
 	first    string          // the first failure
@@ -172,6 +173,7 @@ func probeLag(ctx context.Context, a, b store.Store, r store.Resource, rate int)
 			continue
 		}
 		deadline := time.NewTimer(lagTimeout)
+		signaled := time.Time{}
 		for shown := false; !shown; {
 			select {
 			case <-ctx.Done():
@@ -184,6 +186,9 @@ func probeLag(ctx context.Context, a, b store.Store, r store.Resource, rate int)
 			case _, ok := <-notify:
 				if !ok {
 					return res
+				}
+				if signaled.IsZero() {
+					signaled = time.Now()
 				}
 			}
 			var got int64
@@ -203,6 +208,7 @@ func probeLag(ctx context.Context, a, b store.Store, r store.Resource, rate int)
 				shown = true
 				res.fromCall = append(res.fromCall, t2.Sub(t0))
 				res.write = append(res.write, t1.Sub(t0))
+				res.signal = append(res.signal, signaled.Sub(t0))
 				if t2.Before(t1) {
 					res.early++
 				}

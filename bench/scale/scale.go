@@ -293,20 +293,25 @@ func report(cfg config, results []setupResult) error {
 		}
 		fmt.Fprintf(w, "%s\t%s, from the start of A's Update\t%s\t\n", r.name, path, summary(r.lag.fromCall))
 		fmt.Fprintf(w, "%s\t%s, from A's Update returning\t%s\t\n", r.name, path, summary(r.lag.fromAck))
+		fmt.Fprintf(w, "%s\t%s, Notify's first signal, from the start of A's Update\t%s\t\n", r.name, path, summary(r.lag.signal))
 		fmt.Fprintf(w, "%s\tA's Update (the write itself)\t%s\t\n", r.name, summary(r.lag.write))
 		failed += r.lag.failed
 		if r.lag.first != "" {
 			firsts = append(firsts, r.name+" change feed: "+r.lag.first)
 		}
 		if r.replicas > 1 {
-			p99 := quantile(r.lag.fromCall, 0.99) // summary sorted it
+			// A commit becomes visible just before PostgreSQL acknowledges it, so the time from
+			// A's Update returning is the lag of the feed; the time from the start of the Update
+			// adds the write itself (the writers' lock, the statements, the WAL flush).
+			p99 := quantile(r.lag.fromAck, 0.99) // summary sorted it
 			verdict = "MISS"
-			if len(r.lag.fromCall) > 0 && p99 < lagGoal {
+			if len(r.lag.fromAck) > 0 && p99 < lagGoal {
 				verdict = "PASS"
 			}
-			verdict = fmt.Sprintf("%s change-feed lag p99 %s (goal < %v): %s, %d replicas, replica A → replica B, from the start of A's Update "+
-				"until B's Notify fired and B's store showed the revision; %d of %d writes shown by B before A's Update returned",
-				verdict, ms(p99), lagGoal, r.name, r.replicas, r.lag.early, len(r.lag.fromCall))
+			verdict = fmt.Sprintf("%s change-feed lag p99 %s (goal < %v): a commit acknowledged to replica A until replica B's Notify fired "+
+				"and B's store showed its revision, %s with %d replicas, %d writes (%d shown by B before A's Update returned, counted as 0); "+
+				"p99 %s counting from the start of A's Update, the write itself included",
+				verdict, ms(p99), lagGoal, r.name, r.replicas, len(r.lag.fromAck), r.lag.early, ms(quantile(r.lag.fromCall, 0.99)))
 		}
 	}
 	w.Flush()
