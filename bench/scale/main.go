@@ -7,7 +7,8 @@
 // It seeds the same resources (resource groups and flexible servers, in the shape the API
 // stores them) into each store, sends GET of a server and one page of a group's server list
 // in turn, spread round-robin over the replicas, and meanwhile commits writes through replica
-// A's store, timing each until replica B's Notify fires and B's store shows it. PostgreSQL is a
+// A's store, timing each until replica B's Notify fires and B's store shows it, and again for a
+// while after the load, with no API requests. PostgreSQL is a
 // throwaway cluster it starts itself (the newest installed; as root it runs as the postgres OS
 // user) and removes on exit, on SIGINT and SIGTERM too. It prints a table and a PASS or MISS
 // line for the lag's p99 against 50 ms; it exits 1 if a request failed.
@@ -32,6 +33,7 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", cfg.warmup, "load sent before measuring, not counted")
 	flag.IntVar(&cfg.replicas, "replicas", cfg.replicas, "pglink replicas on the PostgreSQL store")
 	flag.IntVar(&cfg.lagRate, "lag-rate", cfg.lagRate, "change-feed writes per second while measuring")
+	flag.DurationVar(&cfg.lagAlone, "lag-alone", cfg.lagAlone, "how long to measure the change feed after the load, with no API requests (0: not at all)")
 	flag.BoolVar(&cfg.durable, "durable", cfg.durable, "run PostgreSQL with fsync and synchronous_commit on, as the SQLite store syncs every commit; false: the test settings")
 	flag.StringVar(&cfg.cpuProfile, "cpuprofile", "", "write a CPU profile of each setup's measured load to PREFIX-sqlite.pprof and PREFIX-postgresql.pprof")
 	verbose := flag.Bool("v", false, "log what the replicas log at level info and above (default: errors only)")
