@@ -17,6 +17,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/pglink/pglink/bench/internal/armclient"
 	"github.com/pglink/pglink/internal/pgtest"
 	"github.com/pglink/pglink/internal/server"
@@ -159,8 +161,15 @@ func runSetup(ctx context.Context, cfg config, name string, replicas int, storeU
 	if err := seed(ctx, srvs[0].Store(), set, tmpl); err != nil {
 		return res, err
 	}
+	settled := ""
+	if storeURL != "" {
+		if err := settle(ctx, storeURL); err != nil {
+			return res, err
+		}
+		settled = " and settled (VACUUM ANALYZE, CHECKPOINT)"
+	}
 	res.seed = time.Since(t0)
-	fmt.Fprintf(cfg.out, "%s: %d replica(s) up, %d resources seeded in %v\n", name, replicas, cfg.resources, res.seed.Round(time.Millisecond))
+	fmt.Fprintf(cfg.out, "%s: %d replica(s) up, %d resources seeded%s in %v\n", name, replicas, cfg.resources, settled, res.seed.Round(time.Millisecond))
 
 	pageSize := server.DefaultConfig().PageSize
 	for _, c := range clients {
@@ -211,6 +220,24 @@ func runSetup(ctx context.Context, cfg config, name string, replicas int, storeU
 		cancel()
 	}
 	return res, ctx.Err()
+}
+
+// settle brings the PostgreSQL database at url to the state a store that has held its resources
+// for a while is in, so the load meets that rather than the aftermath of the bulk load: the
+// planner's statistics, which autovacuum would gather in its own time (until then PostgreSQL
+// may plan a group's list as a scan of every server), and no checkpoint pending.
+func settle(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return fmt.Errorf("settle the store: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, q := range []string{`VACUUM ANALYZE`, `CHECKPOINT`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("settle the store: %s: %w", q, err)
+		}
+	}
+	return nil
 }
 
 // check asks c for a server and the first page of group 0's servers, and checks that the page
