@@ -10,20 +10,18 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pglink/pglink/bench/internal/armclient"
 	"github.com/pglink/pglink/internal/server"
 	"github.com/pglink/pglink/internal/store"
 )
@@ -40,37 +38,17 @@ func main() {
 	}
 }
 
-type client struct {
-	http  *http.Client
-	base  string
-	token string
+// client panics on an unexpected status: the setup steps of this benchmark must succeed.
+type client struct{ *armclient.Client }
+
+func (c client) do(method, path string, body any) (int, []byte, error) {
+	return c.Do(context.Background(), method, path, body)
 }
 
-func (c *client) do(method, path string, body any) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = strings.NewReader(string(b))
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
+func (c client) must(method, path string, body any, want ...int) []byte {
+	b, err := c.Expect(context.Background(), method, path, body, want...)
 	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
-}
-
-func (c *client) must(method, path string, body any, want ...int) []byte {
-	status, b, err := c.do(method, path, body)
-	if err != nil || !slices.Contains(want, status) {
-		panic(fmt.Sprintf("%s %s: %d %v %s", method, path, status, err, b))
+		panic(err)
 	}
 	return b
 }
@@ -90,18 +68,15 @@ func run(rate int, dur time.Duration, nres, napprove int) error {
 	}
 	defer srv.Close()
 	b := srv.Bootstrap()
-	pem, err := os.ReadFile(b.CACertFile)
+	hc, err := armclient.HTTPClient(64, b.CACertFile)
 	if err != nil {
 		return err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
-	tok, err := token(hc, b)
+	ac, err := armclient.New(context.Background(), hc, b)
 	if err != nil {
 		return err
 	}
-	c := &client{http: hc, base: b.ARMEndpoint, token: tok}
+	c := client{ac}
 
 	sub := "/subscriptions/" + b.SubscriptionID
 	rg := sub + "/resourceGroups/bench"
@@ -131,14 +106,14 @@ func run(rate int, dur time.Duration, nres, napprove int) error {
 	}
 
 	var names []string
-	for next := c.base + srvPath + "/privateEndpointConnections" + v; next != ""; {
+	for next := c.Base + srvPath + "/privateEndpointConnections" + v; next != ""; {
 		var page struct {
 			Value []struct {
 				Name string `json:"name"`
 			} `json:"value"`
 			NextLink string `json:"nextLink"`
 		}
-		json.Unmarshal(c.must("GET", strings.TrimPrefix(next, c.base), nil, 200), &page)
+		json.Unmarshal(c.must("GET", strings.TrimPrefix(next, c.Base), nil, 200), &page)
 		for _, p := range page.Value {
 			names = append(names, p.Name)
 		}
@@ -236,22 +211,4 @@ func seed(st store.Store, sub string, n int) error {
 		}
 		return nil
 	})
-}
-
-// token gets the administrator's token with the client credentials grant.
-func token(hc *http.Client, b server.Bootstrap) (string, error) {
-	form := strings.NewReader("grant_type=client_credentials&client_id=" + b.ClientID + "&client_secret=" + b.ClientSecret +
-		"&scope=" + b.ARMEndpoint + "/.default")
-	resp, err := hc.Post(b.AuthorityHost+"/"+b.TenantID+"/oauth2/v2.0/token", "application/x-www-form-urlencoded", form)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var t struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&t); err != nil || t.AccessToken == "" {
-		return "", fmt.Errorf("token: status %d %v", resp.StatusCode, err)
-	}
-	return t.AccessToken, nil
 }

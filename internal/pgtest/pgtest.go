@@ -1,7 +1,7 @@
 // Package pgtest starts throwaway PostgreSQL clusters for tests: initdb and pg_ctl of the newest
 // PostgreSQL installed on the host (found as the engine finds it), listening only on a unix
 // socket in a private directory, with fsync off. As root, the cluster runs as the postgres OS
-// user, since PostgreSQL refuses to run as root.
+// user, since PostgreSQL refuses to run as root. StartWith changes settings, for benchmarks.
 package pgtest
 
 import (
@@ -9,12 +9,15 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -62,9 +65,23 @@ func New(t testing.TB) *Cluster {
 	return c
 }
 
-// Start starts a cluster in a fresh temporary directory. Stop it with Stop, which also removes
-// the directory.
-func Start() (*Cluster, error) {
+// Start starts a cluster in a fresh temporary directory, with the settings for tests (fsync off).
+// Stop it with Stop, which also removes the directory. Programs other than tests may use it.
+func Start() (*Cluster, error) { return StartWith(nil) }
+
+// Durable are settings for StartWith that undo the test settings that trade durability for
+// speed, and give the server PostgreSQL's default memory: a cluster configured as one that
+// keeps its data would be, for benchmarks.
+var Durable = map[string]string{
+	"fsync":              "on",
+	"synchronous_commit": "on",
+	"full_page_writes":   "on",
+	"shared_buffers":     "128MB",
+}
+
+// StartWith starts a cluster as Start does, with settings (postgresql.conf parameter names and
+// values, written as given after the test settings, so they win) added to its configuration.
+func StartWith(settings map[string]string) (*Cluster, error) {
 	major, bin, err := engine.NewestInstalled()
 	if err != nil {
 		return nil, err
@@ -79,14 +96,14 @@ func Start() (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{Socket: filepath.Join(base, "sock"), Password: rand.Text(), base: base, bin: bin, major: n}
-	if err := c.start(); err != nil {
+	if err := c.start(settings); err != nil {
 		c.Stop()
 		return nil, err
 	}
 	return c, nil
 }
 
-func (c *Cluster) start() error {
+func (c *Cluster) start(settings map[string]string) error {
 	uid, gid := -1, -1
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -127,6 +144,9 @@ func (c *Cluster) start() error {
 	}
 	conf := fmt.Sprintf("listen_addresses = ''\nunix_socket_directories = '%s'\nfsync = off\nsynchronous_commit = off\n"+
 		"full_page_writes = off\nmax_connections = 200\nshared_buffers = 32MB\n", c.Socket)
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		conf += fmt.Sprintf("%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+	}
 	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
