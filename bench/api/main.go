@@ -83,8 +83,26 @@ func run(rate int, dur time.Duration, nres, napprove int) error {
 	const v = "?api-version=2024-08-01"
 	c.must("PUT", rg+"?api-version=2021-04-01", map[string]any{"location": "eastus"}, 201)
 	srvPath := rg + "/providers/Microsoft.DBforPostgreSQL/flexibleServers/bench-db"
-	c.must("PUT", srvPath+v, map[string]any{"location": "eastus", "properties": map[string]any{
-		"administratorLogin": "pgadmin", "administratorLoginPassword": "S3cret-pass!"}}, 201)
+	status, body, err := c.do("PUT", srvPath+v, map[string]any{"location": "eastus", "properties": map[string]any{
+		"administratorLogin": "pgadmin", "administratorLoginPassword": "S3cret-pass!"}})
+	if err != nil || (status != 201 && status != 202) {
+		return fmt.Errorf("create server: %d %v %s", status, err, body)
+	}
+	// A create that outlasts the inline wait answers 202: wait for Ready.
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		var s struct {
+			Properties struct {
+				State string `json:"state"`
+			} `json:"properties"`
+		}
+		json.Unmarshal(c.must("GET", srvPath+v, nil, 200), &s)
+		if s.Properties.State == "Ready" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("server is %s 2 minutes after its create", s.Properties.State)
+		}
+	}
 	c.must("PUT", rg+"/providers/Microsoft.Network/virtualNetworks/vnet?api-version=2022-01-01", map[string]any{
 		"location": "eastus", "properties": map[string]any{"addressSpace": map[string]any{"addressPrefixes": []string{"10.0.0.0/8"}},
 			"subnets": []any{map[string]any{"name": "pe", "properties": map[string]any{"addressPrefix": "10.0.0.0/16"}}}}}, 201)
