@@ -67,7 +67,7 @@ func (r *reactor) adopt(s *rsess) {
 		return
 	}
 	if s.toUp != nil {
-		r.interest(s, s.cfd, 0)
+		r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
 		r.interest(s, s.ufd, s.uEv|syscall.EPOLLOUT)
 	}
 	if s.toCl != nil {

@@ -423,7 +423,8 @@ func (r *reactor) clientReady(s *rsess, ev uint32) {
 		s.toUp = relayBufs.Get().(*[]byte)
 		s.upOff = 0
 		*s.toUp = append((*s.toUp)[:0], p[w:]...)
-		r.interest(s, s.cfd, 0)
+		// Stop reading the client, but keep flushing to it whatever is pending.
+		r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
 		r.interest(s, s.ufd, s.uEv|syscall.EPOLLOUT)
 	}
 }
