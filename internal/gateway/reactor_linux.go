@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -31,7 +32,9 @@ import (
 
 const (
 	maxEvents  = 256
-	flushGrace = 5 * time.Second // how long a closing session may take to flush to its client
+	flushGrace = 5 * time.Second  // how long a closing session may take to flush to its client
+	holdP      = time.Millisecond // how long the loop waits for events without releasing its P
+	yieldEvery = time.Millisecond // how often a busy loop lets other goroutines run on its P
 )
 
 type cmdKind int
@@ -62,9 +65,10 @@ type reactor struct {
 	stopped bool   // guarded by mu
 
 	// Owned by the loop goroutine.
-	byFd  map[int32]*rsess
-	timed map[*rsess]struct{} // sessions with a deadline
-	buf   []byte
+	byFd    map[int32]*rsess
+	timed   map[*rsess]struct{} // sessions with a deadline
+	buf     []byte
+	yielded time.Time // when the loop last let other goroutines run
 }
 
 // rsess is a session relayed by the reactor. Fields are owned by the loop goroutine, except
@@ -199,12 +203,18 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
-// wait returns ready events, blocking until there are some or the next deadline. It is a
-// blocking system call that releases the P; epoll_wait returns at once when events are
-// ready, so a busy loop pays no hand-off. (Polling first with a raw, non-blocking epoll_wait
-// was measured: it only adds a system call.)
+// wait returns ready events, waiting until there are some or the next deadline.
+//
+// While the loop is busy it keeps its P: it waits with a raw epoll_wait, which the runtime
+// sees as running Go code, bounded by holdP. A blocking system call would release the P on
+// every wait and have sysmon retake it, which resets sysmon's back-off to 20 µs and costs a
+// context switch per round trip, and moves the loop between threads. Preemption and garbage
+// collection are not held up: their signals end the raw wait at once (EINTR), and the loop
+// yields every yieldEvery so that goroutines queued on its P run. Only after holdP without an
+// event does the loop wait with a blocking epoll_wait that releases the P, so that an idle
+// gateway costs nothing.
 func (r *reactor) wait(ev []syscall.EpollEvent) int {
-	timeout := -1
+	timeout := -1 // ms
 	if len(r.timed) > 0 {
 		next := time.Time{}
 		for s := range r.timed {
@@ -214,11 +224,34 @@ func (r *reactor) wait(ev []syscall.EpollEvent) int {
 		}
 		timeout = max(int(time.Until(next)/time.Millisecond)+1, 0)
 	}
+	if now := time.Now(); now.Sub(r.yielded) >= yieldEvery {
+		runtime.Gosched()
+		r.yielded = now
+	}
+	hold := int(holdP / time.Millisecond)
+	if timeout >= 0 && timeout < hold {
+		hold = timeout
+	}
+	n, e := rawEpollWait(r.epfd, ev, hold)
+	if e != 0 || n > 0 || hold == timeout {
+		return n // EINTR: back to the loop, which comes back here
+	}
+	if timeout > 0 {
+		timeout -= hold
+	}
 	n, err := syscall.EpollWait(r.epfd, ev, timeout)
 	if err != nil {
 		return 0 // EINTR
 	}
+	r.yielded = time.Now()
 	return n
+}
+
+// rawEpollWait is epoll_wait without telling the scheduler: the goroutine keeps its P.
+func rawEpollWait(epfd int, ev []syscall.EpollEvent, ms int) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&ev[0])),
+		uintptr(len(ev)), uintptr(ms), 0, 0)
+	return int(n), e
 }
 
 // run is the loop.
