@@ -153,7 +153,7 @@ type Gateway struct {
 	tlsMu    sync.Mutex             // guards tlsByMin
 	tlsByMin map[uint16]*tls.Config // cfg.TLS with a higher MinVersion, by that version
 
-	reactor *reactor       // relays plain sessions; nil where unavailable (goroutines relay)
+	reactor *reactor       // relays sessions; nil where unavailable (goroutines relay)
 	wg      sync.WaitGroup // accept loops, connection goroutines and the reactor
 	stats   counters       // atomic counters
 }

@@ -28,7 +28,7 @@ func (r *reactor) detachAll() []detached {
 	var out []detached
 	seen := map[*rsess]bool{}
 	for _, s := range r.byFd {
-		if seen[s] || s.closed || s.revoked || s.finishing {
+		if seen[s] || s.closed || s.revoked || s.finishing || s.tc != nil {
 			continue
 		}
 		seen[s] = true
