@@ -588,15 +588,17 @@ func TestGateway(t *testing.T) {
 				cfg.TLS, o.sslmode = testTLS(t), "require"
 			}
 			g := newGateway(t, cfg)
-			if mode.goroutes && g.reactor != nil {
-				g.reactor.stop()
-				g.reactor = nil
+			if mode.goroutes {
+				for _, r := range g.reactors {
+					r.stop()
+				}
+				g.reactors = nil
 			}
 			a := freeAddr(t)
 			apply(t, g, 1, private(a, "a", pg.Socket))
 			c := mustConnect(t, a, pg, o)
 			ctx := t.Context()
-			if n := loopSessions(g); !mode.goroutes && g.reactor != nil && n != 1 {
+			if n := loopSessions(g); !mode.goroutes && len(g.reactors) > 0 && n != 1 {
 				t.Errorf("the event loop relays %d sessions; want 1", n)
 			}
 

@@ -62,10 +62,10 @@ func echoUpstream(t *testing.T) string {
 // them all: the relay must resume in both directions once the client reads, even when a write
 // to the server came up short while output to the client was pending.
 func TestPipeliningClient(t *testing.T) {
-	for _, reactors := range []int{1} {
+	for _, reactors := range []int{1, 2} {
 		t.Run(map[int]string{1: "OneReactor", 2: "TwoReactors"}[reactors], func(t *testing.T) {
-			g := newGateway(t, Config{})
-			if g.reactor == nil {
+			g := newGateway(t, Config{Reactors: reactors})
+			if len(g.reactors) == 0 {
 				t.Skip("no event loop on this platform")
 			}
 			a := freeAddr(t)
@@ -198,7 +198,7 @@ func TestRevokeOverTLS(t *testing.T) {
 	<-sessions
 	busy := tlsSession(t, a)
 	toBusy := <-sessions
-	if n := loopSessions(g); g.reactor != nil && n != 2 {
+	if n := loopSessions(g); len(g.reactors) > 0 && n != 2 {
 		t.Fatalf("the event loops relay %d sessions; want both TLS sessions", n)
 	}
 

@@ -266,7 +266,7 @@ func (c *conn) session(msg []byte) outcome {
 		return out
 	}
 	c.bytesIn.Add(uint64(len(msg)))
-	if g.reactor != nil && g.reactor.handoff(c, up) {
+	if r := g.loop(c.id); r != nil && r.handoff(c, up) {
 		return out
 	}
 	c.relay(up)
