@@ -124,9 +124,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for session start times and decision latency; nil means time.Now.
 	Now func() time.Time
-	// Reactors is the number of event loops that relay sessions, each on its own epoll set;
-	// zero means one per CPU the Go runtime uses (GOMAXPROCS). A session stays on one loop,
-	// chosen by its connection id (round robin).
+	// Reactors is the number of event loops that relay sessions, each on its own epoll set
+	// and each keeping a P of the Go runtime while busy. Zero means one per CPU the runtime
+	// uses (GOMAXPROCS) but one, and at least one: a P stays free for the goroutines that
+	// accept, negotiate TLS and serve the control plane (on 2 CPUs, one loop; a second one was
+	// measured slower there). A session stays on one loop, chosen by its connection id (round
+	// robin).
 	Reactors int
 }
 
@@ -194,7 +197,7 @@ func New(cfg Config) *Gateway {
 	g.policy.Store(&policy{byAddr: map[netip.AddrPort]*Endpoint{}})
 	n := cfg.Reactors
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(runtime.GOMAXPROCS(0)-1, 1)
 	}
 	for range n {
 		r, err := newReactor(g.log)

@@ -190,7 +190,7 @@ func tlsSession(t *testing.T, addr netip.AddrPort) *tls.Conn {
 // stream.
 func TestRevokeOverTLS(t *testing.T) {
 	up, sessions := scriptedUpstream(t)
-	g := newGateway(t, Config{TLS: testTLS(t)})
+	g := newGateway(t, Config{TLS: testTLS(t), Reactors: 2}) // a session on each
 	a := freeAddr(t)
 	apply(t, g, 1, private(a, "a", up))
 
