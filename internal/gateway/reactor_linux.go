@@ -158,9 +158,8 @@ func (r *reactor) postCmd(cmd rcmd) bool {
 func (r *reactor) stop() { r.post(cmdStop, nil) }
 
 // handoff moves the session's sockets (and TLS state) to the reactor and waits until it is
-// done with them. It
-// reports false, having changed nothing, if the sockets cannot be moved; the caller then relays
-// with goroutines.
+// done with them. It reports false, having changed nothing, if the sockets cannot be moved;
+// the caller then relays with goroutines.
 func (r *reactor) handoff(c *conn, up *net.UnixConn) bool {
 	cfd, err := dupFd(c.raw)
 	if err != nil {
@@ -708,8 +707,7 @@ func (r *reactor) flushClient(s *rsess) {
 }
 
 // finish sends last (if any) after what is pending, and with TLS a close_notify alert, then
-// closes the session; a client that
-// does not take it within the grace period is cut off.
+// closes the session; a client that does not take it within the grace period is cut off.
 func (r *reactor) finish(s *rsess, last []byte) {
 	s.finishing = true
 	r.interest(s, s.ufd, 0)
