@@ -300,6 +300,9 @@ func parse(out string) (sample, error) {
 	var s sample
 	m := reTPS.FindStringSubmatch(out)
 	if m == nil {
+		if m := reTxns.FindStringSubmatch(out); m != nil && m[1] == "0" {
+			return s, fmt.Errorf("no transaction completed: the clients were still connecting when the run ended (raise -duration)")
+		}
 		return s, fmt.Errorf("no tps line")
 	}
 	s.tps, _ = strconv.ParseFloat(m[1], 64)
