@@ -2,7 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -12,9 +19,9 @@ import (
 	"time"
 )
 
-// bouncerPool is PgBouncer's pool size: more server connections than pgbench ever opens, so
-// that session mode never makes a client wait.
-const bouncerPool = 20
+// bouncerPool is PgBouncer's pool size: more server connections than pgbench ever opens (64),
+// so that session mode never makes a client wait.
+const bouncerPool = 70
 
 // bouncer is a PgBouncer child in session mode in front of the server's unix socket.
 type bouncer struct {
@@ -26,7 +33,9 @@ type bouncer struct {
 
 // startBouncer installs PgBouncer if it is missing and runs it as the server's OS user (the owner
 // of socketDir) on a free loopback port, with the administrator's password in its auth_file
-// (SCRAM towards both the client and PostgreSQL).
+// (SCRAM towards both the client and PostgreSQL). Clients may negotiate TLS (client_tls_sslmode
+// prefer, with a fresh self-signed certificate), as with pglink's gateway; the administrator
+// may use its console (admin_users), to empty the pool.
 func startBouncer(ctx context.Context, work, socketDir string) (*bouncer, error) {
 	bin, err := exec.LookPath("pgbouncer")
 	if err != nil {
@@ -81,17 +90,28 @@ logfile = %s
 pidfile = %s
 log_connections = 0
 log_disconnections = 0
-`, socketDir, port, filepath.Join(dir, "userlist.txt"), bouncerPool, filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"))
+admin_users = %s
+client_tls_sslmode = prefer
+client_tls_key_file = %s
+client_tls_cert_file = %s
+`, socketDir, port, filepath.Join(dir, "userlist.txt"), bouncerPool, filepath.Join(dir, "pgbouncer.log"), filepath.Join(dir, "pgbouncer.pid"),
+		adminLogin, filepath.Join(dir, "key.pem"), filepath.Join(dir, "cert.pem"))
+	certPEM, keyPEM, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
 	files := map[string]string{
 		"pgbouncer.ini": conf,
 		"userlist.txt":  fmt.Sprintf("%q %q\n", adminLogin, adminPassword),
+		"cert.pem":      certPEM,
+		"key.pem":       keyPEM,
 	}
 	for name, body := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 			return nil, err
 		}
 	}
-	for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt")} {
+	for _, p := range []string{dir, filepath.Join(dir, "pgbouncer.ini"), filepath.Join(dir, "userlist.txt"), filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")} {
 		if err := os.Chown(p, uid, gid); err != nil {
 			return nil, err
 		}
@@ -133,4 +153,44 @@ log_disconnections = 0
 		return b, fmt.Errorf("query through PgBouncer: %w", err)
 	}
 	return b, nil
+}
+
+// emptyPool closes PgBouncer's server connections (KILL and RESUME on its console), so that
+// the next clients start PostgreSQL backends as direct and pglink clients do.
+func (b *bouncer) emptyPool(ctx context.Context, pgBin string) error {
+	host, port, _ := net.SplitHostPort(b.addr)
+	cmd := exec.CommandContext(ctx, filepath.Join(pgBin, "psql"), "-X", "-q", "-h", host, "-p", port, "-U", adminLogin,
+		"-d", "pgbouncer", "-c", "KILL postgres", "-c", "RESUME postgres")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE=disable")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("empty PgBouncer's pool: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// selfSigned returns a fresh self-signed certificate for 127.0.0.1 and its key, PEM-encoded.
+func selfSigned() (certPEM, keyPEM string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "pgbouncer bench"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return "", "", err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return "", "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})), nil
 }

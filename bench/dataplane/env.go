@@ -115,7 +115,7 @@ func (e *env) createResources(ctx context.Context) error {
 	}
 	e.pgVersion = field(srv, "properties.version")
 	fmt.Printf("server created in %v\n", time.Since(began).Round(time.Millisecond))
-	// Every run here is plaintext (sslmode=disable), as PgBouncer's are: turn off
+	// Half the runs are plaintext (sslmode=disable), as half of PgBouncer's are: turn off
 	// require_secure_transport, which is on by default as in Azure.
 	if _, err := e.api.call(ctx, "PUT", e.serverPath+"/configurations/require_secure_transport"+pgAPI, map[string]any{
 		"properties": map[string]any{"value": "off", "source": "user-override"}}); err != nil {

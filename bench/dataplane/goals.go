@@ -13,11 +13,24 @@ func printGoals(b *benchResult, t *toggleResult, m *memResult) {
 		fmt.Printf("  %-4s %-48s %-26s %s\n", verdict, goal, got, margin)
 	}
 
-	ratio := b.median("-S c=8", "pglink", tps) / b.median("-S c=8", "PgBouncer", tps)
-	line(ratio >= 1, "throughput at 8 clients ≥ PgBouncer's",
-		fmt.Sprintf("%.1f%% of PgBouncer", 100*ratio), fmt.Sprintf("(%+.1f%%)", 100*(ratio-1)))
+	ratioGoal := func(test, p, q string, want float64) {
+		r := b.ratio(test, p, q, tps)
+		line(r >= want, fmt.Sprintf("%s: %s TPS ≥ %.2f× %s's", test, p, want, q),
+			fmt.Sprintf("%.3f×", r), fmt.Sprintf("(%+.1f%%)", 100*(r-want)))
+	}
+	ratioGoal("-S c=8", pPglink, pBouncer, 1.05)
+	ratioGoal("-S c=8", pPglinkTLS, pBouncerTLS, 1.10)
+	ratioGoal("-S c=1", pPglink, pBouncer, 1)
+	ratioGoal("-S c=1", pPglinkTLS, pBouncerTLS, 1)
+	ratioGoal("-S c=64", pPglink, pBouncer, 1)
+	ratioGoal("-S c=64", pPglinkTLS, pBouncerTLS, 1)
+	for _, pq := range [][2]string{{pPglink, pBouncer}, {pPglinkTLS, pBouncerTLS}} {
+		mine, theirs := b.addedLatency(pq[0]), b.addedLatency(pq[1])
+		line(mine <= theirs, fmt.Sprintf("added latency at 1 client: %s ≤ %s", pq[0], pq[1]),
+			fmt.Sprintf("%+.1f µs vs %+.1f µs", mine, theirs), fmt.Sprintf("(%.1f µs %s)", abs(theirs-mine), overUnder(mine > theirs)))
+	}
 
-	added := b.addedLatency("pglink")
+	added := b.addedLatency(pPglink)
 	line(added <= 30, "added latency at 1 client ≤ 30 µs over direct",
 		fmt.Sprintf("%+.1f µs", added), fmt.Sprintf("(%.1f µs %s)", abs(30-added), overUnder(added > 30)))
 

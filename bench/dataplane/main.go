@@ -2,13 +2,16 @@
 // run: PostgreSQL's own unix socket ("direct") and PgBouncer in session mode, both pointing at
 // the same PostgreSQL that pglink runs for a flexible server.
 //
-//	go run ./bench/dataplane [-rounds 3] [-duration 8s] [-churn 5s] [-toggles 100] [-sessions 1000] [-keep]
+//	go run ./bench/dataplane [-rounds 5] [-duration 8s] [-warmup 2s] [-churn 5s] [-toggles 100] [-sessions 1000] [-keep]
 //
 // It builds cmd/pglink, runs `pglink serve` as a child process on a fresh data dir, and through
 // the ARM API creates a flexible server and an approved private endpoint. Then:
 //
-//  1. pgbench -S -M simple at 1 and 8 clients, and -C at 4 clients, on each path, interleaved,
-//     median of the rounds: TPS, latency, ratios, added latency per query;
+//  1. pgbench -S -M simple at 1, 8 and 64 clients, and -C at 4 clients, on each path, plaintext
+//     and TLS (PgBouncer with client_tls_*; libpq sslmode=require), PgBouncer with a warm pool
+//     and with a cold one, rounds interleaved: TPS, latency, medians of per-round ratios, added
+//     latency per query, proxy CPU and context switches per transaction, pglink's sysmon
+//     wake-ups per second and RSS;
 //  2. approve → first successful query and reject → open session cut, over many private
 //     endpoints, timed from the request and from the API's answer;
 //  3. pglink's RSS before and after opening many idle sessions through a private endpoint;
@@ -36,6 +39,7 @@ import (
 type config struct {
 	rounds   int           // interleaved pgbench rounds
 	duration time.Duration // pgbench -T of the -S runs
+	warmup   time.Duration // pgbench -T of the run before each -S run (but cold ones)
 	churn    time.Duration // pgbench -T of the -C runs
 	scale    int           // pgbench -i -s
 	toggles  int           // approve/reject toggles
@@ -54,8 +58,9 @@ func main() {
 		return
 	}
 	var cfg config
-	flag.IntVar(&cfg.rounds, "rounds", 3, "interleaved pgbench rounds (medians are reported)")
+	flag.IntVar(&cfg.rounds, "rounds", 5, "interleaved pgbench rounds (medians are reported)")
 	flag.DurationVar(&cfg.duration, "duration", 8*time.Second, "length of each pgbench -S run")
+	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "length of the warm-up run before each pgbench run (0: none)")
 	flag.DurationVar(&cfg.churn, "churn", 5*time.Second, "length of each pgbench -C (connection setup) run")
 	flag.IntVar(&cfg.scale, "scale", 10, "pgbench -i scale factor")
 	flag.IntVar(&cfg.toggles, "toggles", 100, "approve/reject toggles, each on a fresh private endpoint")
@@ -103,7 +108,7 @@ func run(ctx context.Context, cfg config) (err error) {
 	}
 	fmt.Printf("pglink %s (pid %d), server %q: PostgreSQL %s, socket %s\n",
 		env.pglink.bin, env.pglink.pid(), env.serverName, env.pgVersion, env.socketDir)
-	fmt.Printf("private endpoint %s; PgBouncer %s (session mode, pool %d) on %s\n\n",
+	fmt.Printf("private endpoint %s; PgBouncer %s (session mode, pool %d, client TLS prefer) on %s\n\n",
 		env.peAddr, env.bouncer.version, bouncerPool, env.bouncer.addr)
 
 	bench, err := runPgbench(ctx, env, cfg)

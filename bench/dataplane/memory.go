@@ -31,7 +31,8 @@ func runMemory(ctx context.Context, e *env, n int) (*memResult, error) {
 	r := &memResult{want: n}
 	fmt.Printf("\nmemory: %d idle sessions through the private endpoint…\n", n)
 	if err := e.ensureMaxConnections(ctx, n+50); err != nil {
-		return nil, err
+		// The administrator may not raise it (no ALTER SYSTEM): measure what fits.
+		fmt.Printf("max_connections stays: %v\n", err)
 	}
 	time.Sleep(time.Second) // let the restart's churn settle
 	var err error

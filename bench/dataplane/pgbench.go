@@ -16,24 +16,40 @@ import (
 
 // path is one way to the server's PostgreSQL.
 type path struct {
-	name string
-	host string // unix socket directory or IP address
-	port string
-	pid  int // the proxy's process, whose CPU time is measured; 0 for none
+	name    string
+	host    string // unix socket directory or IP address
+	port    string
+	sslmode string // disable or require
+	pid     int    // the proxy's process, whose CPU time is measured; 0 for none
+	cold    bool   // PgBouncer with its server connections closed before the run, and no warm-up
+	go_     bool   // a Go process: its sysmon thread's wake-ups are counted
 }
 
 // test is one pgbench configuration.
 type test struct {
-	name string
-	args []string // after -S -M simple; -T is added
-	long bool     // -T is the -S duration, else the churn duration
+	name    string
+	args    []string // after -S -M simple; -T is added
+	clients int
+	churn   bool // -C: a new connection per transaction
 }
 
 var tests = []test{
-	{"-S c=1", []string{"-c", "1", "-j", "1"}, true},
-	{"-S c=8", []string{"-c", "8", "-j", "2"}, true},
-	{"-S -C c=4", []string{"-C", "-c", "4", "-j", "2"}, false},
+	{"-S c=1", []string{"-c", "1", "-j", "1"}, 1, false},
+	{"-S c=8", []string{"-c", "8", "-j", "2"}, 8, false},
+	{"-S c=64", []string{"-c", "64", "-j", "2"}, 64, false},
+	{"-S -C c=4", []string{"-C", "-c", "4", "-j", "2"}, 4, true},
 }
+
+// The paths' names.
+const (
+	pDirect      = "direct"
+	pBouncer     = "PgBouncer"
+	pBouncerCold = "PgBouncer cold"
+	pPglink      = "pglink"
+	pBouncerTLS  = "PgBouncer TLS"
+	pBouncerTLSc = "PgBouncer TLS cold"
+	pPglinkTLS   = "pglink TLS"
+)
 
 // sample is what one pgbench run reports.
 type sample struct {
@@ -42,6 +58,8 @@ type sample struct {
 	connect float64 // average connection time, ms (-C)
 	txns    int64   // transactions processed
 	proxy   usage   // what the proxy used during the run
+	sysmon  float64 // wake-ups per second of the proxy's sysmon thread (Go proxies)
+	rss     int64   // the proxy's VmRSS at the end of the run, KiB
 }
 
 // cpuPerTx is the proxy's CPU time per transaction, µs.
@@ -61,6 +79,7 @@ func perTx(s sample, x float64) float64 {
 type benchResult struct {
 	rounds   int
 	duration time.Duration
+	warmup   time.Duration
 	churn    time.Duration
 	scale    int
 	paths    []path
@@ -72,6 +91,29 @@ func (r *benchResult) median(t, p string, f func(sample) float64) float64 {
 	var xs []float64
 	for _, s := range r.samples[t][p] {
 		xs = append(xs, f(s))
+	}
+	return median(xs)
+}
+
+// ratio is the median over the rounds of f(p)/f(q) within each round: rounds are interleaved,
+// so that the other load on the machine affects both sides of a ratio alike.
+func (r *benchResult) ratio(t, p, q string, f func(sample) float64) float64 {
+	ps, qs := r.samples[t][p], r.samples[t][q]
+	var xs []float64
+	for i := range min(len(ps), len(qs)) {
+		if d := f(qs[i]); d != 0 {
+			xs = append(xs, f(ps[i])/d)
+		}
+	}
+	return median(xs)
+}
+
+// diff is the median over the rounds of f(p)-f(q) within each round.
+func (r *benchResult) diff(t, p, q string, f func(sample) float64) float64 {
+	ps, qs := r.samples[t][p], r.samples[t][q]
+	var xs []float64
+	for i := range min(len(ps), len(qs)) {
+		xs = append(xs, f(ps[i])-f(qs[i]))
 	}
 	return median(xs)
 }
@@ -91,18 +133,28 @@ func median(xs []float64) float64 {
 func tps(s sample) float64      { return s.tps }
 func latency(s sample) float64  { return s.latency }
 func connTime(s sample) float64 { return s.connect }
+func sysmon(s sample) float64   { return s.sysmon }
+func rssMiB(s sample) float64   { return float64(s.rss) / 1024 }
 
 // runPgbench initializes the pgbench tables through the unix socket, then runs every test on
-// every path, rounds interleaved: direct, PgBouncer, pglink, direct, …
+// every path, rounds interleaved (the order of the paths rotates from round to round): each
+// run but a cold one follows a warm-up run of the same test on the same path. PgBouncer's
+// pool is emptied after each of its runs, so that 64 clients on the next path find
+// PostgreSQL's max_connections (100) free.
 func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 	pgbench := filepath.Join(cfg.pgBin, "pgbench")
 	peHost, pePort, _ := net.SplitHostPort(e.peAddr)
 	bHost, bPort, _ := net.SplitHostPort(e.bouncer.addr)
-	r := &benchResult{rounds: cfg.rounds, duration: cfg.duration, churn: cfg.churn, scale: cfg.scale,
+	bp, pp := e.bouncer.pid(), e.pglink.pid()
+	r := &benchResult{rounds: cfg.rounds, duration: cfg.duration, warmup: cfg.warmup, churn: cfg.churn, scale: cfg.scale,
 		paths: []path{
-			{"direct", e.socketDir, "5432", 0},
-			{"PgBouncer", bHost, bPort, e.bouncer.pid()},
-			{"pglink", peHost, pePort, e.pglink.pid()},
+			{name: pDirect, host: e.socketDir, port: "5432", sslmode: "disable"},
+			{name: pBouncer, host: bHost, port: bPort, sslmode: "disable", pid: bp},
+			{name: pBouncerCold, host: bHost, port: bPort, sslmode: "disable", pid: bp, cold: true},
+			{name: pPglink, host: peHost, port: pePort, sslmode: "disable", pid: pp, go_: true},
+			{name: pBouncerTLS, host: bHost, port: bPort, sslmode: "require", pid: bp},
+			{name: pBouncerTLSc, host: bHost, port: bPort, sslmode: "require", pid: bp, cold: true},
+			{name: pPglinkTLS, host: peHost, port: pePort, sslmode: "require", pid: pp, go_: true},
 		},
 		samples: map[string]map[string][]sample{},
 	}
@@ -111,77 +163,120 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		return nil, err
 	}
 	fmt.Printf("pgbench -i -s %d through the unix socket: %v\n", cfg.scale, time.Since(began).Round(time.Millisecond))
+	sm := newSysmonCounter(pp)
+	fmt.Printf("pglink's sysmon thread: %s (%s)\n", sm.tid, sm.how)
 	// What each proxy uses when idle (pglink's control plane polls) is subtracted from what it
 	// uses during a run, so that the per-transaction figures are the relay's work.
 	idle := map[int]usage{}
 	before := map[int]usage{}
-	for _, p := range r.paths {
-		before[p.pid] = procUsage(p.pid)
+	for _, pid := range []int{bp, pp} {
+		before[pid] = procUsage(pid)
 	}
+	sm0 := sm.count()
 	const idleFor = 3 * time.Second
 	time.Sleep(idleFor)
-	for _, p := range r.paths[1:] {
+	for _, p := range []path{r.paths[1], r.paths[3]} {
 		idle[p.pid] = procUsage(p.pid).minus(before[p.pid])
 		fmt.Printf("%s idle for %v: %v CPU, %d context switches\n", p.name, idleFor, idle[p.pid].cpu, idle[p.pid].switches)
 	}
-	perRound := time.Duration(len(r.paths)) * (2*cfg.duration + cfg.churn)
-	fmt.Printf("pgbench: %d rounds of %d runs, about %v\n", cfg.rounds, len(tests)*len(r.paths), time.Duration(cfg.rounds)*perRound)
+	fmt.Printf("pglink's sysmon idle: %.1f wake-ups/s\n", float64(sm.count()-sm0)/idleFor.Seconds())
+
+	runs := 0
+	for _, t := range tests {
+		for _, p := range r.paths {
+			if !(t.churn && p.cold) {
+				runs++
+			}
+		}
+	}
+	perRound := time.Duration(runs) * (cfg.duration + cfg.warmup)
+	fmt.Printf("pgbench: %d rounds of %d runs, about %v\n", cfg.rounds, runs, time.Duration(cfg.rounds)*perRound)
 	for round := 1; round <= cfg.rounds; round++ {
 		for _, t := range tests {
-			d := cfg.churn
-			if t.long {
-				d = cfg.duration
+			d := cfg.duration
+			if t.churn {
+				d = cfg.churn
 			}
-			for _, p := range r.paths {
-				args := append([]string{"-S", "-M", "simple", "-T", strconv.Itoa(int(d.Seconds()))}, t.args...)
-				var prof string
-				if p.name == "pglink" {
-					var err error
-					if prof, err = e.prof.start(fmt.Sprintf("r%d %s", round, t.name)); err != nil {
+			n := len(r.paths)
+			for i := range n {
+				p := r.paths[(i+round-1)%n]
+				if t.churn && p.cold {
+					continue // PgBouncer keeps its pool through a churn run: cold is warm after the first
+				}
+				args := append([]string{"-S", "-M", "simple"}, t.args...)
+				if p.cold {
+					if err := e.bouncer.emptyPool(ctx, cfg.pgBin); err != nil {
+						return nil, err
+					}
+				} else if cfg.warmup > 0 {
+					if _, err := runOne(ctx, pgbench, p, append(slices.Clone(args), "-T", secs(cfg.warmup))...); err != nil {
 						return nil, err
 					}
 				}
-				u0, t0 := procUsage(p.pid), time.Now()
-				out, err := runOne(ctx, pgbench, p, args...)
-				if p.name == "pglink" {
+				var prof string
+				if p.pid == pp {
+					var err error
+					if prof, err = e.prof.start(fmt.Sprintf("r%d %s %s", round, t.name, p.name)); err != nil {
+						return nil, err
+					}
+				}
+				u0, s0, t0 := procUsage(p.pid), sm.count(), time.Now()
+				out, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
+				took := time.Since(t0)
+				if p.pid == pp {
 					e.prof.stop()
 				}
 				if err != nil {
 					return nil, err
 				}
+				if p.pid == bp {
+					if err := e.bouncer.emptyPool(ctx, cfg.pgBin); err != nil {
+						return nil, err
+					}
+				}
 				s, err := parse(out)
 				if err != nil {
 					return nil, fmt.Errorf("pgbench %s via %s: %w\n%s", t.name, p.name, err, out)
 				}
-				s.proxy = procUsage(p.pid).minus(u0).minus(idle[p.pid].scale(time.Since(t0), idleFor))
+				s.proxy = procUsage(p.pid).minus(u0).minus(idle[p.pid].scale(took, idleFor))
+				if p.go_ {
+					s.sysmon = float64(sm.count()-s0) / took.Seconds()
+				}
+				if p.pid != 0 {
+					s.rss, _ = rss(p.pid)
+				}
 				if r.samples[t.name] == nil {
 					r.samples[t.name] = map[string][]sample{}
 				}
 				r.samples[t.name][p.name] = append(r.samples[t.name][p.name], s)
-				fmt.Printf("  round %d %-10s %-10s %9.0f TPS %8.3f ms", round, t.name, p.name, s.tps, s.latency)
+				fmt.Printf("  round %d %-10s %-18s %8.0f TPS %7.3f ms", round, t.name, p.name, s.tps, s.latency)
 				if s.connect > 0 {
 					fmt.Printf("  connect %.3f ms", s.connect)
 				}
 				if p.pid != 0 {
-					fmt.Printf("  proxy per tx: %.1f µs CPU, %.1f context switches", cpuPerTx(s), csPerTx(s))
+					fmt.Printf("  proxy per tx: %.1f µs CPU, %.2f cs", cpuPerTx(s), csPerTx(s))
+				}
+				if p.go_ {
+					fmt.Printf(", sysmon %.0f/s", s.sysmon)
 				}
 				if prof != "" {
 					fmt.Printf("  profile %s", prof)
 				}
-				fmt.Printf("  (load %s)", loadAvg())
-				fmt.Println()
+				fmt.Printf("  (load %s)\n", loadAvg())
 			}
 		}
 	}
 	return r, nil
 }
 
-// runOne runs pgbench against p as the administrator, without TLS (the unix socket and
-// PgBouncer have none; pglink's gateway would offer it), and returns its output.
+func secs(d time.Duration) string { return strconv.Itoa(int(d.Seconds())) }
+
+// runOne runs pgbench against p as the administrator, with p's sslmode, and returns its
+// output.
 func runOne(ctx context.Context, pgbench string, p path, args ...string) (string, error) {
 	args = append(append([]string{"-h", p.host, "-p", p.port, "-U", adminLogin}, args...), "postgres")
 	cmd := exec.CommandContext(ctx, pgbench, args...)
-	cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE=disable")
+	cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE="+p.sslmode)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return "", ctx.Err()
@@ -200,11 +295,14 @@ var (
 	reTxns    = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
 )
 
-// parse reads pgbench's summary.
+// parse reads pgbench's summary. Failed transactions are an error.
 func parse(out string) (sample, error) {
 	var s sample
 	m := reTPS.FindStringSubmatch(out)
 	if m == nil {
+		if m := reTxns.FindStringSubmatch(out); m != nil && m[1] == "0" {
+			return s, fmt.Errorf("no transaction completed: the clients were still connecting when the run ended (raise -duration)")
+		}
 		return s, fmt.Errorf("no tps line")
 	}
 	s.tps, _ = strconv.ParseFloat(m[1], 64)
@@ -223,46 +321,70 @@ func parse(out string) (sample, error) {
 	return s, nil
 }
 
-// print writes the table of medians and ratios.
+// print writes the table of medians and of medians of per-round ratios.
 func (r *benchResult) print() {
-	fmt.Printf("\npgbench -S -M simple, scale %d, sslmode=disable; -S runs %v, -C runs %v; median of %d interleaved rounds\n",
-		r.scale, r.duration, r.churn, r.rounds)
-	fmt.Printf("%-10s %-10s %10s %10s %9s %9s %11s %11s %10s  %s\n",
-		"test", "path", "TPS", "latency", "TPS/dir", "TPS/bnc", "lat-dir", "lat-bnc", "connect", "proxy per tx: CPU, context switches")
+	fmt.Printf("\npgbench -S -M simple, scale %d; -S runs %v after a %v warm-up (none for cold), -C runs %v; %d interleaved rounds\n",
+		r.scale, r.duration, r.warmup, r.churn, r.rounds)
+	fmt.Println("TPS and latency are medians; ratios are medians of per-round ratios; proxy figures are medians per transaction")
+	fmt.Printf("%-10s %-18s %9s %10s %8s %8s %8s %10s %10s %9s %8s %s\n",
+		"test", "path", "TPS", "latency", "×direct", "×bnc", "×bnc-cold", "connect", "proxy CPU", "cs/tx", "RSS", "sysmon/s")
 	for _, t := range tests {
-		dTPS, bTPS := r.median(t.name, "direct", tps), r.median(t.name, "PgBouncer", tps)
-		dLat, bLat := r.median(t.name, "direct", latency), r.median(t.name, "PgBouncer", latency)
 		for _, p := range r.paths {
-			pt, pl := r.median(t.name, p.name, tps), r.median(t.name, p.name, latency)
+			if len(r.samples[t.name][p.name]) == 0 {
+				continue
+			}
+			// TLS paths compare with PgBouncer over TLS.
+			warm, cold := pBouncer, pBouncerCold
+			if p.sslmode == "require" {
+				warm, cold = pBouncerTLS, pBouncerTLSc
+			}
+			ratio := func(q string) string {
+				if q == p.name || len(r.samples[t.name][q]) == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.3f", r.ratio(t.name, p.name, q, tps))
+			}
 			conn := "-"
 			if c := r.median(t.name, p.name, connTime); c > 0 {
 				conn = fmt.Sprintf("%.3f ms", c)
 			}
-			cpu := "-"
+			cpu, cs, mem, sm := "-", "-", "-", "-"
 			if p.pid != 0 {
-				cpu = fmt.Sprintf("%7.1f µs %5.1f", r.median(t.name, p.name, cpuPerTx), r.median(t.name, p.name, csPerTx))
+				cpu = fmt.Sprintf("%.1f µs", r.median(t.name, p.name, cpuPerTx))
+				cs = fmt.Sprintf("%.2f", r.median(t.name, p.name, csPerTx))
+				mem = fmt.Sprintf("%.0f MiB", r.median(t.name, p.name, rssMiB))
 			}
-			fmt.Printf("%-10s %-10s %10.0f %7.3f ms %8.1f%% %8.1f%% %+8.1f µs %+8.1f µs %10s  %s\n",
-				t.name, p.name, pt, pl, 100*pt/dTPS, 100*pt/bTPS, 1000*(pl-dLat), 1000*(pl-bLat), conn, cpu)
+			if p.go_ {
+				sm = fmt.Sprintf("%.0f", r.median(t.name, p.name, sysmon))
+			}
+			fmt.Printf("%-10s %-18s %9.0f %7.3f ms %8s %8s %8s %10s %10s %9s %8s %s\n",
+				t.name, p.name, r.median(t.name, p.name, tps), r.median(t.name, p.name, latency),
+				ratio(pDirect), ratio(warm), ratio(cold), conn, cpu, cs, mem, sm)
 		}
 	}
-	added := r.addedLatency("pglink")
-	fmt.Printf("\nadded latency per query at 1 client, median latency minus direct's: pglink %+.1f µs, PgBouncer %+.1f µs\n",
-		added, r.addedLatency("PgBouncer"))
+	fmt.Println("\nadded latency per query at 1 client over direct (medians of per-round differences):")
+	for _, p := range r.paths[1:] {
+		fmt.Printf("  %-18s %+7.1f µs\n", p.name, r.addedLatency(p.name))
+	}
 	var perRound []string
-	for i := range r.samples["-S c=1"]["pglink"] {
-		d := 1000 * (r.samples["-S c=1"]["pglink"][i].latency - r.samples["-S c=1"]["direct"][i].latency)
-		perRound = append(perRound, fmt.Sprintf("%+.1f", d))
+	for i := range r.samples["-S c=1"][pPglink] {
+		perRound = append(perRound, fmt.Sprintf("%+.1f", 1000*(r.samples["-S c=1"][pPglink][i].latency-r.samples["-S c=1"][pDirect][i].latency)))
 	}
 	fmt.Printf("  pglink − direct per round: %s µs\n", strings.Join(perRound, ", "))
 	ct := "-S -C c=4"
-	fmt.Printf("added connection setup at 4 clients (-C, average connection time minus direct's): pglink %+.3f ms, PgBouncer %+.3f ms\n",
-		r.median(ct, "pglink", connTime)-r.median(ct, "direct", connTime), r.median(ct, "PgBouncer", connTime)-r.median(ct, "direct", connTime))
+	fmt.Printf("connection churn (-C c=4; PgBouncer reuses its server connections, so its clients skip PostgreSQL's backend start that direct and pglink pay):\n")
+	for _, p := range r.paths[1:] {
+		if len(r.samples[ct][p.name]) > 0 {
+			fmt.Printf("  %-18s connect %+.3f ms over direct, %.3f× direct's TPS\n", p.name,
+				r.diff(ct, p.name, pDirect, connTime), r.ratio(ct, p.name, pDirect, tps))
+		}
+	}
 }
 
-// addedLatency is the median 1-client latency of path p minus direct's, in µs.
+// addedLatency is the median over the rounds of path p's 1-client latency minus direct's, in
+// µs.
 func (r *benchResult) addedLatency(p string) float64 {
-	return 1000 * (r.median("-S c=1", p, latency) - r.median("-S c=1", "direct", latency))
+	return 1000 * r.diff("-S c=1", p, pDirect, latency)
 }
 
 // usage is what a process has used so far: CPU time and context switches of all its threads.
@@ -296,19 +418,69 @@ func procUsage(pid int) usage {
 	}
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, _ := strings.Cut(line, ":")
-			if k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches" {
-				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-				u.switches += n
-			}
-		}
+		u.switches += switches(t, "voluntary_ctxt_switches") + switches(t, "nonvoluntary_ctxt_switches")
 	}
 	return u
+}
+
+// switches reads one context switch counter from a /proc status file; 0 if it cannot.
+func switches(statusFile, key string) int64 {
+	b, err := os.ReadFile(statusFile)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, _ := strings.Cut(line, ":"); k == key {
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// sysmonCounter counts the wake-ups of a Go process's sysmon thread. sysmon sleeps in
+// nanosleep between its checks (usleep, 20 µs to 10 ms) and in a futex when everything is
+// idle, so each wake-up is one voluntary context switch of that thread, which
+// /proc/PID/task/TID/status counts. sysmon is the first thread the Go runtime starts: the
+// lowest TID after the main thread's; the counter says whether that thread was also seen in
+// nanosleep (system call 35 on amd64, 101 on arm64), as sysmon and no other Go thread sleeps.
+type sysmonCounter struct {
+	pid int
+	tid string
+	how string
+}
+
+func newSysmonCounter(pid int) *sysmonCounter {
+	c := &sysmonCounter{pid: pid, how: "not found"}
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	var tids []int
+	for _, d := range dirs {
+		if n, err := strconv.Atoi(filepath.Base(d)); err == nil && n != pid {
+			tids = append(tids, n)
+		}
+	}
+	if len(tids) == 0 {
+		return c
+	}
+	c.tid = strconv.Itoa(slices.Min(tids))
+	c.how = "lowest TID after the main thread's; not seen in nanosleep"
+	for range 200 {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/syscall", pid, c.tid))
+		if f := strings.Fields(string(b)); len(f) > 0 && (f[0] == "35" || f[0] == "101") {
+			c.how = "lowest TID after the main thread's, seen in nanosleep"
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return c
+}
+
+// count is the sysmon thread's voluntary context switches so far.
+func (c *sysmonCounter) count() int64 {
+	if c.tid == "" {
+		return 0
+	}
+	return switches(fmt.Sprintf("/proc/%d/task/%s/status", c.pid, c.tid), "voluntary_ctxt_switches")
 }
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on Linux.

@@ -41,9 +41,11 @@ func BenchmarkRelay(b *testing.B) {
 		b.Run(tg.name+"-1", func(b *testing.B) {
 			c := connect(b, tg.conn)
 			query(b, c)
+			sm := startSysmonCounter()
 			for b.Loop() {
 				query(b, c)
 			}
+			b.ReportMetric(sm.perSecond(), "sysmon-wakeups/s")
 		})
 	}
 	for _, tg := range targets {
@@ -55,7 +57,9 @@ func BenchmarkRelay(b *testing.B) {
 				conns <- connect(b, tg.conn)
 			}
 			b.SetParallelism(par)
+			sm := startSysmonCounter()
 			b.ResetTimer()
+			defer func() { b.ReportMetric(sm.perSecond(), "sysmon-wakeups/s") }()
 			b.RunParallel(func(pb *testing.PB) {
 				c := <-conns
 				for pb.Next() {

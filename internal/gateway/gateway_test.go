@@ -574,13 +574,13 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
-	// The same traffic through each relay: the event loop (plain sessions), goroutines (TLS
-	// sessions, and plain ones where there is no event loop).
+	// The same traffic through each relay: the event loop, and goroutines where there is none,
+	// each with plain and TLS sessions.
 	for _, mode := range []struct {
 		name     string
 		tls      bool
 		goroutes bool // disable the event loop
-	}{{"Relay/EventLoop", false, false}, {"Relay/Goroutines", false, true}, {"Relay/TLS", true, false}} {
+	}{{"Relay/EventLoop", false, false}, {"Relay/Goroutines", false, true}, {"Relay/TLS", true, false}, {"Relay/TLSGoroutines", true, true}} {
 		t.Run(mode.name, func(t *testing.T) {
 			cfg := Config{}
 			o := connOpts{}
@@ -588,14 +588,19 @@ func TestGateway(t *testing.T) {
 				cfg.TLS, o.sslmode = testTLS(t), "require"
 			}
 			g := newGateway(t, cfg)
-			if mode.goroutes && g.reactor != nil {
-				g.reactor.stop()
-				g.reactor = nil
+			if mode.goroutes {
+				for _, r := range g.reactors {
+					r.stop()
+				}
+				g.reactors = nil
 			}
 			a := freeAddr(t)
 			apply(t, g, 1, private(a, "a", pg.Socket))
 			c := mustConnect(t, a, pg, o)
 			ctx := t.Context()
+			if n := loopSessions(g); !mode.goroutes && len(g.reactors) > 0 && n != 1 {
+				t.Errorf("the event loop relays %d sessions; want 1", n)
+			}
 
 			// A 16 MB value: messages far larger than any buffer.
 			var n int

@@ -132,10 +132,10 @@ type FramerState struct {
 // waits in the sockets. Sessions being revoked or closed, TLS sessions (whose keys cannot be
 // handed over) and sessions relayed by goroutines stay and end here.
 func (g *Gateway) DetachPlain() ([]SessionHandoff, [][2]*os.File) {
-	if g.reactor == nil {
-		return nil, nil
+	var ds []detached
+	for _, r := range g.reactors {
+		ds = append(ds, r.detach()...)
 	}
-	ds := g.reactor.detach()
 	hs := make([]SessionHandoff, 0, len(ds))
 	socks := make([][2]*os.File, 0, len(ds))
 	for _, d := range ds {
@@ -175,7 +175,8 @@ func (g *Gateway) Adopt(hs []SessionHandoff, socks [][2]*os.File) error {
 		ufd, err2 := dupFile(socks[i][1])
 		socks[i][0].Close()
 		socks[i][1].Close()
-		if err := errors.Join(err1, err2); err != nil || g.reactor == nil {
+		r := g.loop(uint64(i))
+		if err := errors.Join(err1, err2); err != nil || r == nil {
 			if cfd >= 0 {
 				syscall.Close(cfd)
 			}
@@ -191,7 +192,7 @@ func (g *Gateway) Adopt(hs []SessionHandoff, socks [][2]*os.File) error {
 		var f framer
 		f.rem, f.broken = h.Framer.Rem, h.Framer.Broken
 		f.hn = copy(f.hdr[:], h.Framer.Hdr)
-		s := g.reactor.newAdopted(c, cfd, ufd, h.ToServer, h.ToClient, f)
+		s := r.newAdopted(c, cfd, ufd, h.ToServer, h.ToClient, f)
 		c.rs = s
 		p := g.policy.Load()
 		ep := p.byAddr[h.Listen]
@@ -221,7 +222,7 @@ func (g *Gateway) Adopt(hs []SessionHandoff, socks [][2]*os.File) error {
 				close(c.ended)
 				g.forget(c)
 			}()
-			if !g.reactor.relayAdopted(s) {
+			if !r.relayAdopted(s) {
 				syscall.Close(cfd)
 				syscall.Close(ufd)
 			}

@@ -28,7 +28,7 @@ func (r *reactor) detachAll() []detached {
 	var out []detached
 	seen := map[*rsess]bool{}
 	for _, s := range r.byFd {
-		if seen[s] || s.closed || s.revoked || s.finishing {
+		if seen[s] || s.closed || s.revoked || s.finishing || s.tc != nil {
 			continue
 		}
 		seen[s] = true
@@ -67,7 +67,7 @@ func (r *reactor) adopt(s *rsess) {
 		return
 	}
 	if s.toUp != nil {
-		r.interest(s, s.cfd, 0)
+		r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
 		r.interest(s, s.ufd, s.uEv|syscall.EPOLLOUT)
 	}
 	if s.toCl != nil {

@@ -1,29 +1,38 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
-// The reactor relays plain (non-TLS) sessions the way PgBouncer does: one goroutine waits on
-// its own epoll set for every session's two sockets and moves the bytes with direct read and
-// write system calls. Go's netpoller would cost, per message, a goroutine wake-up, a
-// speculative read that fails with EAGAIN and often a futex wake of another thread; on a
-// 2-vCPU machine where every system call and wake-up is expensive that doubled the cost of a
-// round trip. Here a round trip costs what it costs PgBouncer: per direction one epoll_wait,
-// one read, one write, and under load one epoll_wait serves many sessions.
+// The reactor relays sessions the way PgBouncer does: one goroutine waits on its own epoll set
+// for every session's two sockets and moves the bytes with direct read and write system calls.
+// Go's netpoller would cost, per message, a goroutine wake-up, a speculative read that fails
+// with EAGAIN and often a futex wake of another thread; on a 2-vCPU machine where every system
+// call and wake-up is expensive that doubled the cost of a round trip. Here a round trip costs
+// what it costs PgBouncer: per direction one epoll_wait, one read, one write, and under load
+// one epoll_wait serves many sessions.
 //
 // The sockets leave Go's netpoller: the session's goroutine duplicates their descriptors,
 // closes the Go connections and hands the duplicates to the reactor, then waits until the
 // reactor is done with the session. Reads and writes never block (the descriptors are
-// non-blocking), so they are raw system calls that keep the goroutine's P; only the wait for
-// events is a system call that may block and so releases it.
+// non-blocking), so they are raw system calls that keep the goroutine's P, and so is the wait
+// for events while the loop is busy (see wait).
+//
+// A TLS session keeps its crypto/tls.Conn, negotiated by the session's goroutine; the loop
+// reads and writes it through its tlsTransport, whose reads never block and whose writes
+// queue ciphertext for the loop to send. Revocation works on the plaintext, as for a plain
+// session, and its ErrorResponse goes inside the TLS stream.
 //
 // Level-triggered epoll: a session reads both sockets; when a write comes up short, the rest
 // waits in a pooled buffer, reading from the other side stops and the reactor waits until the
@@ -31,7 +40,9 @@ import (
 
 const (
 	maxEvents  = 256
-	flushGrace = 5 * time.Second // how long a closing session may take to flush to its client
+	flushGrace = 5 * time.Second  // how long a closing session may take to flush to its client
+	holdP      = time.Millisecond // how long the loop waits for events without releasing its P
+	yieldEvery = time.Millisecond // how often a busy loop lets other goroutines run on its P
 )
 
 type cmdKind int
@@ -62,9 +73,12 @@ type reactor struct {
 	stopped bool   // guarded by mu
 
 	// Owned by the loop goroutine.
-	byFd  map[int32]*rsess
-	timed map[*rsess]struct{} // sessions with a deadline
-	buf   []byte
+	byFd    map[int32]*rsess
+	timed   map[*rsess]struct{} // sessions with a deadline
+	again   []*rsess            // TLS sessions to read from without waiting for epoll
+	spare   []*rsess            // again's other buffer
+	buf     []byte
+	yielded time.Time // when the loop last let other goroutines run
 }
 
 // rsess is a session relayed by the reactor. Fields are owned by the loop goroutine, except
@@ -84,6 +98,13 @@ type rsess struct {
 	finishing  bool      // close once toCl is flushed
 	deadline   time.Time // zero: none
 	closed     bool
+
+	// A TLS session's client side: toCl holds ciphertext, which tc writes through its
+	// tlsTransport. tc may hold input that epoll does not report; the session is then queued
+	// in reactor.again.
+	tc      *tls.Conn // nil for a plain session
+	drained bool      // the client socket had nothing more to read since the last event
+	queued  bool      // in reactor.again
 }
 
 func newReactor(log *slog.Logger) (*reactor, error) {
@@ -136,9 +157,9 @@ func (r *reactor) postCmd(cmd rcmd) bool {
 // stop makes the loop close every session and return.
 func (r *reactor) stop() { r.post(cmdStop, nil) }
 
-// handoff moves the session's sockets to the reactor and waits until it is done with them. It
-// reports false, having changed nothing, if the sockets cannot be moved; the caller then relays
-// with goroutines.
+// handoff moves the session's sockets (and TLS state) to the reactor and waits until it is
+// done with them. It reports false, having changed nothing, if the sockets cannot be moved;
+// the caller then relays with goroutines.
 func (r *reactor) handoff(c *conn, up *net.UnixConn) bool {
 	cfd, err := dupFd(c.raw)
 	if err != nil {
@@ -150,6 +171,10 @@ func (r *reactor) handoff(c *conn, up *net.UnixConn) bool {
 		return false
 	}
 	s := &rsess{r: r, c: c, cfd: cfd, ufd: ufd, done: make(chan struct{})}
+	if c.tls != nil {
+		s.tc = c.tls
+		c.tt.s = s // from here on the loop reads and writes the TLS session
+	}
 	c.mu.Lock()
 	c.rs = s
 	c.mu.Unlock()
@@ -199,12 +224,18 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
-// wait returns ready events, blocking until there are some or the next deadline. It is a
-// blocking system call that releases the P; epoll_wait returns at once when events are
-// ready, so a busy loop pays no hand-off. (Polling first with a raw, non-blocking epoll_wait
-// was measured: it only adds a system call.)
+// wait returns ready events, waiting until there are some or the next deadline.
+//
+// While the loop is busy it keeps its P: it waits with a raw epoll_wait, which the runtime
+// sees as running Go code, bounded by holdP. A blocking system call would release the P on
+// every wait and have sysmon retake it, which resets sysmon's back-off to 20 µs and costs a
+// context switch per round trip, and moves the loop between threads. Preemption and garbage
+// collection are not held up: their signals end the raw wait at once (EINTR), and the loop
+// yields every yieldEvery so that goroutines queued on its P run. Only after holdP without an
+// event does the loop wait with a blocking epoll_wait that releases the P, so that an idle
+// gateway costs nothing.
 func (r *reactor) wait(ev []syscall.EpollEvent) int {
-	timeout := -1
+	timeout := -1 // ms
 	if len(r.timed) > 0 {
 		next := time.Time{}
 		for s := range r.timed {
@@ -214,11 +245,37 @@ func (r *reactor) wait(ev []syscall.EpollEvent) int {
 		}
 		timeout = max(int(time.Until(next)/time.Millisecond)+1, 0)
 	}
+	if len(r.again) > 0 {
+		timeout = 0
+	}
+	if now := time.Now(); now.Sub(r.yielded) >= yieldEvery {
+		runtime.Gosched()
+		r.yielded = now
+	}
+	hold := int(holdP / time.Millisecond)
+	if timeout >= 0 && timeout < hold {
+		hold = timeout
+	}
+	n, e := rawEpollWait(r.epfd, ev, hold)
+	if e != 0 || n > 0 || hold == timeout {
+		return n // EINTR: back to the loop, which comes back here
+	}
+	if timeout > 0 {
+		timeout -= hold
+	}
 	n, err := syscall.EpollWait(r.epfd, ev, timeout)
 	if err != nil {
 		return 0 // EINTR
 	}
+	r.yielded = time.Now()
 	return n
+}
+
+// rawEpollWait is epoll_wait without telling the scheduler: the goroutine keeps its P.
+func rawEpollWait(epfd int, ev []syscall.EpollEvent, ms int) (int, syscall.Errno) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&ev[0])),
+		uintptr(len(ev)), uintptr(ms), 0, 0)
+	return int(n), e
 }
 
 // run is the loop.
@@ -248,6 +305,18 @@ func (r *reactor) run() {
 			} else {
 				r.upReady(s, ev[i].Events)
 			}
+		}
+		if len(r.again) > 0 {
+			again := r.again
+			r.again = r.spare
+			for _, s := range again {
+				s.queued = false
+				if !s.closed && s.cEv&syscall.EPOLLIN != 0 {
+					r.readClientTLS(s)
+				}
+			}
+			clear(again)
+			r.spare = again[:0]
 		}
 		if len(r.timed) > 0 {
 			now := time.Now()
@@ -315,6 +384,8 @@ func (r *reactor) add(s *rsess) {
 		r.close(s)
 	} else if s.c.revoked.Load() != nil {
 		r.revoke(s)
+	} else if s.tc != nil {
+		r.readAgain(s) // crypto/tls may have read ahead during the negotiation
 	}
 }
 
@@ -395,6 +466,10 @@ func (r *reactor) clientReady(s *rsess, ev uint32) {
 	if ev&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) == 0 || s.cEv&syscall.EPOLLIN == 0 {
 		return
 	}
+	if s.tc != nil {
+		r.readClientTLS(s)
+		return
+	}
 	n, e := rawRead(s.cfd, r.buf)
 	switch {
 	case e == syscall.EAGAIN || e == syscall.EINTR:
@@ -409,7 +484,57 @@ func (r *reactor) clientReady(s *rsess, ev uint32) {
 		return
 	}
 	s.c.bytesIn.Add(uint64(n))
-	p := r.buf[:n]
+	r.toServer(s, r.buf[:n])
+}
+
+// readClientTLS reads and decrypts what the client sent, until the socket has no more or the
+// buffer is full, and relays it to the server.
+func (r *reactor) readClientTLS(s *rsess) {
+	s.drained = false
+	n := 0
+	var err error
+	for n < len(r.buf) && err == nil {
+		var k int
+		k, err = s.tc.Read(r.buf[n:])
+		n += k
+	}
+	// Reading may have queued output: the answer to a KeyUpdate, an alert.
+	r.pushClient(s)
+	if s.closed {
+		return
+	}
+	if n > 0 {
+		s.c.bytesIn.Add(uint64(n))
+		r.toServer(s, r.buf[:n])
+		if s.closed {
+			return
+		}
+	}
+	switch {
+	case err == nil:
+		r.readAgain(s) // the buffer is full; crypto/tls may hold more
+	case err == errWouldBlock:
+	case errors.Is(err, io.EOF):
+		s.c.setEnd("client closed")
+		r.close(s)
+	default:
+		s.c.setEnd(fmt.Sprintf("read from client: %v", err))
+		r.close(s)
+	}
+}
+
+// readAgain queues a TLS session to be read from after this round of events, whether or not
+// epoll reports its socket readable.
+func (r *reactor) readAgain(s *rsess) {
+	if !s.queued {
+		s.queued = true
+		r.again = append(r.again, s)
+	}
+}
+
+// toServer writes p to the server; what does not fit waits, and reading from the client stops
+// until it is written.
+func (r *reactor) toServer(s *rsess, p []byte) {
 	w, e := rawWrite(s.ufd, p)
 	if e != 0 {
 		if e != syscall.EAGAIN {
@@ -419,11 +544,12 @@ func (r *reactor) clientReady(s *rsess, ev uint32) {
 		}
 		w = 0
 	}
-	if w < n {
+	if w < len(p) {
 		s.toUp = relayBufs.Get().(*[]byte)
 		s.upOff = 0
 		*s.toUp = append((*s.toUp)[:0], p[w:]...)
-		r.interest(s, s.cfd, 0)
+		// Stop reading the client, but keep flushing to it whatever is pending.
+		r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
 		r.interest(s, s.ufd, s.uEv|syscall.EPOLLOUT)
 	}
 }
@@ -446,6 +572,9 @@ func (r *reactor) upReady(s *rsess, ev uint32) {
 			r.interest(s, s.ufd, s.uEv&^syscall.EPOLLOUT)
 			if !s.revoked {
 				r.interest(s, s.cfd, s.cEv|syscall.EPOLLIN)
+				if s.tc != nil {
+					r.readAgain(s)
+				}
 			}
 		}
 	}
@@ -494,6 +623,15 @@ func (r *reactor) toClient(s *rsess, p []byte) {
 		return
 	}
 	s.c.bytesOut.Add(uint64(len(p)))
+	if s.tc != nil {
+		if _, err := s.tc.Write(p); err != nil {
+			s.c.setEnd(fmt.Sprintf("write to client: %v", err))
+			r.close(s)
+			return
+		}
+		r.pushClient(s)
+		return
+	}
 	if s.toCl != nil {
 		*s.toCl = append(*s.toCl, p...)
 		return
@@ -514,6 +652,32 @@ func (r *reactor) toClient(s *rsess, p []byte) {
 		r.interest(s, s.ufd, s.uEv&^syscall.EPOLLIN)
 		r.interest(s, s.cfd, s.cEv|syscall.EPOLLOUT)
 	}
+}
+
+// pushClient writes the output that a TLS session queued to the client, unless it already
+// waits for the socket to be writable. What does not fit waits for EPOLLOUT, and reading from
+// the server stops meanwhile.
+func (r *reactor) pushClient(s *rsess) {
+	if s.toCl == nil || s.cEv&syscall.EPOLLOUT != 0 || s.closed {
+		return
+	}
+	w, e := rawWrite(s.cfd, (*s.toCl)[s.clOff:])
+	if e != 0 {
+		if e != syscall.EAGAIN {
+			s.endErr("write to client", e)
+			r.close(s)
+			return
+		}
+		w = 0
+	}
+	s.clOff += w
+	if s.clOff == len(*s.toCl) {
+		release(s.toCl)
+		s.toCl = nil
+		return
+	}
+	r.interest(s, s.ufd, s.uEv&^syscall.EPOLLIN)
+	r.interest(s, s.cfd, s.cEv|syscall.EPOLLOUT)
 }
 
 // flushClient writes pending output to the client.
@@ -542,13 +706,23 @@ func (r *reactor) flushClient(s *rsess) {
 	}
 }
 
-// finish sends last (if any) after what is pending, then closes the session; a client that
-// does not take it within the grace period is cut off.
+// finish sends last (if any) after what is pending, and with TLS a close_notify alert, then
+// closes the session; a client that does not take it within the grace period is cut off.
 func (r *reactor) finish(s *rsess, last []byte) {
 	s.finishing = true
 	r.interest(s, s.ufd, 0)
 	r.interest(s, s.cfd, s.cEv&^syscall.EPOLLIN)
-	r.toClient(s, last)
+	if s.tc != nil && !s.closed {
+		// last, then a close_notify alert, inside the TLS stream.
+		if len(last) > 0 {
+			s.c.bytesOut.Add(uint64(len(last)))
+			s.tc.Write(last)
+		}
+		s.tc.CloseWrite()
+		r.pushClient(s)
+	} else {
+		r.toClient(s, last)
+	}
 	if s.closed {
 		return
 	}
@@ -592,4 +766,46 @@ func (r *reactor) revoke(s *rsess) {
 	if !s.closed {
 		r.setDeadline(s, revokeGrace)
 	}
+}
+
+// Read reads the client socket for crypto/tls: in the event loop a raw read that reports
+// errWouldBlock when there is nothing (more) to read.
+func (t *tlsTransport) Read(p []byte) (int, error) {
+	s := t.s
+	if s == nil {
+		return t.Conn.Read(p)
+	}
+	if s.drained {
+		return 0, errWouldBlock
+	}
+	n, e := rawRead(s.cfd, p)
+	switch {
+	case e == syscall.EAGAIN || e == syscall.EINTR:
+		s.drained = true // level-triggered epoll reports the socket again if there is more
+		return 0, errWouldBlock
+	case e != 0:
+		return 0, os.NewSyscallError("read", e)
+	case n == 0:
+		return 0, io.EOF
+	}
+	if n < len(p) {
+		s.drained = true // the socket is empty for now: no read that would only fail
+	}
+	return n, nil
+}
+
+// Write takes ciphertext from crypto/tls: in the event loop it queues it as the session's
+// output to the client, for the loop to write (pushClient, flushClient). It never fails.
+func (t *tlsTransport) Write(p []byte) (int, error) {
+	s := t.s
+	if s == nil {
+		return t.Conn.Write(p)
+	}
+	if s.toCl == nil {
+		s.toCl = relayBufs.Get().(*[]byte)
+		*s.toCl = (*s.toCl)[:0]
+		s.clOff = 0
+	}
+	*s.toCl = append(*s.toCl, p...)
+	return len(p), nil
 }

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// The relay moves bytes with one goroutine per direction and no hand-offs between them. Reads
+// Where there is no event loop (reactor_linux.go), the relay moves bytes with one goroutine
+// per direction and no hand-offs between them. Reads
 // of plain sockets wait for readiness through syscall.RawConn and only then borrow a buffer
 // from a pool, so an idle session holds no relay buffer, however large the buffers are. The
 // server-to-client direction tracks PostgreSQL message boundaries (1-byte type, 4-byte length)

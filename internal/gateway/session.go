@@ -47,9 +47,10 @@ type conn struct {
 	started  time.Time
 	admitted bool // guarded by g.mu
 
-	cl         net.Conn  // the client side as the relay sees it: raw or tlsc; owned by run
-	tls        *tls.Conn // non-nil after an SSLRequest
-	tlsVersion uint16    // the negotiated TLS version, 0 for plaintext; set before admitted
+	cl         net.Conn      // the client side as the relay sees it: raw or tlsc; owned by run
+	tls        *tls.Conn     // non-nil after an SSLRequest
+	tt         *tlsTransport // what tls reads and writes
+	tlsVersion uint16        // the negotiated TLS version, 0 for plaintext; set before admitted
 
 	mu     sync.Mutex
 	up     *net.UnixConn // guarded by mu
@@ -152,7 +153,8 @@ func (c *conn) run() {
 			}
 			// The endpoint's ssl_min_protocol_version applies to the handshake; the decision
 			// checks the negotiated version again under the policy it is taken with.
-			tc := tls.Server(c.raw, g.tlsConfig(g.policy.Load().byAddr[c.listen]))
+			c.tt = &tlsTransport{Conn: c.raw}
+			tc := tls.Server(c.tt, g.tlsConfig(g.policy.Load().byAddr[c.listen]))
 			if err := tc.Handshake(); err != nil {
 				out.decision, out.msg = "closed", fmt.Sprintf("TLS handshake: %v", err)
 				return
@@ -264,7 +266,7 @@ func (c *conn) session(msg []byte) outcome {
 		return out
 	}
 	c.bytesIn.Add(uint64(len(msg)))
-	if c.tls == nil && g.reactor != nil && g.reactor.handoff(c, up) {
+	if r := g.loop(c.id); r != nil && r.handoff(c, up) {
 		return out
 	}
 	c.relay(up)
