@@ -436,3 +436,29 @@ func TestEventsUseIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestListChildrenOfATypeUsesTheirIndex: listing the children of one type under one parent (a
+// group's servers) searches resources_parent_type, rather than walking every resource of the
+// type.
+func TestListChildrenOfATypeUsesTheirIndex(t *testing.T) {
+	db := open(t, filepath.Join(t.TempDir(), "pglink.db"))
+	rows, err := db.read.QueryContext(t.Context(), `EXPLAIN QUERY PLAN SELECT `+resourceColumns+
+		` FROM resources WHERE parent = ? AND type = ? COLLATE NOCASE AND key > ? ORDER BY key LIMIT ?`,
+		"/subscriptions/s/resourcegroups/rg", "Microsoft.DBforPostgreSQL/flexibleServers", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if p := strings.Join(plan, "; "); !strings.Contains(p, "resources_parent_type") || strings.Contains(p, "TEMP B-TREE") {
+		t.Errorf("query plan = %q; want a search of resources_parent_type in key order", p)
+	}
+}
