@@ -347,6 +347,17 @@ func TestDataPlanePublicAccess(t *testing.T) {
 		}
 	}
 
+	// The admin API lists this replica's data-plane node, holding the server.
+	nodes := in.do(t, "GET", "/pglink/v1/nodes", in.token(), nil, nil)
+	if vals, _ := nodes.body["value"].([]any); nodes.status != 200 || len(vals) != 1 {
+		t.Errorf("GET /pglink/v1/nodes = %d %s; want one node", nodes.status, nodes.raw)
+	} else if n, _ := vals[0].(map[string]any); n["status"] != "Available" || n["servers"] != float64(1) {
+		t.Errorf("node = %v; want Available with 1 server", n)
+	}
+	if r := in.do(t, "GET", "/pglink/v1/nodes", "", nil, nil); r.status != 401 {
+		t.Errorf("GET /pglink/v1/nodes without a token = %d; want 401", r.status)
+	}
+
 	// A pglink restart keeps servers, their data and the rules.
 	in.restart()
 	c = newClients(t, in)

@@ -83,16 +83,9 @@ func (a Allocator) Place(ctx context.Context, tx store.Tx) (addr, node string, e
 			return "", "", fmt.Errorf("list data-plane nodes: %w", err)
 		}
 		now := a.now()
-		servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+		load, err := ServersPerNode(ctx, tx, nodes)
 		if err != nil {
-			return "", "", fmt.Errorf("list servers: %w", err)
-		}
-		load := map[string]int{}
-		for _, r := range servers {
-			var d addressed
-			if json.Unmarshal(r.Body, &d) == nil && d.Properties.DataPlane != nil {
-				load[NodeOf(d.Properties.DataPlane.Node, d.Properties.DataPlane.Address, nodes)]++
-			}
+			return "", "", err
 		}
 		best := -1
 		for _, n := range nodes { // by name
@@ -147,6 +140,22 @@ func (a Allocator) networkOf(ctx context.Context, tx store.Tx, node string) (net
 		}
 	}
 	return a.Network, nil
+}
+
+// ServersPerNode counts the servers each of nodes holds, by node name.
+func ServersPerNode(ctx context.Context, tx store.Tx, nodes []store.Node) (map[string]int, error) {
+	servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
+	if err != nil {
+		return nil, fmt.Errorf("list servers: %w", err)
+	}
+	count := map[string]int{}
+	for _, r := range servers {
+		var d addressed
+		if json.Unmarshal(r.Body, &d) == nil && d.Properties.DataPlane != nil {
+			count[NodeOf(d.Properties.DataPlane.Node, d.Properties.DataPlane.Address, nodes)]++
+		}
+	}
+	return count, nil
 }
 
 // NodeOf returns the node that serves a resource whose data plane names node (may be "") and

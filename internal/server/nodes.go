@@ -275,6 +275,7 @@ func nodesAPI(st store.Store, authenticate func(*http.Request) (identity.Princip
 		writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("x-ms-request-id", resource.NewGUID()) // as ARM's answers carry
 		p, err := authenticate(r)
 		if err != nil {
 			if errors.Is(err, identity.ErrInvalidToken) {
@@ -297,15 +298,16 @@ func nodesAPI(st store.Store, authenticate func(*http.Request) (identity.Princip
 				p.Name, p.ObjectID, nodesReadAction))
 			return
 		}
-		nodes, err := st.Nodes(r.Context())
-		var servers []store.Resource
-		if err == nil {
-			err = st.View(r.Context(), func(tx store.Tx) error {
-				var err error
-				servers, err = tx.List(r.Context(), store.ListOptions{Type: resource.TypeServer})
+		var nodes []store.Node
+		var count map[string]int
+		err = st.View(r.Context(), func(tx store.Tx) error {
+			var err error
+			if nodes, err = tx.Nodes(r.Context()); err != nil {
 				return err
-			})
-		}
+			}
+			count, err = dataplane.ServersPerNode(r.Context(), tx, nodes)
+			return err
+		})
 		if err != nil {
 			if errors.Is(err, store.ErrUnavailable) {
 				w.Header().Set("Retry-After", "5")
@@ -315,17 +317,6 @@ func nodesAPI(st store.Store, authenticate func(*http.Request) (identity.Princip
 			log.Error("nodes: read", "err", err)
 			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not read the nodes; try again.")
 			return
-		}
-		count := map[string]int{}
-		for _, r := range servers {
-			var d struct {
-				Properties struct {
-					DataPlane *resource.DataPlane `json:"dataPlane"`
-				} `json:"properties"`
-			}
-			if json.Unmarshal(r.Body, &d) == nil && d.Properties.DataPlane != nil {
-				count[dataplane.NodeOf(d.Properties.DataPlane.Node, d.Properties.DataPlane.Address, nodes)]++
-			}
 		}
 		now := time.Now()
 		out := []nodeView{}
