@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -31,9 +32,22 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "how long to send load")
 	nres := flag.Int("resources", 10000, "resources stored before the load starts")
 	napprove := flag.Int("approvals", 200, "approvals to time")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (pglink runs in-process) to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*rate, *dur, *nres, *napprove); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -32,6 +32,23 @@ func (r *Request) Page(ctx context.Context, st store.Store, opts store.ListOptio
 // A caller who may read the list only in part gets the items it may read (a page may then
 // hold fewer items than the page size, or none, and still have a nextLink).
 func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOptions, render func(store.Resource) (any, error)) (*Response, error) {
+	return r.PageTxBatch(ctx, tx, opts, func(items []store.Resource) ([]any, error) {
+		out := make([]any, 0, len(items))
+		for _, it := range items {
+			v, err := render(it)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	})
+}
+
+// PageTxBatch is PageTx for a renderer that reads what it needs for a whole page at once (one
+// query for the page, not one per item): render gets the page's items the caller may read, in
+// key order, and returns one value per item (nil to skip it).
+func (r *Request) PageTxBatch(ctx context.Context, tx store.Tx, opts store.ListOptions, render func([]store.Resource) ([]any, error)) (*Response, error) {
 	size := r.PageSize()
 	opts.After = r.Query.Get("$skipToken")
 	opts.Limit = size + 1
@@ -47,14 +64,20 @@ func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOption
 		q.Set("$skipToken", items[len(items)-1].Key)
 		list.NextLink = r.endpoint + r.path + "?" + q.Encode()
 	}
+	visible := items[:0:0]
 	for _, it := range items {
-		if !r.visible(it) {
-			continue
+		if r.visible(it) {
+			visible = append(visible, it)
 		}
-		v, err := render(it)
-		if err != nil {
-			return nil, err
-		}
+	}
+	if len(visible) == 0 {
+		return &Response{Body: list}, nil
+	}
+	values, err := render(visible)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range values {
 		if v != nil {
 			list.Value = append(list.Value, v)
 		}

@@ -253,74 +253,13 @@ func notRunning(name string, s resource.ServerState) (msg, hint string) {
 }
 
 // Build compiles the gateway policy of the node of scope from one consistent read of the store:
-// the endpoints it serves.
+// the endpoints it serves. The Reconciler keeps it up to date from the change feed instead.
 func Build(ctx context.Context, st store.Store, sockets Sockets, scope Scope) (gateway.Snapshot, error) {
-	var snap gateway.Snapshot
-	// The revision is read first: the snapshot reflects at least this revision.
-	rev, err := st.Revision(ctx)
-	if err != nil {
-		return snap, fmt.Errorf("read revision: %w", err)
+	c := newPolicyCache(sockets, scope)
+	if _, err := c.update(ctx, st); err != nil {
+		return gateway.Snapshot{}, err
 	}
-	snap.Revision = rev
-	err = st.View(ctx, func(tx store.Tx) error {
-		servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
-		if err != nil {
-			return fmt.Errorf("list servers: %w", err)
-		}
-		byKey := map[string]*postgresql.Server{}
-		transport := map[string]postgresql.Transport{}
-		for _, r := range servers {
-			var s postgresql.Server
-			if err := json.Unmarshal(r.Body, &s); err != nil {
-				return fmt.Errorf("decode %s: %w", r.ID, err)
-			}
-			byKey[r.Key] = &s
-			id, err := resource.Parse(r.ID)
-			if err != nil {
-				continue
-			}
-			tr, err := postgresql.TransportOf(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			transport[r.Key] = tr
-			if dp := s.Properties.DataPlane; dp == nil || !scope.Serves(dp.Node, dp.Address) {
-				continue
-			}
-			ep, ok, err := publicEndpoint(ctx, tx, r, &s, sockets)
-			if err != nil {
-				return err
-			}
-			if ok {
-				secure(&ep, tr)
-				snap.Endpoints = append(snap.Endpoints, ep)
-			}
-		}
-		pes, err := tx.List(ctx, store.ListOptions{Type: resource.TypePrivateEndpoint})
-		if err != nil {
-			return fmt.Errorf("list private endpoints: %w", err)
-		}
-		for _, r := range pes {
-			ep, ok, err := privateEndpoint(ctx, tx, r, byKey, sockets, scope)
-			if err != nil {
-				return err
-			}
-			if ok {
-				var tr postgresql.Transport
-				known := false
-				if target, err := resource.Parse(ep.Server); err == nil {
-					tr, known = transport[target.Key()]
-				}
-				if !known {
-					tr = postgresql.Transport{RequireSecure: true} // fail closed; the endpoint refuses anyway
-				}
-				secure(&ep, tr)
-				snap.Endpoints = append(snap.Endpoints, ep)
-			}
-		}
-		return nil
-	})
-	return snap, err
+	return c.snapshot(), nil
 }
 
 // secure applies a server's transport parameters to one of its endpoints: the public endpoint
@@ -376,11 +315,9 @@ func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postg
 	return ep, true, nil
 }
 
-func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers map[string]*postgresql.Server, sockets Sockets, scope Scope) (gateway.Endpoint, bool, error) {
-	var pe network.PrivateEndpoint
-	if err := json.Unmarshal(r.Body, &pe); err != nil {
-		return gateway.Endpoint{}, false, fmt.Errorf("decode %s: %w", r.ID, err)
-	}
+// privateEndpoint compiles private endpoint pe (ARM ID id) against servers, by key. It reports
+// false if the node of scope serves no endpoint for it.
+func privateEndpoint(ctx context.Context, tx store.Tx, id string, pe *network.PrivateEndpoint, servers map[string]*serverEntry, sockets Sockets, scope Scope) (gateway.Endpoint, bool, error) {
 	if dp := pe.Properties.DataPlane; dp == nil || !scope.Serves(dp.Node, dp.Address) {
 		return gateway.Endpoint{}, false, nil
 	}
@@ -396,7 +333,7 @@ func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers
 	if err != nil {
 		return gateway.Endpoint{}, false, nil
 	}
-	ep := gateway.Endpoint{Addr: addr, Kind: gateway.Private, ID: r.ID, Server: target.String(), ServerName: target.Name()}
+	ep := gateway.Endpoint{Addr: addr, Kind: gateway.Private, ID: id, Server: target.String(), ServerName: target.Name()}
 	s := servers[target.Key()]
 	connID := target.Child("privateEndpointConnections", pe.Name+"."+pe.Properties.ResourceGUID)
 	var c postgresql.Connection
@@ -413,22 +350,22 @@ func privateEndpoint(ctx context.Context, tx store.Tx, r store.Resource, servers
 	name := c.Name
 	switch c.Properties.PrivateLinkServiceConnectionState.Status {
 	case resource.Approved:
-		if !running(s.Properties.State) {
-			ep.Refuse, ep.Hint = notRunning(s.Name, s.Properties.State)
+		if !running(s.state) {
+			ep.Refuse, ep.Hint = notRunning(s.name, s.state)
 			ep.Reason = gateway.ReasonStopped
 		} else {
 			ep.Upstream = sockets.Socket(target)
 		}
 	case resource.Pending:
-		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is Pending approval", name, s.Name)
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is Pending approval", name, s.name)
 		ep.Hint = "Ask the server's administrator to approve the connection."
 		ep.Reason = gateway.ReasonPending
 	case resource.Rejected:
-		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q was Rejected", name, s.Name)
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q was Rejected", name, s.name)
 		ep.Hint = "Delete this private endpoint and create a new one to request access again."
 		ep.Reason = gateway.ReasonRejected
 	default:
-		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is %s", name, s.Name, c.Properties.PrivateLinkServiceConnectionState.Status)
+		ep.Refuse = fmt.Sprintf("private endpoint connection %q to server %q is %s", name, s.name, c.Properties.PrivateLinkServiceConnectionState.Status)
 	}
 	return ep, true, nil
 }

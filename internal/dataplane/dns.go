@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -24,67 +25,125 @@ const publicTTL = 30
 
 // BuildDNS compiles what the nameserver of the node of scope answers from one consistent read
 // of the store: the public view of servers' names under suffix, and for each virtual network
-// whose resolver the node serves the private DNS zones linked to it.
+// whose resolver the node serves the private DNS zones linked to it. The DNSReconciler keeps it
+// up to date from the change feed instead.
 func BuildDNS(ctx context.Context, st store.Store, suffix string, scope Scope) (dns.Snapshot, error) {
-	var snap dns.Snapshot
-	rev, err := st.Revision(ctx)
-	if err != nil {
-		return snap, fmt.Errorf("read revision: %w", err)
+	c := newDNSCache(suffix, scope)
+	if _, err := c.update(ctx, st); err != nil {
+		return dns.Snapshot{}, err
 	}
-	snap.Revision = rev
-	err = st.View(ctx, func(tx store.Tx) error {
-		pub, err := publicZone(ctx, tx, suffix)
-		if err != nil {
-			return err
-		}
-		snap.Public = pub
-		zones, err := privateZones(ctx, tx)
-		if err != nil {
-			return err
-		}
-		links, err := tx.List(ctx, store.ListOptions{Type: resource.TypeVirtualNetworkLink})
-		if err != nil {
-			return fmt.Errorf("list virtual network links: %w", err)
-		}
-		linked := map[string][]*dns.Zone{} // by virtual network key
-		for _, r := range links {
-			var l network.VirtualNetworkLink
-			if json.Unmarshal(r.Body, &l) != nil || l.Properties.VirtualNetwork == nil {
-				continue
-			}
-			z := zones[r.Parent]
-			if z == nil {
-				continue
-			}
-			k := strings.ToLower(l.Properties.VirtualNetwork.ID)
-			linked[k] = append(linked[k], z)
-		}
-		vnets, err := tx.List(ctx, store.ListOptions{Type: resource.TypeVirtualNetwork})
-		if err != nil {
-			return fmt.Errorf("list virtual networks: %w", err)
-		}
-		for _, r := range vnets {
-			var v network.VirtualNetwork
-			if json.Unmarshal(r.Body, &v) != nil || v.Properties.DataPlane == nil ||
-				!scope.Serves(v.Properties.DataPlane.Node, v.Properties.DataPlane.DNSResolver) {
-				continue
-			}
-			ap, err := netip.ParseAddrPort(v.Properties.DataPlane.DNSResolver)
-			if err != nil {
-				continue
-			}
-			snap.Resolvers = append(snap.Resolvers, dns.Resolver{Addr: ap, Network: r.ID, Private: linked[r.Key]})
-		}
-		return nil
-	})
-	return snap, err
+	return c.snap, nil
 }
 
-// publicZone is Azure's public DNS for servers: <server>.<suffix> is a CNAME to
-// <server>.privatelink.<suffix> when the server has a private endpoint connection, and the
-// name at the end answers the server's public endpoint.
-func publicZone(ctx context.Context, tx store.Tx, suffix string) (*dns.Zone, error) {
-	z := dns.NewZone(suffix, nil)
+// dnsCache is a node's DNS snapshot kept between rounds. The public view is made of one entry
+// per server (its name, whether it has any private endpoint connection, its public address),
+// re-read when the server or anything under it changes and recompiled only if an entry differs:
+// an approval re-reads one server and changes nothing. The private part (zones, their record
+// sets and links, virtual networks' resolvers) is network administrators' rarer writes: any
+// change under a private DNS zone or a virtual network recompiles it whole.
+type dnsCache struct {
+	suffix string
+	scope  Scope
+
+	loaded bool
+	rev    int64                  // every change up to rev is reflected
+	public map[string]publicEntry // by server key
+	snap   dns.Snapshot
+}
+
+// publicEntry is what the public view holds of a server.
+type publicEntry struct {
+	name      string // lower case
+	connected bool   // it has a private endpoint connection: its name is a CNAME to privatelink
+	addr      netip.Addr
+}
+
+func newDNSCache(suffix string, scope Scope) *dnsCache {
+	return &dnsCache{suffix: suffix, scope: scope}
+}
+
+// update brings the snapshot up to the store's current revision and reports whether it may
+// have changed. After a failure the cache reloads whole next time.
+func (c *dnsCache) update(ctx context.Context, st store.Store) (changed bool, err error) {
+	defer func() {
+		if err != nil {
+			c.loaded = false
+		}
+	}()
+	rev, err := st.Revision(ctx)
+	if err != nil {
+		return false, fmt.Errorf("read revision: %w", err)
+	}
+	var servers map[string]bool
+	private := !c.loaded
+	if c.loaded && rev > c.rev {
+		changes, err := st.Changes(ctx, c.rev, maxIncremental)
+		if err != nil {
+			return false, fmt.Errorf("read change feed: %w", err)
+		}
+		if len(changes) == maxIncremental && changes[len(changes)-1].Revision < rev {
+			c.loaded, private = false, true
+		}
+		servers = map[string]bool{}
+		for _, ch := range changes {
+			if s := under(ch.Key, serverSegment); s != "" {
+				servers[s] = true
+			} else if under(ch.Key, zoneSegment) != "" || under(ch.Key, vnetSegment) != "" {
+				private = true
+			}
+		}
+	}
+	publicChanged := !c.loaded
+	err = st.View(ctx, func(tx store.Tx) error {
+		if !c.loaded {
+			all, err := publicEntries(ctx, tx)
+			if err != nil {
+				return err
+			}
+			c.public = all
+		}
+		for key := range servers {
+			e, ok, err := publicEntryOf(ctx, tx, key)
+			if err != nil {
+				return err
+			}
+			if old, had := c.public[key]; had != ok || old != e {
+				publicChanged = true
+			}
+			if ok {
+				c.public[key] = e
+			} else {
+				delete(c.public, key)
+			}
+		}
+		snap := dns.Snapshot{Revision: rev, Public: c.snap.Public, Resolvers: c.snap.Resolvers}
+		if publicChanged {
+			snap.Public = c.publicZone()
+		}
+		if private {
+			res, err := c.resolvers(ctx, tx)
+			if err != nil {
+				return err
+			}
+			snap.Resolvers = res
+		}
+		c.snap = snap
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	c.loaded, c.rev = true, rev
+	return private || publicChanged, nil
+}
+
+const (
+	zoneSegment = "/providers/microsoft.network/privatednszones/"
+	vnetSegment = "/providers/microsoft.network/virtualnetworks/"
+)
+
+// publicEntries reads every server's public entry.
+func publicEntries(ctx context.Context, tx store.Tx) (map[string]publicEntry, error) {
 	servers, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
 	if err != nil {
 		return nil, fmt.Errorf("list servers: %w", err)
@@ -98,25 +157,107 @@ func publicZone(ctx context.Context, tx store.Tx, suffix string) (*dns.Zone, err
 	for _, c := range conns {
 		connected[c.Parent] = true
 	}
+	out := make(map[string]publicEntry, len(servers))
 	for _, r := range servers {
-		var s postgresql.Server
-		if json.Unmarshal(r.Body, &s) != nil {
-			continue
-		}
-		name := strings.ToLower(s.Name) + "." + suffix + "."
-		final := name
-		if connected[r.Key] {
-			final = strings.ToLower(s.Name) + ".privatelink." + suffix + "."
-			z.Add(&mdns.CNAME{Hdr: hdr(name, mdns.TypeCNAME, publicTTL), Target: final})
-		}
-		if s.Properties.DataPlane == nil {
-			continue
-		}
-		if ap, err := netip.ParseAddrPort(s.Properties.DataPlane.Address); err == nil && ap.Addr().Is4() {
-			z.Add(&mdns.A{Hdr: hdr(final, mdns.TypeA, publicTTL), A: net.IP(ap.Addr().AsSlice())})
+		if e, ok := publicEntryFrom(r, connected[r.Key]); ok {
+			out[r.Key] = e
 		}
 	}
-	return z, nil
+	return out, nil
+}
+
+// publicEntryOf reads the public entry of the server with key; false if there is none.
+func publicEntryOf(ctx context.Context, tx store.Tx, key string) (publicEntry, bool, error) {
+	r, err := tx.Get(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return publicEntry{}, false, nil
+	}
+	if err != nil {
+		return publicEntry{}, false, fmt.Errorf("read %s: %w", key, err)
+	}
+	conns, err := tx.List(ctx, store.ListOptions{Parent: key, Type: resource.TypeConnection, Limit: 1})
+	if err != nil {
+		return publicEntry{}, false, fmt.Errorf("list connections of %s: %w", r.ID, err)
+	}
+	e, ok := publicEntryFrom(r, len(conns) > 0)
+	return e, ok, nil
+}
+
+func publicEntryFrom(r store.Resource, connected bool) (publicEntry, bool) {
+	var s postgresql.Server
+	if json.Unmarshal(r.Body, &s) != nil {
+		return publicEntry{}, false
+	}
+	e := publicEntry{name: strings.ToLower(s.Name), connected: connected}
+	if dp := s.Properties.DataPlane; dp != nil {
+		if ap, err := netip.ParseAddrPort(dp.Address); err == nil && ap.Addr().Is4() {
+			e.addr = ap.Addr()
+		}
+	}
+	return e, true
+}
+
+// publicZone is Azure's public DNS for servers: <server>.<suffix> is a CNAME to
+// <server>.privatelink.<suffix> when the server has a private endpoint connection, and the
+// name at the end answers the server's public endpoint.
+func (c *dnsCache) publicZone() *dns.Zone {
+	z := dns.NewZone(c.suffix, nil)
+	for _, e := range c.public {
+		name := e.name + "." + c.suffix + "."
+		final := name
+		if e.connected {
+			final = e.name + ".privatelink." + c.suffix + "."
+			z.Add(&mdns.CNAME{Hdr: hdr(name, mdns.TypeCNAME, publicTTL), Target: final})
+		}
+		if e.addr.IsValid() {
+			z.Add(&mdns.A{Hdr: hdr(final, mdns.TypeA, publicTTL), A: net.IP(e.addr.AsSlice())})
+		}
+	}
+	return z
+}
+
+// resolvers reads the virtual networks whose resolvers the node serves, each with the private
+// zones linked to it.
+func (c *dnsCache) resolvers(ctx context.Context, tx store.Tx) ([]dns.Resolver, error) {
+	zones, err := privateZones(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	links, err := tx.List(ctx, store.ListOptions{Type: resource.TypeVirtualNetworkLink})
+	if err != nil {
+		return nil, fmt.Errorf("list virtual network links: %w", err)
+	}
+	linked := map[string][]*dns.Zone{} // by virtual network key
+	for _, r := range links {
+		var l network.VirtualNetworkLink
+		if json.Unmarshal(r.Body, &l) != nil || l.Properties.VirtualNetwork == nil {
+			continue
+		}
+		z := zones[r.Parent]
+		if z == nil {
+			continue
+		}
+		k := strings.ToLower(l.Properties.VirtualNetwork.ID)
+		linked[k] = append(linked[k], z)
+	}
+	vnets, err := tx.List(ctx, store.ListOptions{Type: resource.TypeVirtualNetwork})
+	if err != nil {
+		return nil, fmt.Errorf("list virtual networks: %w", err)
+	}
+	var out []dns.Resolver
+	for _, r := range vnets {
+		var v network.VirtualNetwork
+		if json.Unmarshal(r.Body, &v) != nil || v.Properties.DataPlane == nil ||
+			!c.scope.Serves(v.Properties.DataPlane.Node, v.Properties.DataPlane.DNSResolver) {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(v.Properties.DataPlane.DNSResolver)
+		if err != nil {
+			continue
+		}
+		out = append(out, dns.Resolver{Addr: ap, Network: r.ID, Private: linked[r.Key]})
+	}
+	return out, nil
 }
 
 // privateZones reads every private DNS zone with its record sets, by zone key.
@@ -216,6 +357,10 @@ type Nameserver interface {
 	Apply(s dns.Snapshot) error
 }
 
+// ErrDNSBuild marks a Sync that could not read the store, as opposed to one whose snapshot the
+// nameserver could not apply whole.
+var ErrDNSBuild = errors.New("build dns snapshot")
+
 // DNSReconciler keeps the nameserver in line with the store: a new snapshot after every change.
 type DNSReconciler struct {
 	St      store.Store
@@ -224,9 +369,40 @@ type DNSReconciler struct {
 	Scope   Scope // the node's part of the data plane
 	Log     *slog.Logger
 	Applied func(rev int64) // optional: called after each snapshot the nameserver applied
+
+	// Owned by the goroutine that calls Sync and Run.
+	cache    *dnsCache
+	loadedAt time.Time
 }
 
-// Run reconciles until ctx is done.
+// Sync brings the nameserver up to the store's current revision: the changes since the last
+// round, or everything the first time. The caller must not run it concurrently with Run.
+func (r *DNSReconciler) Sync(ctx context.Context) error {
+	if r.cache == nil {
+		r.cache = newDNSCache(r.Suffix, r.Scope)
+	}
+	if r.cache.loaded && time.Since(r.loadedAt) > reloadEvery {
+		r.cache.loaded = false // the same safety net as the gateway's policy
+	}
+	whole := !r.cache.loaded
+	if _, err := r.cache.update(ctx, r.St); err != nil {
+		return fmt.Errorf("%w: %w", ErrDNSBuild, err)
+	}
+	if whole {
+		r.loadedAt = time.Now()
+	}
+	snap := r.cache.snap
+	if err := r.NS.Apply(snap); err != nil {
+		return fmt.Errorf("apply dns snapshot: %w", err)
+	}
+	if r.Applied != nil {
+		r.Applied(snap.Revision)
+	}
+	return nil
+}
+
+// Run reconciles until ctx is done. A round also runs every 2 s without changes, to retry
+// what the nameserver could not bind.
 func (r *DNSReconciler) Run(ctx context.Context) {
 	log := r.Log.With("component", "dns-reconciler")
 	notify := r.St.Notify(ctx)
@@ -235,21 +411,13 @@ func (r *DNSReconciler) Run(ctx context.Context) {
 	var backoff retryBackoff // a failed round (the store, a bind) is retried soon
 	for {
 		var retry <-chan time.Time
-		if snap, err := BuildDNS(ctx, r.St, r.Suffix, r.Scope); err != nil {
+		if err := r.Sync(ctx); err != nil {
 			if ctx.Err() == nil {
-				log.Error("build dns snapshot", "err", err)
-			}
-			retry = backoff.next()
-		} else if err := r.NS.Apply(snap); err != nil {
-			if ctx.Err() == nil {
-				log.Error("apply dns snapshot", "err", err)
+				log.Error("dns round", "err", err)
 			}
 			retry = backoff.next()
 		} else {
 			backoff.reset()
-			if r.Applied != nil {
-				r.Applied(snap.Revision)
-			}
 		}
 		select {
 		case <-ctx.Done():

@@ -48,7 +48,16 @@ type Reconciler struct {
 
 	collected int64 // the change feed is read for deleted servers up to this revision
 	lastErr   atomic.Pointer[error]
+
+	// Owned by the goroutine that calls Sync and Run.
+	cache    *policyCache
+	sent     bool      // the last Apply succeeded: the gateway holds the cache's policy
+	loadedAt time.Time // when the cache was last loaded whole
 }
+
+// reloadEvery is how often the policy is compiled whole rather than from the change feed: a
+// safety net that costs one full read of servers and private endpoints.
+const reloadEvery = 10 * time.Minute
 
 // Err returns why the last policy could not be applied, nil if it was.
 func (r *Reconciler) Err() error {
@@ -68,11 +77,16 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	notify := r.St.Notify(ctx)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	r.servers(ctx, log)
 	var backoff retryBackoff
+	first := true
 	for {
 		var retry <-chan time.Time
-		if err := r.apply(ctx); err != nil && ctx.Err() == nil {
+		err := r.Sync(ctx)
+		if first {
+			r.servers(ctx, log)
+			first = false
+		}
+		if err != nil && ctx.Err() == nil {
 			log.Error("apply data-plane policy", "err", err)
 			r.lastErr.Store(&err)
 			retry = backoff.next() // the store may be back in a moment: writes wait for this
@@ -86,6 +100,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		case <-notify:
 		case <-retry:
 		case <-tick.C:
+			if r.cache != nil && time.Since(r.loadedAt) > reloadEvery {
+				r.cache.loaded = false
+			}
 			r.servers(ctx, log)
 			r.collect(ctx, log)
 		}
@@ -102,14 +119,30 @@ func (b *retryBackoff) next() <-chan time.Time {
 
 func (b *retryBackoff) reset() { b.d = 0 }
 
-func (r *Reconciler) apply(ctx context.Context) error {
-	snap, err := Build(ctx, r.St, r.Engine, r.Scope)
+// Sync brings the gateway's policy up to the store's current revision: the changes since the
+// last round, or everything the first time. Run calls it after every change; the caller of
+// Sync must not run it concurrently with Run.
+func (r *Reconciler) Sync(ctx context.Context) error {
+	if r.cache == nil {
+		r.cache = newPolicyCache(r.Engine, r.Scope)
+	}
+	whole := !r.cache.loaded
+	changed, err := r.cache.update(ctx, r.St)
 	if err != nil {
 		return err
 	}
+	if whole {
+		r.loadedAt = time.Now()
+	}
+	snap := gateway.Snapshot{Revision: r.cache.rev, Unchanged: true}
+	if changed || !r.sent {
+		snap = r.cache.snapshot()
+	}
+	r.sent = false
 	if err := r.Gate.Apply(snap); err != nil {
 		return err
 	}
+	r.sent = true
 	if r.Applied != nil {
 		r.Applied(snap.Revision)
 	}
@@ -119,26 +152,14 @@ func (r *Reconciler) apply(ctx context.Context) error {
 // servers makes each settled server's process match its state. Servers in a transition
 // (Starting, Stopping, …) belong to the operation that moves them.
 func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
-	var all []store.Resource
-	if err := r.St.View(ctx, func(tx store.Tx) error {
-		var err error
-		all, err = tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
-		return err
-	}); err != nil {
-		if ctx.Err() == nil {
-			log.Error("list servers", "err", err)
-		}
-		return
+	if r.cache == nil || !r.cache.loaded {
+		return // the policy round that failed is retried first
 	}
-	for _, res := range all {
-		id, err := resource.Parse(res.ID)
-		if err != nil {
-			continue
-		}
+	for _, id := range r.cache.local() {
 		// Re-read the state right before acting: an operation may have moved the server since.
 		var s postgresql.Server
 		if err := r.St.View(ctx, func(tx store.Tx) error {
-			cur, err := tx.Get(ctx, res.Key)
+			cur, err := tx.Get(ctx, id.Key())
 			if err != nil {
 				return err
 			}
@@ -146,7 +167,7 @@ func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
 		}); err != nil {
 			// Gone since the list: nothing to do. Any other failure: the next round retries.
 			if !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
-				log.Error("read server", "server", res.ID, "err", err)
+				log.Error("read server", "server", id, "err", err)
 			}
 			continue
 		}
@@ -162,12 +183,12 @@ func (r *Reconciler) servers(ctx context.Context, log *slog.Logger) {
 		default:
 			continue
 		}
-		err = r.Engine.Ensure(ctx, id, want)
+		err := r.Engine.Ensure(ctx, id, want)
 		switch {
 		case errors.Is(err, engine.ErrNoCluster):
-			log.Debug("server has no cluster", "server", res.ID)
+			log.Debug("server has no cluster", "server", id)
 		case err != nil && ctx.Err() == nil:
-			log.Error("reconcile server", "server", res.ID, "want_running", want, "err", err)
+			log.Error("reconcile server", "server", id, "want_running", want, "err", err)
 		}
 	}
 }

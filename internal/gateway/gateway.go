@@ -107,6 +107,19 @@ type Endpoint struct {
 type Snapshot struct {
 	Revision  int64
 	Endpoints []Endpoint
+	// Unchanged says the policy at Revision is the one in force: Apply only advances the
+	// revision and Endpoints is ignored. It lets the control plane acknowledge revisions that
+	// changed nothing of the policy without sending it whole.
+	Unchanged bool `json:",omitempty"`
+}
+
+// After returns s as a whole snapshot: if s is Unchanged, prev's endpoints at s's revision.
+// prev must be the last whole snapshot applied before s (nil if none: s is returned as is).
+func (s Snapshot) After(prev *Snapshot) Snapshot {
+	if !s.Unchanged || prev == nil {
+		return s
+	}
+	return Snapshot{Revision: s.Revision, Endpoints: prev.Endpoints}
 }
 
 // Config configures a Gateway. Every field is optional.
@@ -136,6 +149,9 @@ type Config struct {
 // ErrClosed is returned by Apply and WaitApplied after Close.
 var ErrClosed = errors.New("gateway closed")
 
+// ErrNoPolicy is returned by Apply of an Unchanged snapshot before any whole one: send it whole.
+var ErrNoPolicy = errors.New("no policy in force to keep: send the snapshot whole")
+
 // Gateway serves the endpoints of the last applied Snapshot. It is safe for concurrent use.
 type Gateway struct {
 	cfg Config
@@ -143,6 +159,7 @@ type Gateway struct {
 	now func() time.Time
 
 	policy atomic.Pointer[policy] // the current policy; read lock-free on the accept path
+	whole  bool                   // a whole snapshot was applied (under applyMu)
 
 	applyMu   sync.Mutex                          // serializes Apply and Close
 	listeners map[netip.AddrPort]*net.TCPListener // guarded by applyMu
@@ -259,7 +276,19 @@ func (g *Gateway) Apply(s Snapshot) error {
 	if s.Revision < g.Applied() {
 		return nil
 	}
+	if s.Unchanged {
+		if !g.whole {
+			return fmt.Errorf("apply revision %d: %w", s.Revision, ErrNoPolicy)
+		}
+		// The endpoints, listeners and admitted sessions stay as they are.
+		p := *g.policy.Load()
+		p.rev = s.Revision
+		g.policy.Store(&p)
+		g.advance(s.Revision)
+		return nil
+	}
 	p, errs := newPolicy(s)
+	g.whole = true
 
 	// Bind new listeners first: clients queue in the backlog until the accept loops start,
 	// after the policy that knows their endpoints is in place.
@@ -304,17 +333,22 @@ func (g *Gateway) Apply(s Snapshot) error {
 
 	g.revoke(p)
 
-	g.mu.Lock()
-	if s.Revision > g.applied {
-		g.applied = s.Revision
-		close(g.appliedCh)
-		g.appliedCh = make(chan struct{})
-	}
-	g.mu.Unlock()
+	g.advance(s.Revision)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("apply revision %d: %w", s.Revision, err)
 	}
 	return nil
+}
+
+// advance records rev as applied and wakes WaitApplied.
+func (g *Gateway) advance(rev int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if rev > g.applied {
+		g.applied = rev
+		close(g.appliedCh)
+		g.appliedCh = make(chan struct{})
+	}
 }
 
 // revokeWait bounds how long Apply waits for revoked sessions to close before it closes their

@@ -546,6 +546,28 @@ func TestGateway(t *testing.T) {
 		}
 	})
 
+	// An Unchanged snapshot advances the revision and keeps the endpoints and open sessions;
+	// before any whole snapshot it is refused.
+	t.Run("Unchanged", func(t *testing.T) {
+		g := newGateway(t, Config{})
+		if err := g.Apply(Snapshot{Revision: 1, Unchanged: true}); !errors.Is(err, ErrNoPolicy) || g.Applied() != 0 {
+			t.Fatalf("Unchanged first = %v, applied %d; want ErrNoPolicy, 0", err, g.Applied())
+		}
+		a := freeAddr(t)
+		apply(t, g, 2, private(a, "a", pg.Socket))
+		c := mustConnect(t, a, pg, connOpts{})
+		if err := g.Apply(Snapshot{Revision: 7, Unchanged: true}); err != nil || g.Applied() != 7 {
+			t.Fatalf("Unchanged = %v, applied %d; want nil, 7", err, g.Applied())
+		}
+		if err := selectOne(t.Context(), c); err != nil {
+			t.Errorf("open session after an Unchanged snapshot: %v", err)
+		}
+		mustConnect(t, a, pg, connOpts{})
+		if prev := (Snapshot{Revision: 2, Endpoints: []Endpoint{{ID: "x"}}}); len((Snapshot{Revision: 7, Unchanged: true}).After(&prev).Endpoints) != 1 {
+			t.Error("After does not carry the previous endpoints")
+		}
+	})
+
 	t.Run("Close", func(t *testing.T) {
 		g := New(Config{TLS: testTLS(t)})
 		a := freeAddr(t)

@@ -252,7 +252,9 @@ func (p *gatewayProc) Apply(s gateway.Snapshot) error {
 		return gateway.ErrClosed
 	}
 	if p.last == nil || s.Revision >= p.last.Revision {
-		p.last = &s
+		if w := s.After(p.last); !w.Unchanged {
+			p.last = &w
+		}
 	}
 	c := p.client
 	p.mu.Unlock()

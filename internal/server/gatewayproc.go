@@ -161,7 +161,9 @@ func (r *gatewayRun) Apply(s gateway.Snapshot) error {
 	err := r.g.Apply(s)
 	r.mu.Lock()
 	if r.snap == nil || s.Revision >= r.snap.Revision {
-		r.snap = &s
+		if w := s.After(r.snap); !w.Unchanged {
+			r.snap = &w
+		}
 	}
 	fw := r.forwards
 	if fw != nil {

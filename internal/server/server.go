@@ -439,14 +439,9 @@ func (s *Server) start(ctx context.Context) error {
 	}()
 	if s.gateway != nil {
 		// The first policy is in force before the API answers.
-		if snap, err := dataplane.Build(ctx, s.st, rec.Engine, scope); err != nil {
-			cancel()
-			return fmt.Errorf("build data-plane policy: %w", err)
-		} else if err := s.gateway.Apply(snap); err != nil {
+		if err := rec.Sync(ctx); err != nil {
 			cancel()
 			return fmt.Errorf("apply data-plane policy: %w", err)
-		} else {
-			rec.Applied(snap.Revision)
 		}
 		s.wg.Add(1)
 		go func() {
@@ -456,17 +451,13 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if s.ns != nil {
 		// The first names are answered before the API answers.
-		snap, err := dataplane.BuildDNS(ctx, s.st, pg.DNSSuffix(), scope)
-		if err != nil {
-			cancel()
-			return fmt.Errorf("build dns snapshot: %w", err)
-		}
 		rec := &dataplane.DNSReconciler{St: s.st, NS: s.ns, Suffix: pg.DNSSuffix(), Scope: scope, Log: s.log,
 			Applied: agent.setApplied("dns")}
-		if err := s.ns.Apply(snap); err != nil {
-			s.log.Error("apply dns snapshot", "err", err)
-		} else {
-			rec.Applied(snap.Revision)
+		if err := rec.Sync(ctx); errors.Is(err, dataplane.ErrDNSBuild) {
+			cancel()
+			return err
+		} else if err != nil {
+			s.log.Error("dns round", "err", err) // a resolver that could not bind: retried
 		}
 		s.wg.Add(1)
 		go func() {

@@ -147,10 +147,13 @@ type Change struct {
 // ListOptions selects resources for Tx.List. Results are ordered by Key.
 type ListOptions struct {
 	Parent string // only direct children of this scope Key ("" for any)
-	Prefix string // only Keys with this prefix followed by "/" or equal to it (subtree); "" for any
-	Type   string // only this type, case-insensitive ("" for any)
-	After  string // only Keys greater than this (paging)
-	Limit  int    // at most this many (0 for no limit)
+	// Parents, if not empty, selects only direct children of these scope Keys (with Parent,
+	// children of both): one read for the children of a page of resources.
+	Parents []string
+	Prefix  string // only Keys with this prefix followed by "/" or equal to it (subtree); "" for any
+	Type    string // only this type, case-insensitive ("" for any)
+	After   string // only Keys greater than this (paging)
+	Limit   int    // at most this many (0 for no limit)
 }
 
 // Tx is a transaction. Reads see a consistent snapshot that includes the transaction's own

@@ -255,7 +255,7 @@ func (p *Provider) serveServer(ctx context.Context, req *arm.Request) (*arm.Resp
 		var resp *arm.Response
 		err := p.view(ctx, func(tx store.Tx) error {
 			var err error
-			resp, err = req.PageTx(ctx, tx, opts, func(r store.Resource) (any, error) { return p.render(ctx, tx, r) })
+			resp, err = req.PageTxBatch(ctx, tx, opts, func(rs []store.Resource) ([]any, error) { return p.renderPage(ctx, tx, rs) })
 			return err
 		})
 		return resp, err
@@ -285,13 +285,42 @@ func (p *Provider) serveServer(ctx context.Context, req *arm.Request) (*arm.Resp
 
 // render returns a stored server as served: with its private endpoint connections.
 func (p *Provider) render(ctx context.Context, tx store.Tx, r store.Resource) (any, error) {
-	var s Server
-	if err := json.Unmarshal(r.Body, &s); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", r.ID, err)
-	}
 	conns, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeConnection})
 	if err != nil {
 		return nil, fmt.Errorf("list connections of %s: %w", r.ID, err)
+	}
+	return p.renderWith(ctx, tx, r, conns)
+}
+
+// renderPage renders a page of servers reading their connections in one query.
+func (p *Provider) renderPage(ctx context.Context, tx store.Tx, rs []store.Resource) ([]any, error) {
+	keys := make([]string, len(rs))
+	for i, r := range rs {
+		keys[i] = r.Key
+	}
+	all, err := tx.List(ctx, store.ListOptions{Type: resource.TypeConnection, Parents: keys})
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	byServer := map[string][]store.Resource{}
+	for _, c := range all {
+		byServer[c.Parent] = append(byServer[c.Parent], c)
+	}
+	out := make([]any, 0, len(rs))
+	for _, r := range rs {
+		v, err := p.renderWith(ctx, tx, r, byServer[r.Key])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (p *Provider) renderWith(ctx context.Context, tx store.Tx, r store.Resource, conns []store.Resource) (any, error) {
+	var s Server
+	if err := json.Unmarshal(r.Body, &s); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", r.ID, err)
 	}
 	for _, c := range conns {
 		s.Properties.PrivateEndpointConnections = append(s.Properties.PrivateEndpointConnections, c.Body)
@@ -570,20 +599,83 @@ func (p *Provider) newServer(ctx context.Context, tx store.Tx, req *arm.Request,
 }
 
 // checkNameFree enforces that server names are unique across the installation, as their DNS
-// names are.
+// names are, and claims id's name for it. Each server claims its name with a document at
+// nameClaim(name) whose body is the server's key, written in the create's transaction, so two
+// creates of one name conflict in the store; a claim whose server is gone (a delete that did
+// not remove it) is stale and taken over. Servers created before claims existed are claimed
+// once, by the first create that finds the setting namesClaimed missing.
 func (p *Provider) checkNameFree(ctx context.Context, tx store.Tx, id resource.ID) error {
+	if _, err := tx.Setting(ctx, namesClaimed); errors.Is(err, store.ErrNotFound) {
+		if err := claimAllNames(ctx, tx); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return fmt.Errorf("read setting %s: %w", namesClaimed, err)
+	}
+	key := nameClaim(id.Name())
+	c, err := tx.Get(ctx, key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("read server name claim: %w", err)
+	case string(c.Body) != id.Key():
+		if _, err := tx.Get(ctx, string(c.Body)); err == nil {
+			return resource.Errorf(resource.Conflict, "ServerNameAlreadyExists",
+				"The server name '%s' is already in use. Server names must be unique; choose another name.", id.Name())
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("read the server claiming name %s: %w", id.Name(), err)
+		}
+	}
+	return putClaim(ctx, tx, id)
+}
+
+// namesClaimed is the setting that says every server's name is claimed.
+const namesClaimed = "postgresql/server-names-claimed"
+
+// nameClaim is the store key of the claim of server name: outside every subscription, so no
+// list of ARM resources shows it.
+func nameClaim(name string) string {
+	return "/providers/microsoft.dbforpostgresql/servernames/" + strings.ToLower(name)
+}
+
+func putClaim(ctx context.Context, tx store.Tx, id resource.ID) error {
+	key := nameClaim(id.Name())
+	_, err := tx.Put(ctx, store.Resource{Key: key, ID: key, Type: "Microsoft.DBforPostgreSQL/serverNames", Body: []byte(id.Key())}, "")
+	if err != nil {
+		return fmt.Errorf("claim server name %s: %w", id.Name(), err)
+	}
+	return nil
+}
+
+// dropClaim removes server id's claim on its name, if it holds it.
+func dropClaim(ctx context.Context, tx store.Tx, id resource.ID) error {
+	c, err := tx.Get(ctx, nameClaim(id.Name()))
+	if errors.Is(err, store.ErrNotFound) || err == nil && string(c.Body) != id.Key() {
+		return nil
+	}
+	if err == nil {
+		err = tx.Delete(ctx, c.Key)
+	}
+	if err != nil {
+		return fmt.Errorf("release server name %s: %w", id.Name(), err)
+	}
+	return nil
+}
+
+// claimAllNames claims the names of every server in the store, once.
+func claimAllNames(ctx context.Context, tx store.Tx) error {
 	all, err := tx.List(ctx, store.ListOptions{Type: resource.TypeServer})
 	if err != nil {
 		return fmt.Errorf("list servers: %w", err)
 	}
 	for _, r := range all {
-		rid, err := resource.Parse(r.ID)
-		if err == nil && strings.EqualFold(rid.Name(), id.Name()) && r.Key != id.Key() {
-			return resource.Errorf(resource.Conflict, "ServerNameAlreadyExists",
-				"The server name '%s' is already in use. Server names must be unique; choose another name.", id.Name())
+		if id, err := resource.Parse(r.ID); err == nil {
+			if err := putClaim(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return tx.PutSetting(ctx, namesClaimed, []byte("1"))
 }
 
 // updateServer applies a PUT or PATCH to an existing server and returns the result.
@@ -828,6 +920,9 @@ func (p *Provider) remove(ctx context.Context, tx store.Tx, id resource.ID) erro
 		if err := p.disconnect(ctx, tx, id, pec, "The private link resource was deleted."); err != nil {
 			return err
 		}
+	}
+	if err := dropClaim(ctx, tx, id); err != nil {
+		return err
 	}
 	return arm.Delete(ctx, tx, id)
 }

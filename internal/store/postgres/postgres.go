@@ -766,6 +766,9 @@ func (t *tx) List(ctx context.Context, opts store.ListOptions) ([]store.Resource
 	if opts.After != "" {
 		where = append(where, `key > `+arg(opts.After))
 	}
+	if len(opts.Parents) > 0 {
+		where = append(where, `parent = ANY(`+arg(opts.Parents)+`)`)
+	}
 	q := `SELECT ` + resourceColumns + ` FROM resources`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

@@ -543,6 +543,12 @@ func (t *tx) List(ctx context.Context, opts store.ListOptions) ([]store.Resource
 		where = append(where, `key > ?`)
 		args = append(args, opts.After)
 	}
+	if len(opts.Parents) > 0 {
+		where = append(where, `parent IN (?`+strings.Repeat(`, ?`, len(opts.Parents)-1)+`)`)
+		for _, p := range opts.Parents {
+			args = append(args, p)
+		}
+	}
 	q := `SELECT ` + resourceColumns + ` FROM resources`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, ` AND `)

@@ -304,6 +304,10 @@ func testList(t *testing.T, s store.Store) {
 		{"after and limit", store.ListOptions{After: all[1], Limit: 3}, all[2:5]},
 		{"after last", store.ListOptions{After: all[len(all)-1]}, nil},
 		{"type, after and limit", store.ListOptions{Type: typePE, After: pe1, Limit: 1}, sorted(pe2)},
+		{"parents", store.ListOptions{Parents: []string{fs1, rg2Key}}, sorted(db1, pe3)},
+		{"parents and type", store.ListOptions{Parents: []string{rgKey, rg2Key}, Type: typePE}, sorted(pe1, pe2, pe3)},
+		{"parents and parent", store.ListOptions{Parents: []string{rgKey, rg2Key}, Parent: rg2Key}, sorted(pe3)},
+		{"parents missing", store.ListOptions{Parents: []string{rgKey + "/nothing"}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
