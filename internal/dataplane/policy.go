@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/pglink/pglink/internal/gateway"
@@ -67,7 +68,7 @@ func newPolicyCache(sockets Sockets, scope Scope) *policyCache {
 
 // update brings the cache up to the store's current revision: a full load the first time, or
 // when the feed is too far ahead, otherwise only what changed since the last update. It reports
-// whether the policy may have changed; the cache is left unloaded (and loads whole next time)
+// whether the policy changed; the cache is left unloaded (and loads whole next time)
 // if it fails.
 func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool, err error) {
 	defer func() {
@@ -108,6 +109,7 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 		err = st.View(ctx, func(tx store.Tx) error {
 			for key := range servers {
 				old := c.servers[key]
+				was := publicOf(old)
 				r, err := tx.Get(ctx, key)
 				if errors.Is(err, store.ErrNotFound) {
 					delete(c.servers, key)
@@ -116,13 +118,19 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 				} else if err := c.putServer(ctx, tx, r); err != nil {
 					return err
 				}
-				if cur := c.servers[key]; (old == nil) != (cur == nil) || old != nil && !old.sameForEndpoints(cur) {
+				cur := c.servers[key]
+				if (old == nil) != (cur == nil) || old != nil && !old.sameForEndpoints(cur) {
 					for pe := range c.byTarget[key] {
 						pes[pe] = true
 					}
 				}
+				changed = changed || !sameEndpoint(was, publicOf(cur))
 			}
 			for key := range pes {
+				var was *gateway.Endpoint
+				if e := c.pes[key]; e != nil {
+					was = e.ep
+				}
 				r, err := tx.Get(ctx, key)
 				if errors.Is(err, store.ErrNotFound) {
 					c.dropPE(key)
@@ -131,6 +139,11 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 				} else if err := c.putPE(ctx, tx, r); err != nil {
 					return err
 				}
+				var now *gateway.Endpoint
+				if e := c.pes[key]; e != nil {
+					now = e.ep
+				}
+				changed = changed || !sameEndpoint(was, now)
 			}
 			return nil
 		})
@@ -139,7 +152,22 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 		}
 	}
 	c.rev = rev
-	return len(servers)+len(pes) > 0, nil
+	return changed, nil
+}
+
+func publicOf(e *serverEntry) *gateway.Endpoint {
+	if e == nil {
+		return nil
+	}
+	return e.public
+}
+
+// sameEndpoint reports whether a and b (nil for none) are the same endpoint.
+func sameEndpoint(a, b *gateway.Endpoint) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return reflect.DeepEqual(*a, *b)
 }
 
 // load reads every server and private endpoint in one consistent read made after revision rev.

@@ -120,6 +120,7 @@ func TestPolicyIncremental(t *testing.T) {
 		}
 		return eps
 	}
+	var prev []gateway.Endpoint
 	for round := range 500 {
 		if err := st.Update(ctx, func(tx store.Tx) error {
 			for range 1 + rng.IntN(3) {
@@ -143,7 +144,10 @@ func TestPolicyIncremental(t *testing.T) {
 		if cache.rev != whole.Revision {
 			t.Fatalf("round %d: revision %d; want %d", round, cache.rev, whole.Revision)
 		}
-		_ = changed
+		if !changed && !reflect.DeepEqual(canon(cache.snapshot()), prev) {
+			t.Fatalf("round %d: the policy changed but update reported it unchanged", round)
+		}
+		prev = canon(cache.snapshot())
 	}
 
 	// Writes the policy is not made of: unchanged, and the revision advances.
