@@ -272,7 +272,9 @@ func secure(ep *gateway.Endpoint, tr postgresql.Transport) {
 	}
 }
 
-func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postgresql.Server, sockets Sockets) (gateway.Endpoint, bool, error) {
+// publicEndpoint compiles the public endpoint of server s (document r); rules returns its
+// firewall rules, read only if public access is enabled.
+func publicEndpoint(r store.Resource, s *postgresql.Server, sockets Sockets, rules func() ([]store.Resource, error)) (gateway.Endpoint, bool, error) {
 	if s.Properties.DataPlane == nil {
 		return gateway.Endpoint{}, false, nil
 	}
@@ -295,9 +297,9 @@ func publicEndpoint(ctx context.Context, tx store.Tx, r store.Resource, s *postg
 		ep.Reason = gateway.ReasonPublicDisabled
 	default:
 		ep.Upstream = sockets.Socket(id)
-		rules, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeFirewallRule})
+		rules, err := rules()
 		if err != nil {
-			return ep, false, fmt.Errorf("list firewall rules of %s: %w", r.ID, err)
+			return ep, false, err
 		}
 		for _, rr := range rules {
 			var f postgresql.FirewallRule

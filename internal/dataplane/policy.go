@@ -115,7 +115,7 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 					delete(c.servers, key)
 				} else if err != nil {
 					return fmt.Errorf("read %s: %w", key, err)
-				} else if err := c.putServer(ctx, tx, r); err != nil {
+				} else if err := c.putServer(ctx, tx, r, nil); err != nil {
 					return err
 				}
 				cur := c.servers[key]
@@ -179,8 +179,23 @@ func (c *policyCache) load(ctx context.Context, st store.Store, rev int64) error
 		if err != nil {
 			return fmt.Errorf("list servers: %w", err)
 		}
+		// Servers' configurations and firewall rules in one read each, not one per server.
+		var pre preread
+		for _, t := range []struct {
+			typ string
+			to  *map[string][]store.Resource
+		}{{resource.TypeConfiguration, &pre.configurations}, {resource.TypeFirewallRule, &pre.rules}} {
+			all, err := tx.List(ctx, store.ListOptions{Type: t.typ})
+			if err != nil {
+				return fmt.Errorf("list %s: %w", t.typ, err)
+			}
+			*t.to = map[string][]store.Resource{}
+			for _, r := range all {
+				(*t.to)[r.Parent] = append((*t.to)[r.Parent], r)
+			}
+		}
 		for _, r := range servers {
-			if err := c.putServer(ctx, tx, r); err != nil {
+			if err := c.putServer(ctx, tx, r, &pre); err != nil {
 				return err
 			}
 		}
@@ -202,9 +217,16 @@ func (c *policyCache) load(ctx context.Context, st store.Store, rev int64) error
 	return nil
 }
 
-// putServer compiles server r read in tx. A document that does not decode or parse leaves the
-// server out, as if absent (its endpoints refuse: fail closed).
-func (c *policyCache) putServer(ctx context.Context, tx store.Tx, r store.Resource) error {
+// preread is what a whole load reads of every server at once, by server key.
+type preread struct {
+	configurations map[string][]store.Resource
+	rules          map[string][]store.Resource
+}
+
+// putServer compiles server r read in tx, with its configurations and firewall rules from pre
+// if not nil, else read in tx. A document that does not parse leaves the server out, as if
+// absent (its endpoints refuse: fail closed).
+func (c *policyCache) putServer(ctx context.Context, tx store.Tx, r store.Resource, pre *preread) error {
 	delete(c.servers, r.Key)
 	var s postgresql.Server
 	if err := json.Unmarshal(r.Body, &s); err != nil {
@@ -214,14 +236,29 @@ func (c *policyCache) putServer(ctx context.Context, tx store.Tx, r store.Resour
 	if err != nil {
 		return nil
 	}
-	tr, err := postgresql.TransportOf(ctx, tx, id)
+	var tr postgresql.Transport
+	if pre != nil {
+		tr, err = postgresql.TransportFrom(id, pre.configurations[r.Key])
+	} else {
+		tr, err = postgresql.TransportOf(ctx, tx, id)
+	}
 	if err != nil {
 		return err
 	}
 	e := &serverEntry{id: id, name: s.Name, state: s.Properties.State, transport: tr}
 	if dp := s.Properties.DataPlane; dp != nil && c.scope.Serves(dp.Node, dp.Address) {
 		e.local = true
-		ep, ok, err := publicEndpoint(ctx, tx, r, &s, c.sockets)
+		rules := func() ([]store.Resource, error) {
+			if pre != nil {
+				return pre.rules[r.Key], nil
+			}
+			rules, err := tx.List(ctx, store.ListOptions{Parent: r.Key, Type: resource.TypeFirewallRule})
+			if err != nil {
+				return nil, fmt.Errorf("list firewall rules of %s: %w", r.ID, err)
+			}
+			return rules, nil
+		}
+		ep, ok, err := publicEndpoint(r, &s, c.sockets, rules)
 		if err != nil {
 			return err
 		}

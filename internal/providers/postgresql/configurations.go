@@ -151,6 +151,11 @@ func overrides(ctx context.Context, tx store.Tx, server resource.ID) (map[string
 	if err != nil {
 		return nil, fmt.Errorf("list configurations of %s: %w", server, err)
 	}
+	return decodeOverrides(rs)
+}
+
+// decodeOverrides returns the stored configurations rs of one server by lower-cased name.
+func decodeOverrides(rs []store.Resource) (map[string]*Configuration, error) {
 	out := make(map[string]*Configuration, len(rs))
 	for _, r := range rs {
 		var c Configuration
@@ -175,11 +180,25 @@ func TransportOf(ctx context.Context, tx store.Tx, server resource.ID) (Transpor
 	if err != nil {
 		return Transport{}, err
 	}
+	return transport(server, ov), nil
+}
+
+// TransportFrom is TransportOf from the server's stored configurations, read by the caller
+// (for many servers at once).
+func TransportFrom(server resource.ID, configurations []store.Resource) (Transport, error) {
+	ov, err := decodeOverrides(configurations)
+	if err != nil {
+		return Transport{}, err
+	}
+	return transport(server, ov), nil
+}
+
+func transport(server resource.ID, ov map[string]*Configuration) Transport {
 	value := func(name string) string {
 		p, _ := lookupParameter(name)
 		return p.render(server, ov[name]).Properties.Value
 	}
-	return Transport{RequireSecure: value(ParamRequireSecureTransport) == "on", MinTLS: value(ParamSSLMinProtocolVersion)}, nil
+	return Transport{RequireSecure: value(ParamRequireSecureTransport) == "on", MinTLS: value(ParamSSLMinProtocolVersion)}
 }
 
 func configurationNotExists(name string, s Server) error {
