@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -595,11 +596,21 @@ func Begin(ctx context.Context, tx store.Tx, kind string, id resource.ID, locati
 }
 
 // BeginOn is Begin for an operation that only the workers of the data-plane node node may run
-// ("" for any): one with side effects on that node's PostgreSQL clusters.
+// ("" for any): one with side effects on that node's PostgreSQL clusters. A node the store does
+// not know (removed with Tx.DeleteNode) counts as "".
 func BeginOn(ctx context.Context, tx store.Tx, node, kind string, id resource.ID, location, method, goal string, meta Meta, data any) (store.Operation, error) {
 	op, err := New(kind, id, location, method, goal, meta, data)
 	if err != nil {
 		return op, err
+	}
+	if node != "" {
+		nodes, err := tx.Nodes(ctx)
+		if err != nil {
+			return op, fmt.Errorf("read nodes: %w", err)
+		}
+		if !slices.ContainsFunc(nodes, func(n store.Node) bool { return n.Name == node }) {
+			node = "" // removed (Tx.DeleteNode): what it held is gone, and any node runs the operation
+		}
 	}
 	op.Node = node
 	return Start(ctx, tx, op)

@@ -10,10 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/pglink/pglink/internal/activity"
 	"github.com/pglink/pglink/internal/dataplane"
 	"github.com/pglink/pglink/internal/identity"
 	"github.com/pglink/pglink/internal/resource"
@@ -244,11 +246,17 @@ func (ns *nodeStatus) status(ctx context.Context, tx store.Tx, node, address str
 			return resource.NodeUnreachable
 		}
 	}
+	if node != "" {
+		return resource.NodeUnreachable // a removed node
+	}
 	return ""
 }
 
-// nodesReadAction is the RBAC action that reads the data-plane nodes, at the root scope.
-const nodesReadAction = "Microsoft.Pglink/nodes/read"
+// The RBAC actions on data-plane nodes, at the root scope.
+const (
+	nodesReadAction   = "Microsoft.Pglink/nodes/read"
+	nodesDeleteAction = "Microsoft.Pglink/nodes/delete"
+)
 
 // nodeView is a node as GET /pglink/v1/nodes shows it.
 type nodeView struct {
@@ -263,72 +271,151 @@ type nodeView struct {
 	LastHeartbeat   time.Time `json:"lastHeartbeat"`
 }
 
-// nodesAPI serves GET /pglink/v1/nodes: every data-plane node, with its status and how many
-// servers it holds, to callers allowed nodesReadAction at the root scope. Errors have ARM's
-// shape.
-func nodesAPI(st store.Store, authenticate func(*http.Request) (identity.Principal, error),
-	allowed func(ctx context.Context, principalID, action string) (bool, error), log *slog.Logger) http.HandlerFunc {
-	fail := func(w http.ResponseWriter, status int, code, msg string) {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		}
-		writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+// nodesAPI is the admin API of data-plane nodes: GET /pglink/v1/nodes lists them with their
+// status and how many servers each holds; DELETE /pglink/v1/nodes/{name} removes a node that is
+// gone for good (not Available), handing its operations in progress to the other nodes. Callers
+// need nodesReadAction or nodesDeleteAction at the root scope. Errors have ARM's shape; a
+// removal is in the activity log of the installation's subscription, in its transaction.
+type nodesAPI struct {
+	st           store.Store
+	authenticate func(*http.Request) (identity.Principal, error)
+	allowed      func(ctx context.Context, principalID, action string) (bool, error)
+	tenant       string
+	subscription string // whose activity log records removals
+	log          *slog.Logger
+}
+
+func (a *nodesAPI) fail(w http.ResponseWriter, status int, code, msg string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("x-ms-request-id", resource.NewGUID()) // as ARM's answers carry
-		p, err := authenticate(r)
-		if err != nil {
-			if errors.Is(err, identity.ErrInvalidToken) {
-				fail(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is missing or invalid.")
-				return
-			}
-			log.Error("nodes: authenticate", "err", err)
-			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller; try again.")
-			return
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// authorize answers the request itself, and returns false, unless its caller may do action.
+func (a *nodesAPI) authorize(w http.ResponseWriter, r *http.Request, action string) (identity.Principal, bool) {
+	w.Header().Set("x-ms-request-id", resource.NewGUID()) // as ARM's answers carry
+	p, err := a.authenticate(r)
+	if err != nil {
+		if errors.Is(err, identity.ErrInvalidToken) {
+			a.fail(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is missing or invalid.")
+			return p, false
 		}
-		ok, err := allowed(r.Context(), p.ObjectID, nodesReadAction)
-		if err != nil {
-			log.Error("nodes: authorize", "err", err)
-			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller's roles; try again.")
-			return
-		}
-		if !ok {
-			fail(w, http.StatusForbidden, "AuthorizationFailed", fmt.Sprintf(
-				"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '/'.",
-				p.Name, p.ObjectID, nodesReadAction))
-			return
-		}
-		var nodes []store.Node
-		var count map[string]int
-		err = st.View(r.Context(), func(tx store.Tx) error {
-			var err error
-			if nodes, err = tx.Nodes(r.Context()); err != nil {
-				return err
-			}
-			count, err = dataplane.ServersPerNode(r.Context(), tx, nodes)
+		a.log.Error("nodes: authenticate", "err", err)
+		a.fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller; try again.")
+		return p, false
+	}
+	ok, err := a.allowed(r.Context(), p.ObjectID, action)
+	if err != nil {
+		a.log.Error("nodes: authorize", "err", err)
+		a.fail(w, http.StatusInternalServerError, "InternalServerError", "Could not check the caller's roles; try again.")
+		return p, false
+	}
+	if !ok {
+		a.fail(w, http.StatusForbidden, "AuthorizationFailed", fmt.Sprintf(
+			"The client '%s' with object id '%s' does not have authorization to perform action '%s' over scope '/'.",
+			p.Name, p.ObjectID, action))
+		return p, false
+	}
+	return p, true
+}
+
+// storeFailed answers a request whose store access failed with err.
+func (a *nodesAPI) storeFailed(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, store.ErrUnavailable) {
+		a.fail(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The store is unavailable; try again.")
+		return
+	}
+	a.log.Error("nodes: "+what, "err", err)
+	a.fail(w, http.StatusInternalServerError, "InternalServerError", "Could not "+what+"; try again.")
+}
+
+func (a *nodesAPI) list(w http.ResponseWriter, r *http.Request) {
+	if _, ok := a.authorize(w, r, nodesReadAction); !ok {
+		return
+	}
+	var nodes []store.Node
+	var count map[string]int
+	err := a.st.View(r.Context(), func(tx store.Tx) error {
+		var err error
+		if nodes, err = tx.Nodes(r.Context()); err != nil {
 			return err
-		})
+		}
+		count, err = dataplane.ServersPerNode(r.Context(), tx, nodes)
+		return err
+	})
+	if err != nil {
+		a.storeFailed(w, "read the nodes", err)
+		return
+	}
+	now := time.Now()
+	out := []nodeView{}
+	for _, n := range nodes {
+		v := nodeView{Name: n.Name, Status: resource.NodeUnreachable, Zone: n.Zone, Network: n.Network, Endpoint: n.Endpoint,
+			Servers: count[n.Name], AppliedRevision: n.Applied, Started: n.Started.UTC(), LastHeartbeat: n.Heartbeat.UTC()}
+		if n.Live(now) {
+			v.Status = resource.NodeAvailable
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
+}
+
+// errNodeAnswered carries an answer decided inside the removal's transaction.
+type errNodeAnswered struct {
+	status    int
+	code, msg string
+}
+
+func (e *errNodeAnswered) Error() string { return e.msg }
+
+func (a *nodesAPI) remove(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.authorize(w, r, nodesDeleteAction)
+	if !ok {
+		return
+	}
+	name := r.PathValue("name")
+	caller := p.Name
+	if p.Kind == identity.KindServicePrincipal && p.AppID != "" {
+		caller = p.AppID
+	}
+	err := a.st.Update(r.Context(), func(tx store.Tx) error {
+		nodes, err := tx.Nodes(r.Context())
 		if err != nil {
-			if errors.Is(err, store.ErrUnavailable) {
-				w.Header().Set("Retry-After", "5")
-				fail(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The store is unavailable; try again.")
-				return
-			}
-			log.Error("nodes: read", "err", err)
-			fail(w, http.StatusInternalServerError, "InternalServerError", "Could not read the nodes; try again.")
-			return
+			return err
 		}
-		now := time.Now()
-		out := []nodeView{}
-		for _, n := range nodes {
-			v := nodeView{Name: n.Name, Status: resource.NodeUnreachable, Zone: n.Zone, Network: n.Network, Endpoint: n.Endpoint,
-				Servers: count[n.Name], AppliedRevision: n.Applied, Started: n.Started.UTC(), LastHeartbeat: n.Heartbeat.UTC()}
-			if n.Live(now) {
-				v.Status = resource.NodeAvailable
-			}
-			out = append(out, v)
+		i := slices.IndexFunc(nodes, func(n store.Node) bool { return n.Name == name })
+		switch {
+		case i < 0:
+			return &errNodeAnswered{http.StatusNotFound, "NodeNotFound", fmt.Sprintf("There is no data-plane node named '%s'.", name)}
+		case nodes[i].Live(time.Now()):
+			return &errNodeAnswered{http.StatusConflict, "NodeIsAvailable", fmt.Sprintf(
+				"Node '%s' is Available (last heartbeat %s). Only a node that is gone for good may be removed: stop it first.",
+				name, nodes[i].Heartbeat.UTC().Format(time.RFC3339))}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"value": out})
+		if err := tx.DeleteNode(r.Context(), name); err != nil {
+			return err
+		}
+		ev, err := activity.Build(activity.Entry{Time: time.Now(), TenantID: a.tenant, Caller: caller, CallerObjectID: p.ObjectID,
+			Operation: nodesDeleteAction, Scope: "/providers/Microsoft.Pglink/nodes/" + name, Status: "Succeeded",
+			StatusCode: "NoContent", CorrelationID: resource.NewGUID(), Subscription: a.subscription})
+		if err != nil {
+			return err
+		}
+		return tx.AppendEvent(r.Context(), ev)
+	})
+	var answered *errNodeAnswered
+	switch {
+	case errors.As(err, &answered):
+		a.fail(w, answered.status, answered.code, answered.msg)
+	case err != nil:
+		a.storeFailed(w, "remove the node", err)
+	default:
+		a.log.Info("node removed", "node", name, "caller", caller)
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 

@@ -408,7 +408,10 @@ func (s *Server) start(ctx context.Context) error {
 	mux.Handle("/providers/", front) // extension resources at the root scope (role assignments)
 	mux.Handle("/v1.0/", directory.Handler(s.st, directory.APIConfig{TenantID: b.TenantID, Subscription: b.SubscriptionID,
 		Authenticate: issuer.Authenticate, Allowed: auth.allowedAtRoot, Logger: s.log}))
-	mux.Handle("GET /pglink/v1/nodes", nodesAPI(s.st, issuer.Authenticate, auth.allowedAtRoot, s.log))
+	nodes := &nodesAPI{st: s.st, authenticate: issuer.Authenticate, allowed: auth.allowedAtRoot, tenant: b.TenantID,
+		subscription: b.SubscriptionID, log: s.log}
+	mux.HandleFunc("GET /pglink/v1/nodes", nodes.list)
+	mux.HandleFunc("DELETE /pglink/v1/nodes/{name}", nodes.remove)
 	// The portal owns GET / and /portal/…; everything else at the root is the issuer's.
 	ui := portal.Handler()
 	mux.Handle("GET /{$}", ui)

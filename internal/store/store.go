@@ -203,6 +203,10 @@ type Tx interface {
 	// own connection: code inside a transaction must not wait for another connection of a
 	// pool its own transaction may be holding up.
 	Nodes(ctx context.Context) ([]Node, error)
+	// DeleteNode forgets node name and hands its operations in progress to any node (their Node
+	// becomes ""): an operator's word that the node is gone for good. ErrNotFound if there is
+	// no such node. Like heartbeats, it takes no revision.
+	DeleteNode(ctx context.Context, name string) error
 }
 
 // Store is pglink's persistent state. Implementations are safe for concurrent use.
@@ -226,8 +230,6 @@ type Store interface {
 	PutNode(ctx context.Context, n Node) error
 	// Nodes returns every node, by name.
 	Nodes(ctx context.Context) ([]Node, error)
-	// DeleteNode forgets the node name; ErrNotFound if there is none.
-	DeleteNode(ctx context.Context, name string) error
 
 	// Events returns the activity log events q selects, newest (highest Seq) first. To page,
 	// ask again with q.Before set to the Seq of the last event returned. Backends filter with

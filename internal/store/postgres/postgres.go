@@ -1160,14 +1160,20 @@ func nodes(ctx context.Context, q interface {
 	return out, nil
 }
 
-// DeleteNode implements store.Store.
-func (d *DB) DeleteNode(ctx context.Context, name string) error {
-	tag, err := d.pool.Exec(ctx, `DELETE FROM nodes WHERE name = $1`, name)
+// DeleteNode implements store.Tx.
+func (t *tx) DeleteNode(ctx context.Context, name string) error {
+	if err := t.check(true); err != nil {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	tag, err := t.tx.Exec(ctx, `DELETE FROM nodes WHERE name = $1`, name)
 	if err != nil {
 		return fmt.Errorf("delete node %s: %w", name, unavailable(err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("delete node %s: %w", name, store.ErrNotFound)
+	}
+	if _, err := t.tx.Exec(ctx, `UPDATE operations SET node = '' WHERE node = $1 AND status = 'InProgress'`, name); err != nil {
+		return fmt.Errorf("release the operations of node %s: %w", name, unavailable(err))
 	}
 	return nil
 }

@@ -982,14 +982,20 @@ func nodes(ctx context.Context, q interface {
 	return out, nil
 }
 
-// DeleteNode implements store.Store.
-func (d *DB) DeleteNode(ctx context.Context, name string) error {
-	res, err := d.write.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
+// DeleteNode implements store.Tx.
+func (t *tx) DeleteNode(ctx context.Context, name string) error {
+	if err := t.check(true); err != nil {
+		return fmt.Errorf("delete node %s: %w", name, err)
+	}
+	res, err := t.tx.ExecContext(ctx, `DELETE FROM nodes WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("delete node %s: %w", name, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("delete node %s: %w", name, store.ErrNotFound)
+	}
+	if _, err := t.tx.ExecContext(ctx, `UPDATE operations SET node = '' WHERE node = ? AND status = 'InProgress'`, name); err != nil {
+		return fmt.Errorf("release the operations of node %s: %w", name, err)
 	}
 	return nil
 }

@@ -1676,13 +1676,37 @@ func testNodes(t *testing.T, s store.Store) {
 	if after, err := s.Revision(ctx); err != nil || after != rev {
 		t.Errorf("Revision after heartbeats = %d, %v; want %d: nodes take no revision", after, err, rev)
 	}
-	if err := s.DeleteNode(ctx, "b"); err != nil {
+	// Removing b hands its operations in progress to any node; finished ones keep their node.
+	putOp(t, s, store.Operation{ID: "b-busy", ResourceKey: "k1", Status: store.OpInProgress, Node: "b",
+		Created: at(-time.Minute), Updated: at(-time.Minute)})
+	putOp(t, s, store.Operation{ID: "b-done", ResourceKey: "k2", Status: store.OpSucceeded, Node: "b",
+		Created: at(-time.Minute), Updated: at(-time.Minute)})
+	if op, err := s.LeaseOperation(ctx, "wa", "a", at(0), time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("LeaseOperation on a before b is removed = %s, %v; want ErrNotFound", fmtOp(op), err)
+	}
+	rev, err = s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteNode := func() error {
+		return s.Update(ctx, func(tx store.Tx) error { return tx.DeleteNode(ctx, "b") })
+	}
+	if err := deleteNode(); err != nil {
 		t.Errorf("DeleteNode(b) = %v", err)
 	}
-	if err := s.DeleteNode(ctx, "b"); !errors.Is(err, store.ErrNotFound) {
+	if err := deleteNode(); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("DeleteNode(b) again = %v; want ErrNotFound", err)
 	}
 	if got, err := s.Nodes(ctx); err != nil || len(got) != 1 || got[0].Name != "a" {
 		t.Errorf("Nodes() after DeleteNode(b) = %+v, %v; want a", got, err)
+	}
+	if after, err := s.Revision(ctx); err != nil || after != rev {
+		t.Errorf("Revision after DeleteNode = %d, %v; want %d", after, err, rev)
+	}
+	if got, err := getOp(t, s, "b-done"); err != nil || got.Node != "b" {
+		t.Errorf("finished operation after DeleteNode(b) = %s, %v; want Node b kept", fmtOp(got), err)
+	}
+	if op, err := s.LeaseOperation(ctx, "wa", "a", at(0), time.Minute); err != nil || op.ID != "b-busy" || op.Node != "" {
+		t.Errorf("LeaseOperation on a after b is removed = %s, %v; want b-busy, for any node", fmtOp(op), err)
 	}
 }
