@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 
@@ -13,9 +14,10 @@ import (
 
 // authorizer is the front door's arm.Authorizer. It keeps every role assignment and role
 // definition in memory, keyed by the store's revision: a request reads the revision (one cheap
-// query) and reloads only if anything was committed since the last load, so a stream of reads
-// does not decode every assignment each time, and no request decides over a policy older than
-// the last commit it could have seen.
+// query) and, if anything was committed since the last load, the change feed since then; it
+// reloads only if a role assignment or definition is among the changes. So a stream of reads
+// and unrelated writes does not decode every assignment each time, and no request decides over
+// a policy older than the last commit it could have seen.
 type authorizer struct {
 	st store.Store
 
@@ -52,12 +54,31 @@ func (a *authorizer) policy(ctx context.Context) ([]authz.Assignment, []authz.Ro
 		return nil, nil, err
 	}
 	a.mu.Lock()
-	if a.loaded && a.rev == rev {
+	loaded, since := a.loaded, a.rev
+	if loaded && since >= rev {
 		all, roles := a.assignments, a.roles
 		a.mu.Unlock()
 		return all, roles, nil
 	}
 	a.mu.Unlock()
+	if loaded {
+		changes, err := a.st.Changes(ctx, since, maxPolicyChanges)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(changes) < maxPolicyChanges && !slices.ContainsFunc(changes, func(c store.Change) bool {
+			return strings.Contains(c.Key, authorizationSegment)
+		}) {
+			// Nothing of the policy changed up to rev: the loaded one holds at rev.
+			a.mu.Lock()
+			if a.rev == since {
+				a.rev = rev
+			}
+			all, roles := a.assignments, a.roles
+			a.mu.Unlock()
+			return all, roles, nil
+		}
+	}
 	var (
 		all   []authz.Assignment
 		roles []authz.Role
@@ -78,6 +99,13 @@ func (a *authorizer) policy(ctx context.Context) ([]authz.Assignment, []authz.Ro
 	a.mu.Unlock()
 	return all, roles, nil
 }
+
+// maxPolicyChanges bounds the change feed read to decide whether to reload; more changes than
+// that since the last load reload the policy.
+const maxPolicyChanges = 1000
+
+// authorizationSegment is in the keys of role assignments and role definitions, at any scope.
+const authorizationSegment = "/providers/microsoft.authorization/"
 
 // permissions are one principal's assignments and every role, as loaded; read only.
 type permissions struct {

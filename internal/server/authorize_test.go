@@ -8,6 +8,7 @@ import (
 	"github.com/pglink/pglink/internal/authz"
 	"github.com/pglink/pglink/internal/providers/authorization"
 	"github.com/pglink/pglink/internal/resource"
+	"github.com/pglink/pglink/internal/store"
 	"github.com/pglink/pglink/internal/store/sqlite"
 )
 
@@ -78,10 +79,29 @@ func TestAuthorizerSeesEveryCommit(t *testing.T) {
 			t.Fatalf("allowed before any assignment")
 		}
 	}
+	// Commits that touch no role keep the cached policy, and an assignment after them counts.
+	unrelated := func() {
+		id := resource.MustParse(rg + "/providers/Microsoft.Network/virtualNetworks/v")
+		if err := db.Update(t.Context(), func(tx store.Tx) error {
+			_, err := tx.Put(t.Context(), store.Resource{Key: id.Key(), ID: id.String(), Type: id.Type(), Parent: id.Parent().Key(), Body: []byte(`{}`)}, "")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unrelated()
+	if allowed() {
+		t.Fatalf("allowed after an unrelated commit")
+	}
+	unrelated()
 	if err := authorization.EnsureAssignment(t.Context(), db, resource.MustParse(rg), authz.ReaderID, who, "User"); err != nil {
 		t.Fatal(err)
 	}
 	if !allowed() {
 		t.Errorf("not allowed right after the Reader assignment was committed")
+	}
+	unrelated()
+	if !allowed() {
+		t.Errorf("not allowed after an unrelated commit that followed the assignment")
 	}
 }
