@@ -44,7 +44,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,6 +52,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlq"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -110,15 +110,7 @@ type DB struct {
 	// reads, instead of filling the pool with writers that wait.
 	writer chan struct{}
 
-	mu     sync.Mutex
-	subs   map[*subscriber]struct{} // guarded by mu
-	closed bool                     // guarded by mu
-}
-
-// subscriber is one Notify channel.
-type subscriber struct {
-	ch   chan struct{}
-	stop func() bool // stops the context.AfterFunc that unsubscribes it
+	notify store.Broadcast
 }
 
 // Redacted returns connString, a postgres:// or postgresql:// URL, with its password replaced
@@ -170,7 +162,7 @@ func Open(ctx context.Context, connString string, logger *slog.Logger) (*DB, err
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store %s: %w", name, err)
 	}
-	d := &DB{pool: pool, listenCfg: listenCfg, logger: logger, subs: make(map[*subscriber]struct{}),
+	d := &DB{pool: pool, listenCfg: listenCfg, logger: logger,
 		listenDone: make(chan struct{}), writer: make(chan struct{}, 1)}
 	version, err := d.migrate(ctx)
 	if err != nil {
@@ -231,18 +223,7 @@ func (d *DB) migrate(ctx context.Context) (int, error) {
 // Close stops listening, closes every channel Notify returned and closes the pool, waiting for
 // connections in use to be returned.
 func (d *DB) Close() error {
-	d.mu.Lock()
-	already := d.closed
-	if !d.closed {
-		d.closed = true
-		for s := range d.subs {
-			s.stop()
-			close(s.ch)
-		}
-		d.subs = nil
-	}
-	d.mu.Unlock()
-	if already {
+	if d.notify.Close() {
 		return nil
 	}
 	d.stopListen()
@@ -363,7 +344,7 @@ func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 		return fmt.Errorf("commit: %w", unavailable(err))
 	}
 	if t.revision != 0 {
-		d.broadcast() // at once; the NOTIFY reaches other processes
+		d.notify.Signal() // at once; the NOTIFY reaches other processes
 	}
 	return nil
 }
@@ -516,44 +497,14 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 
 // eventsQuery returns the SQL and arguments of Events(q).
 func eventsQuery(q store.EventQuery) (string, []any) {
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	where := []string{`subscription = ` + arg(strings.ToLower(q.Subscription))}
-	if !q.Since.IsZero() {
-		where = append(where, `time >= `+arg(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, `time <= `+arg(q.Until))
-	}
-	if k := strings.ToLower(q.ResourceID); k != "" {
-		if q.Subtree {
-			// k and the keys k+"/"... lie in [k, k+"0"), as '0' follows '/' (the column sorts
-			// byte by byte); so do keys such as k+"-x", which the last condition drops. One
-			// range keeps the index usable.
-			pk := arg(k)
-			where = append(where, `resource_key >= `+pk+` AND resource_key < `+arg(k+"0")+
-				` AND (resource_key = `+pk+` OR starts_with(resource_key, `+arg(k+"/")+`))`)
-		} else {
-			where = append(where, `resource_key = `+arg(k))
-		}
-	}
-	for _, f := range []struct{ col, v string }{
-		{"resource_group", q.ResourceGroup}, {"caller", q.Caller}, {"correlation_id", q.CorrelationID},
-		{"provider", q.Provider}, {"status", q.Status},
-	} {
-		if f.v != "" {
-			where = append(where, f.col+` = `+arg(strings.ToLower(f.v)))
-		}
-	}
-	if q.Before > 0 {
-		where = append(where, `seq < `+arg(q.Before))
-	}
+	sq := sqlq.New(dialect)
+	sq.Events(q)
 	return `SELECT seq, time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body
-		 FROM events WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY seq DESC LIMIT ` + arg(sqlLimit(q.Limit)), args
+		 FROM events` + sq.Clause() + ` ORDER BY seq DESC LIMIT ` + sq.Arg(sqlLimit(q.Limit)), sq.Args
 }
+
+// dialect is PostgreSQL's for the filters sqlq builds.
+var dialect = sqlq.Dialect{Numbered: true, Arrays: true, Time: func(t time.Time) any { return t }, Type: `type_key = %s`}
 
 // Revision returns the latest committed revision; 0 for a new database.
 func (d *DB) Revision(ctx context.Context) (int64, error) {
@@ -595,38 +546,7 @@ func (d *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 // notification connection is (re)established, since commits made while it was down were not
 // heard. A subscriber that does not keep up misses values, never commits: the channel holds one
 // value. The channel is closed when ctx is done or d is closed.
-func (d *DB) Notify(ctx context.Context) <-chan struct{} {
-	s := &subscriber{ch: make(chan struct{}, 1)}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		close(s.ch)
-		return s.ch
-	}
-	d.subs[s] = struct{}{}
-	s.stop = context.AfterFunc(ctx, func() { d.unsubscribe(s) })
-	return s.ch
-}
-
-func (d *DB) unsubscribe(s *subscriber) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.subs[s]; ok {
-		delete(d.subs, s)
-		close(s.ch)
-	}
-}
-
-func (d *DB) broadcast() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for s := range d.subs {
-		select {
-		case s.ch <- struct{}{}:
-		default: // a value is already pending
-		}
-	}
-}
+func (d *DB) Notify(ctx context.Context) <-chan struct{} { return d.notify.Subscribe(ctx) }
 
 // listen keeps a connection that LISTENs for commits until ctx is done, reconnecting with
 // jittered exponential backoff when it is lost.
@@ -668,12 +588,12 @@ func (d *DB) listenOnce(ctx context.Context, connected func()) error {
 	d.listenPID.Store(conn.PgConn().PID())
 	connected()
 	d.logger.Debug("listening for commits", "pid", conn.PgConn().PID())
-	d.broadcast() // whatever was committed while no one listened: readers re-read
+	d.notify.Signal() // whatever was committed while no one listened: readers re-read
 	for {
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return err
 		}
-		d.broadcast()
+		d.notify.Signal()
 	}
 }
 
@@ -747,35 +667,11 @@ func (t *tx) List(ctx context.Context, opts store.ListOptions) ([]store.Resource
 	if err := t.check(false); err != nil {
 		return nil, fmt.Errorf("list resources: %w", err)
 	}
-	var where []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	if opts.Parent != "" {
-		where = append(where, `parent = `+arg(opts.Parent))
-	}
-	if p := opts.Prefix; p != "" {
-		// Keys p+"/"... sort between p+"/" and p+"0", as '0' follows '/'.
-		where = append(where, `(key = `+arg(p)+` OR (key >= `+arg(p+"/")+` AND key < `+arg(p+"0")+`))`)
-	}
-	if opts.Type != "" {
-		where = append(where, `type_key = `+arg(strings.ToLower(opts.Type)))
-	}
-	if opts.After != "" {
-		where = append(where, `key > `+arg(opts.After))
-	}
-	if len(opts.Parents) > 0 {
-		where = append(where, `parent = ANY(`+arg(opts.Parents)+`)`)
-	}
-	q := `SELECT ` + resourceColumns + ` FROM resources`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY key LIMIT ` + arg(sqlLimit(opts.Limit))
+	sq := sqlq.New(dialect)
+	sq.Resources(opts)
+	q := `SELECT ` + resourceColumns + ` FROM resources` + sq.Clause() + ` ORDER BY key LIMIT ` + sq.Arg(sqlLimit(opts.Limit))
 
-	rows, err := t.tx.Query(ctx, q, args...)
+	rows, err := t.tx.Query(ctx, q, sq.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("list resources: %w", err)
 	}

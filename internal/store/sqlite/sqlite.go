@@ -13,12 +13,12 @@ import (
 	"log/slog"
 	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/pglink/pglink/internal/store"
+	"github.com/pglink/pglink/internal/store/sqlq"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -60,15 +60,7 @@ type DB struct {
 	read   *sql.DB // a pool of query_only connections
 	logger *slog.Logger
 
-	mu     sync.Mutex
-	subs   map[*subscriber]struct{} // guarded by mu
-	closed bool                     // guarded by mu
-}
-
-// subscriber is one Notify channel.
-type subscriber struct {
-	ch   chan struct{}
-	stop func() bool // stops the context.AfterFunc that unsubscribes it
+	notify store.Broadcast
 }
 
 // Open opens the database file at path, creating it and its schema if needed and migrating an
@@ -106,7 +98,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*DB, error) {
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 
-	d := &DB{write: write, read: read, logger: logger, subs: make(map[*subscriber]struct{})}
+	d := &DB{write: write, read: read, logger: logger}
 	version, err := d.migrate(ctx)
 	if err != nil {
 		d.Close()
@@ -158,16 +150,7 @@ func (d *DB) migrate(ctx context.Context) (int, error) {
 
 // Close closes the database and every channel Notify returned. Transactions still running fail.
 func (d *DB) Close() error {
-	d.mu.Lock()
-	if !d.closed {
-		d.closed = true
-		for s := range d.subs {
-			s.stop()
-			close(s.ch)
-		}
-		d.subs = nil
-	}
-	d.mu.Unlock()
+	d.notify.Close()
 	return errors.Join(d.write.Close(), d.read.Close())
 }
 
@@ -205,7 +188,7 @@ func (d *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if t.revision != 0 {
-		d.broadcast()
+		d.notify.Signal()
 	}
 	return nil
 }
@@ -332,41 +315,8 @@ func (d *DB) Events(ctx context.Context, q store.EventQuery) ([]store.Event, err
 
 // eventsQuery returns the SQL and arguments of Events(q).
 func eventsQuery(q store.EventQuery) (string, []any) {
-	where := []string{`subscription = ?`}
-	args := []any{strings.ToLower(q.Subscription)}
-	if !q.Since.IsZero() {
-		where = append(where, `time >= ?`)
-		args = append(args, formatTime(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, `time <= ?`)
-		args = append(args, formatTime(q.Until))
-	}
-	if k := strings.ToLower(q.ResourceID); k != "" {
-		if q.Subtree {
-			// k and the keys k+"/"... lie in [k, k+"0"), as '0' follows '/'; so do keys such
-			// as k+"-x", which the second condition drops. One range keeps the index usable.
-			where = append(where, `resource_key >= ? AND resource_key < ? AND (resource_key = ? OR substr(resource_key, ?, 1) = '/')`)
-			args = append(args, k, k+"0", k, len(k)+1)
-		} else {
-			where = append(where, `resource_key = ?`)
-			args = append(args, k)
-		}
-	}
-	for _, f := range []struct{ col, v string }{
-		{"resource_group", q.ResourceGroup}, {"caller", q.Caller}, {"correlation_id", q.CorrelationID},
-		{"provider", q.Provider}, {"status", q.Status},
-	} {
-		if f.v != "" {
-			where = append(where, f.col+` = ?`)
-			args = append(args, strings.ToLower(f.v))
-		}
-	}
-	if q.Before > 0 {
-		where = append(where, `seq < ?`)
-		args = append(args, q.Before)
-	}
-	args = append(args, sqlLimit(q.Limit))
+	sq := sqlq.New(dialect)
+	sq.Events(q)
 	// The most selective filter picks the index, so the plan does not depend on statistics.
 	index := "events_newest"
 	switch {
@@ -380,8 +330,11 @@ func eventsQuery(q store.EventQuery) (string, []any) {
 		index = "events_group"
 	}
 	return `SELECT seq, time, subscription, resource_key, resource_group, caller, correlation_id, provider, status, body
-		 FROM events INDEXED BY ` + index + ` WHERE ` + strings.Join(where, ` AND `) + ` ORDER BY seq DESC LIMIT ?`, args
+		 FROM events INDEXED BY ` + index + sq.Clause() + ` ORDER BY seq DESC LIMIT ` + sq.Arg(sqlLimit(q.Limit)), sq.Args
 }
+
+// dialect is SQLite's for the filters sqlq builds.
+var dialect = sqlq.Dialect{Time: func(t time.Time) any { return formatTime(t) }, Type: `type = %s COLLATE NOCASE`}
 
 // Revision returns the latest committed revision; 0 for a new database.
 func (d *DB) Revision(ctx context.Context) (int64, error) {
@@ -420,38 +373,7 @@ func (d *DB) Changes(ctx context.Context, since int64, limit int) ([]store.Chang
 // Notify returns a channel that receives a value after each commit through d that wrote
 // something. A subscriber that does not keep up misses values, never commits: the channel
 // holds one value. The channel is closed when ctx is done or d is closed.
-func (d *DB) Notify(ctx context.Context) <-chan struct{} {
-	s := &subscriber{ch: make(chan struct{}, 1)}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		close(s.ch)
-		return s.ch
-	}
-	d.subs[s] = struct{}{}
-	s.stop = context.AfterFunc(ctx, func() { d.unsubscribe(s) })
-	return s.ch
-}
-
-func (d *DB) unsubscribe(s *subscriber) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.subs[s]; ok {
-		delete(d.subs, s)
-		close(s.ch)
-	}
-}
-
-func (d *DB) broadcast() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for s := range d.subs {
-		select {
-		case s.ch <- struct{}{}:
-		default: // a value is already pending
-		}
-	}
-}
+func (d *DB) Notify(ctx context.Context) <-chan struct{} { return d.notify.Subscribe(ctx) }
 
 // tx is a store.Tx over one SQL transaction.
 type tx struct {
@@ -524,39 +446,11 @@ func (t *tx) List(ctx context.Context, opts store.ListOptions) ([]store.Resource
 	if err := t.check(false); err != nil {
 		return nil, fmt.Errorf("list resources: %w", err)
 	}
-	var where []string
-	var args []any
-	if opts.Parent != "" {
-		where = append(where, `parent = ?`)
-		args = append(args, opts.Parent)
-	}
-	if p := opts.Prefix; p != "" {
-		// Keys p+"/"... sort between p+"/" and p+"0", as '0' follows '/'.
-		where = append(where, `(key = ? OR (key >= ? AND key < ?))`)
-		args = append(args, p, p+"/", p+"0")
-	}
-	if opts.Type != "" {
-		where = append(where, `type = ? COLLATE NOCASE`)
-		args = append(args, opts.Type)
-	}
-	if opts.After != "" {
-		where = append(where, `key > ?`)
-		args = append(args, opts.After)
-	}
-	if len(opts.Parents) > 0 {
-		where = append(where, `parent IN (?`+strings.Repeat(`, ?`, len(opts.Parents)-1)+`)`)
-		for _, p := range opts.Parents {
-			args = append(args, p)
-		}
-	}
-	q := `SELECT ` + resourceColumns + ` FROM resources`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	q += ` ORDER BY key LIMIT ?`
-	args = append(args, sqlLimit(opts.Limit))
+	sq := sqlq.New(dialect)
+	sq.Resources(opts)
+	q := `SELECT ` + resourceColumns + ` FROM resources` + sq.Clause() + ` ORDER BY key LIMIT ` + sq.Arg(sqlLimit(opts.Limit))
 
-	rows, err := t.tx.QueryContext(ctx, q, args...)
+	rows, err := t.tx.QueryContext(ctx, q, sq.Args...)
 	if err != nil {
 		return nil, fmt.Errorf("list resources: %w", err)
 	}
