@@ -275,11 +275,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req *Request) (in
 			}
 		}
 	}
-	if err := s.checkScope(ctx, t, typ, isWrite(r.Method)); err != nil {
-		return 0, err
+	// A resource that is found has its subscription and group (they are deleted with what they
+	// hold): a read of one resource checks its scope only to name what is missing.
+	lazyScope := !isWrite(r.Method) && !t.Collection
+	if !lazyScope {
+		if err := s.checkScope(ctx, t, typ, isWrite(r.Method)); err != nil {
+			return 0, err
+		}
 	}
 	resp, err := typ.Handler(ctx, req)
 	if err != nil {
+		if lazyScope && resource.KindOf(err) == resource.NotFound {
+			if serr := s.checkScope(ctx, t, typ, false); serr != nil {
+				return 0, serr
+			}
+		}
 		return 0, err
 	}
 	if err := s.checkFiltered(req); err != nil {
