@@ -171,6 +171,28 @@ func wait[T any](ctx context.Context, e *env, p *runtime.Poller[T]) (T, error) {
 	return p.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: pollEvery})
 }
 
+// finish completes a long-running call whose Begin returned poller and err: with noWait it
+// returns at once; otherwise it waits (with the spinner) and, if cp is not nil, prints the
+// result cp captured as view. Errors are prefixed with what ("create subnet x").
+func finish[T any](ctx context.Context, e *env, poller *runtime.Poller[T], err error, noWait bool, cp *capture, view tableView, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if noWait {
+		return nil
+	}
+	if cp != nil {
+		ctx = cp.ctx(ctx)
+	}
+	if _, err := wait(ctx, e, poller); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if cp == nil {
+		return nil
+	}
+	return e.printObject(cp, view)
+}
+
 // spin shows az's "Running" spinner on stderr until the returned stop is called; it shows
 // nothing when stderr is not a terminal or warnings are off.
 func (e *env) spin() (stop func()) {

@@ -283,16 +283,7 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 				return err
 			}
 			poller, err := cc.write.BeginDelete(ctx, ref.group, ref.server, ref.name, nil)
-			if err != nil {
-				return fmt.Errorf("delete private endpoint connection %s: %w", ref.name, err)
-			}
-			if noWait {
-				return nil
-			}
-			if _, err := wait(ctx, e, poller); err != nil {
-				return fmt.Errorf("delete private endpoint connection %s: %w", ref.name, err)
-			}
-			return nil
+			return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete private endpoint connection %s", ref.name))
 		})
 		return c
 	}

@@ -169,16 +169,7 @@ func (e *env) vnetCmd() *cobra.Command {
 	required(del, "resource-group", "name")
 	del.RunE = e.netOp(func(ctx context.Context, s *session, nf *armnetwork.ClientFactory) error {
 		poller, err := nf.NewVirtualNetworksClient().BeginDelete(ctx, g, n, nil)
-		if err != nil {
-			return fmt.Errorf("delete virtual network %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete virtual network %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete virtual network %s", n))
 	})
 	return group("vnet", "Manage virtual networks", create, show, list, del, e.subnetCmd())
 }
@@ -221,16 +212,7 @@ func (e *env) subnetCmd() *cobra.Command {
 		var cp capture
 		poller, err := nf.NewSubnetsClient().BeginCreateOrUpdate(cp.ctx(ctx), g, vnet, n,
 			armnetwork.Subnet{Properties: &armnetwork.SubnetPropertiesFormat{AddressPrefix: &prefix}}, nil)
-		if err != nil {
-			return fmt.Errorf("create subnet %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create subnet %s: %w", n, err)
-		}
-		return e.printObject(&cp, subnetTable)
+		return finish(ctx, e, poller, err, noWait, &cp, subnetTable, fmt.Sprintf("create subnet %s", n))
 	})
 	show := &cobra.Command{
 		Use:     "show",
@@ -270,16 +252,7 @@ func (e *env) subnetCmd() *cobra.Command {
 	del.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the deletion to finish")
 	del.RunE = e.netOp(func(ctx context.Context, s *session, nf *armnetwork.ClientFactory) error {
 		poller, err := nf.NewSubnetsClient().BeginDelete(ctx, g, vnet, n, nil)
-		if err != nil {
-			return fmt.Errorf("delete subnet %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete subnet %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete subnet %s", n))
 	})
 	return group("subnet", "Manage the subnets of a virtual network", create, show, list, del)
 }
@@ -347,16 +320,7 @@ without, it is approved at once when the caller may approve it.`,
 		}
 		var cp capture
 		poller, err := nf.NewPrivateEndpointsClient().BeginCreateOrUpdate(cp.ctx(ctx), g, n, pe, nil)
-		if err != nil {
-			return fmt.Errorf("create private endpoint %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create private endpoint %s: %w", n, err)
-		}
-		return e.printObject(&cp, endpointTable)
+		return finish(ctx, e, poller, err, noWait, &cp, endpointTable, fmt.Sprintf("create private endpoint %s", n))
 	})
 
 	show := &cobra.Command{
@@ -411,16 +375,7 @@ without, it is approved at once when the caller may approve it.`,
 	required(del, "resource-group", "name")
 	del.RunE = e.netOp(func(ctx context.Context, s *session, nf *armnetwork.ClientFactory) error {
 		poller, err := nf.NewPrivateEndpointsClient().BeginDelete(ctx, g, n, nil)
-		if err != nil {
-			return fmt.Errorf("delete private endpoint %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete private endpoint %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete private endpoint %s", n))
 	})
 	return group("private-endpoint", "Manage private endpoints", create, show, list, del, e.dnsZoneGroupCmd())
 }

@@ -153,16 +153,7 @@ pglink host is used. The command waits until the server is Ready, unless --no-wa
 		}
 		var cp capture
 		poller, err := client.BeginCreate(cp.ctx(ctx), g, n, srv, nil)
-		if err != nil {
-			return fmt.Errorf("create flexible server %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create flexible server %s: %w", n, err)
-		}
-		return e.printObject(&cp, serverTable)
+		return finish(ctx, e, poller, err, noWait, &cp, serverTable, fmt.Sprintf("create flexible server %s", n))
 	})
 	return c
 }
@@ -325,16 +316,7 @@ func (e *env) serverUpdateCmd() *cobra.Command {
 		}
 		var cp capture
 		poller, err := client.BeginUpdate(cp.ctx(ctx), g, n, upd, nil)
-		if err != nil {
-			return fmt.Errorf("update flexible server %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("update flexible server %s: %w", n, err)
-		}
-		return e.printObject(&cp, serverTable)
+		return finish(ctx, e, poller, err, noWait, &cp, serverTable, fmt.Sprintf("update flexible server %s", n))
 	})
 	return c
 }
@@ -364,16 +346,7 @@ func (e *env) serverDeleteCmd() *cobra.Command {
 			return err
 		}
 		poller, err := client.BeginDelete(ctx, g, n, nil)
-		if err != nil {
-			return fmt.Errorf("delete flexible server %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete flexible server %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete flexible server %s", n))
 	})
 	return c
 }
@@ -553,16 +526,7 @@ func (e *env) firewallCmd() *cobra.Command {
 			var cp capture
 			poller, err := client.BeginCreateOrUpdate(cp.ctx(ctx), g, n, rule, armpostgresqlflexibleservers.FirewallRule{
 				Properties: &armpostgresqlflexibleservers.FirewallRuleProperties{StartIPAddress: &start, EndIPAddress: &end}}, nil)
-			if err != nil {
-				return fmt.Errorf("%s firewall rule %s: %w", verb, rule, err)
-			}
-			if noWait {
-				return nil
-			}
-			if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-				return fmt.Errorf("%s firewall rule %s: %w", verb, rule, err)
-			}
-			return e.printObject(&cp, firewallTable)
+			return finish(ctx, e, poller, err, noWait, &cp, firewallTable, fmt.Sprintf("%s firewall rule %s", verb, rule))
 		}
 	}
 	create := &cobra.Command{
@@ -646,16 +610,7 @@ func (e *env) firewallCmd() *cobra.Command {
 			return err
 		}
 		poller, err := client.BeginDelete(ctx, g, n, rule, nil)
-		if err != nil {
-			return fmt.Errorf("delete firewall rule %s: %w", rule, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete firewall rule %s: %w", rule, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete firewall rule %s", rule))
 	})
 	return group("firewall-rule", "Manage the firewall rules of a flexible server", create, show, list, update, del)
 }

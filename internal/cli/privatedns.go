@@ -166,16 +166,7 @@ func (e *env) dnsZoneCmd() *cobra.Command {
 		poller, err := f.NewPrivateZonesClient().BeginCreateOrUpdate(cp.ctx(ctx), g, name,
 			armprivatedns.PrivateZone{Location: &global, Tags: t},
 			&armprivatedns.PrivateZonesClientBeginCreateOrUpdateOptions{IfNoneMatch: &ifNoneMatch})
-		if err != nil {
-			return fmt.Errorf("create private DNS zone %s: %w", name, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create private DNS zone %s: %w", name, err)
-		}
-		return e.printObject(&cp, zoneTable)
+		return finish(ctx, e, poller, err, noWait, &cp, zoneTable, fmt.Sprintf("create private DNS zone %s", name))
 	})
 
 	show := &cobra.Command{
@@ -297,16 +288,7 @@ func (e *env) dnsLinkCmd() *cobra.Command {
 		var cp capture
 		poller, err := f.NewVirtualNetworkLinksClient().BeginCreateOrUpdate(cp.ctx(ctx), g, zoneName(z), n, link,
 			&armprivatedns.VirtualNetworkLinksClientBeginCreateOrUpdateOptions{IfNoneMatch: &ifNoneMatch})
-		if err != nil {
-			return fmt.Errorf("create virtual network link %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create virtual network link %s: %w", n, err)
-		}
-		return e.printObject(&cp, linkTable)
+		return finish(ctx, e, poller, err, noWait, &cp, linkTable, fmt.Sprintf("create virtual network link %s", n))
 	})
 
 	show := &cobra.Command{
@@ -353,16 +335,7 @@ func (e *env) dnsLinkCmd() *cobra.Command {
 			return err
 		}
 		poller, err := f.NewVirtualNetworkLinksClient().BeginDelete(ctx, g, zoneName(z), n, nil)
-		if err != nil {
-			return fmt.Errorf("delete virtual network link %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete virtual network link %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete virtual network link %s", n))
 	})
 	return group("vnet", "Manage the virtual network links of a private DNS zone", create, show, list, del)
 }
@@ -557,16 +530,7 @@ func (e *env) dnsZoneGroupCmd() *cobra.Command {
 				Properties: &armnetwork.PrivateDNSZonePropertiesFormat{PrivateDNSZoneID: &zoneID}}}}}
 		var cp capture
 		poller, err := nf.NewPrivateDNSZoneGroupsClient().BeginCreateOrUpdate(cp.ctx(ctx), g, pe, n, zg, nil)
-		if err != nil {
-			return fmt.Errorf("create private DNS zone group %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(cp.ctx(ctx), e, poller); err != nil {
-			return fmt.Errorf("create private DNS zone group %s: %w", n, err)
-		}
-		return e.printObject(&cp, nil)
+		return finish(ctx, e, poller, err, noWait, &cp, nil, fmt.Sprintf("create private DNS zone group %s", n))
 	})
 
 	show := &cobra.Command{
@@ -611,16 +575,7 @@ func (e *env) dnsZoneGroupCmd() *cobra.Command {
 	del.Flags().BoolVar(&noWait, "no-wait", false, "do not wait for the deletion to finish")
 	del.RunE = e.netOp(func(ctx context.Context, s *session, nf *armnetwork.ClientFactory) error {
 		poller, err := nf.NewPrivateDNSZoneGroupsClient().BeginDelete(ctx, g, pe, n, nil)
-		if err != nil {
-			return fmt.Errorf("delete private DNS zone group %s: %w", n, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := wait(ctx, e, poller); err != nil {
-			return fmt.Errorf("delete private DNS zone group %s: %w", n, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete private DNS zone group %s", n))
 	})
 	return group("dns-zone-group", "Manage the private DNS zone groups of a private endpoint", create, show, list, del)
 }
