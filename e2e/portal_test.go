@@ -277,6 +277,18 @@ func TestPortalApproveConnection(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 
+	// The resource list: every kind with its state.
+	b.run(chromedp.Navigate(b.base + "#/"))
+	for _, want := range []string{"Subscriptions", "Resource groups", "db-rg", "net-rg", "flexible servers", "Ready",
+		"Virtual networks", "app-vnet", "10.0.0.0/16", "orders-app-pe", "Pending"} {
+		b.waitText(`main`, want)
+	}
+	var wide bool
+	b.eval(`document.documentElement.scrollWidth <= window.innerWidth`, &wide)
+	if !wide {
+		t.Error("the resource list overflows a 1280×800 window")
+	}
+
 	// 1–3. Select the server; Overview shows its status, Ready, so Networking is enabled.
 	b.openServer("orders-db")
 	b.waitText(`#server-status`, "Ready")
@@ -315,6 +327,7 @@ func TestPortalApproveConnection(t *testing.T) {
 	b.shot("approving-notification")
 	b.waitText(`#notifications [role=status]`, "Successfully approved private endpoint connection orders-app-pe.")
 	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-state`, "Approved")
+	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-description`, why)
 	b.shot("approved-notification")
 
 	status, desc, _ := connectionState(t, c, "orders-app-pe.")
@@ -332,6 +345,9 @@ func TestPortalApproveConnection(t *testing.T) {
 	if others != 0 {
 		t.Errorf("activity log filtered by caller dba@ shows %d rows of other callers", others)
 	}
+	// The timespan reloads the log: the approval is within the last hour.
+	b.setValue(`#activity-time`, "1")
+	b.waitText(`main table tbody`, "dba@pglink.local")
 	b.shot("activity-log")
 
 	// Sign out: the portal forgets the session and offers Sign in again.
@@ -364,6 +380,17 @@ func TestPortalNetworkingDisabledWhenStopped(t *testing.T) {
 	b.waitText(`#server-status`, "Ready")
 	b.waitFor("Networking enabled", `!document.getElementById('menu-networking').disabled`)
 	b.shot("started")
+
+	// Restart, then Stop, from the Overview.
+	b.run(chromedp.Click(`#server-restart`, chromedp.ByQuery))
+	b.waitText(`#notifications [role=status]`, "Successfully restarted server orders-db.")
+	b.waitText(`#server-status`, "Ready")
+	b.shot("restarted")
+	b.run(chromedp.Click(`#server-stop`, chromedp.ByQuery))
+	b.waitText(`#notifications [role=status]`, "Successfully stopped server orders-db.")
+	b.waitText(`#server-status`, "Stopped")
+	b.waitFor("Networking disabled again", `document.getElementById('menu-networking').disabled`)
+	b.shot("stopped")
 }
 
 // TestPortalNetworkAdminCannotApprove: the network administrator sees the connection and the
