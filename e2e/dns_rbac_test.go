@@ -142,3 +142,49 @@ func TestDNSGroupDelete(t *testing.T) {
 		t.Errorf("%d resources left below the deleted zone", n)
 	}
 }
+
+// TestDNSZoneGroupKeepsHandWrittenAddresses: an address already in the zone (written by hand)
+// is not the zone group's: the group does not report it as written and its removal keeps it.
+func TestDNSZoneGroupKeepsHandWrittenAddresses(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	d := newDNSClients(t, in)
+	ctx := ctxT(t)
+	for _, g := range []string{"net", "dns", "db"} {
+		c.group(t, g)
+	}
+	srv := c.server(t, "db", "pg1")
+	subnet := c.vnet(t, "net", "vnet1")
+	zone := d.zone(t, "dns", privatelinkZone)
+	if _, err := c.endpoint(t, "net", "pe1", subnet, *srv.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	pe, err := c.pes.Get(ctx, "net", "pe1", nil)
+	if err != nil || len(pe.Properties.CustomDNSConfigs) == 0 || len(pe.Properties.CustomDNSConfigs[0].IPAddresses) == 0 {
+		t.Fatalf("endpoint pe1: %v; want an address in customDnsConfigs", err)
+	}
+	ip := *pe.Properties.CustomDNSConfigs[0].IPAddresses[0]
+	if _, err := d.records.CreateOrUpdate(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeA, "pg1",
+		armprivatedns.RecordSet{Properties: &armprivatedns.RecordSetProperties{TTL: to.Ptr[int64](60),
+			ARecords: []*armprivatedns.ARecord{{IPv4Address: &ip}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	g, err := d.zoneGroup(t, "net", "pe1", *zone.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := g.Properties.PrivateDNSZoneConfigs[0].Properties.RecordSets; len(rs) != 1 || len(rs[0].IPAddresses) != 0 {
+		t.Errorf("zone group record sets = %+v; want pg1 with no address of its own", rs)
+	}
+	poller, err := d.groups.BeginDelete(ctx, "net", "pe1", *g.Name, nil)
+	if err == nil {
+		_, err = poller.PollUntilDone(ctx, &azcoreFast)
+	}
+	if err != nil {
+		t.Fatalf("delete the zone group: %v", err)
+	}
+	rs, err := d.records.Get(ctx, "dns", privatelinkZone, armprivatedns.RecordTypeA, "pg1", nil)
+	if err != nil || len(rs.Properties.ARecords) != 1 || *rs.Properties.ARecords[0].IPv4Address != ip {
+		t.Errorf("hand-written record after the zone group's removal = %+v, %v; want %s kept", rs.Properties, err, ip)
+	}
+}

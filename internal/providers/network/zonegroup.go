@@ -135,12 +135,18 @@ func (p *Provider) putZoneGroup(ctx context.Context, req *arm.Request) (*arm.Res
 			c.Properties.PrivateDNSZoneID = z.String()
 			c.Properties.RecordSets = []RecordSetRef{}
 			if name != "" && ip != "" {
-				if err := addRecordIP(ctx, tx, z, name, ip); err != nil {
+				added, err := addRecordIP(ctx, tx, z, name, ip)
+				if err != nil {
 					return err
 				}
-				c.Properties.RecordSets = append(c.Properties.RecordSets, RecordSetRef{
-					RecordType: "A", RecordSetName: name, FQDN: strings.ToLower(name + "." + zone.Name),
-					TTL: zoneGroupRecordTTL, IPAddresses: []string{ip}, ProvisioningState: "Succeeded"})
+				// The group owns, and its removal takes, only an address it added: one that was
+				// there already (written by hand) is left to its writer.
+				ref := RecordSetRef{RecordType: "A", RecordSetName: name, FQDN: strings.ToLower(name + "." + zone.Name),
+					TTL: zoneGroupRecordTTL, IPAddresses: []string{}, ProvisioningState: "Succeeded"}
+				if added {
+					ref.IPAddresses = []string{ip}
+				}
+				c.Properties.RecordSets = append(c.Properties.RecordSets, ref)
 			}
 			g.Properties.PrivateDNSZoneConfigs = append(g.Properties.PrivateDNSZoneConfigs, c)
 		}
@@ -222,8 +228,9 @@ func removeGroupRecords(ctx context.Context, tx store.Tx, g DNSZoneGroup) error 
 	return nil
 }
 
-// addRecordIP adds ip to the A record set name of zone z, creating the set (TTL 10) if needed.
-func addRecordIP(ctx context.Context, tx store.Tx, z resource.ID, name, ip string) error {
+// addRecordIP adds ip to the A record set name of zone z, creating the set (TTL 10) if needed,
+// and reports whether it added it (false: the set had it already).
+func addRecordIP(ctx context.Context, tx store.Tx, z resource.ID, name, ip string) (bool, error) {
 	id := z.Child("A", name)
 	var rs RecordSet
 	_, err := arm.Load(ctx, tx, id, &rs)
@@ -233,16 +240,16 @@ func addRecordIP(ctx context.Context, tx store.Tx, z resource.ID, name, ip strin
 		rs = RecordSet{ID: id.String(), Name: name, Type: RecordSetType("A"),
 			Properties: RecordSetProperties{TTL: &ttl, FQDN: recordFQDN(name, z.Name())}}
 	case err != nil:
-		return err
+		return false, err
 	}
 	for _, r := range rs.Properties.ARecords {
 		if r.IPv4Address == ip {
-			return nil
+			return false, nil
 		}
 	}
 	rs.Properties.ARecords = append(rs.Properties.ARecords, ARecord{IPv4Address: ip})
 	_, err = arm.Save(ctx, tx, id, rs)
-	return err
+	return err == nil, err
 }
 
 // removeRecordIP removes ip from the A record set name of zone z, deleting the set when it is
