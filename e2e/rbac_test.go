@@ -118,6 +118,7 @@ func TestSeparationOfDuties(t *testing.T) {
 	}
 	_, err = net.conns.NewListByServerPager("db", "pg1", nil).NextPage(ctxT(t))
 	wantDenied(t, "network admin: list connections", err, "AuthorizationFailed", resource.TypeConnection+"/read")
+
 	conn := *admin.onlyConnection(t, "db", "pg1").Name
 	_, err = net.setStatus(ctxT(t), "db", "pg1", conn, pg.PrivateEndpointServiceConnectionStatusApproved, "self-service")
 	wantDenied(t, "network admin: approve", err, "AuthorizationFailed", resource.TypeConnection+"/write")
@@ -287,6 +288,22 @@ func TestSeparationOfDuties(t *testing.T) {
 		if got := perms(netP, server); len(got) != 0 {
 			t.Errorf("network admin's permissions on the db group (server %v) = %v; want none", server, got)
 		}
+	}
+
+	// Endpoints join the subnet: a network administrator of another group only, who may write
+	// private endpoints there, may not put one on this subnet until granted the join.
+	admin.group(t, "apps")
+	appsP := in.addServicePrincipal(t, cli, "appsadmin")
+	grant(appsP, sub+"/resourceGroups/apps", "Network Contributor")
+	apps := in.as(t, appsP)
+	_, err = apps.endpoint(t, "apps", "pe-join", subnet, *srv.ID, true, "")
+	wantDenied(t, "network admin of another group: endpoint on the subnet", err, "LinkedAuthorizationFailed", "")
+	if err != nil && (!strings.Contains(err.Error(), "Microsoft.Network/virtualNetworks/subnets/join/action") || !strings.Contains(err.Error(), subnet)) {
+		t.Errorf("LinkedAuthorizationFailed %v does not name the subnet join action on the subnet", err)
+	}
+	grant(appsP, subnet, "Network Contributor")
+	if _, err := apps.endpoint(t, "apps", "pe-join", subnet, *srv.ID, true, ""); err != nil {
+		t.Errorf("network admin of another group, granted the subnet: endpoint on it: %v", err)
 	}
 
 	// Denied writes are in the activity log with their caller.
