@@ -149,9 +149,21 @@ func TestCLI(t *testing.T) {
 	if got := c.ok(nil, "group", "show", "-n", "cli-rg", "-o", "table"); got != "Name    Location  Status\n------  --------  ---------\ncli-rg  eastus    Succeeded\n" {
 		t.Errorf("group show -o table = %q", got)
 	}
-	c.fails("(ResourceGroupNotFound)", "group", "show", "-n", "no-such-group")
+	// A show of what does not exist exits 3, as az's show commands do.
+	missing := func(args ...string) {
+		t.Helper()
+		if _, stderr, code := c.run(args...); code != 3 || !strings.Contains(stderr, "(ResourceGroupNotFound)") {
+			t.Errorf("pglink %s: exit %d, %q; want exit 3 and (ResourceGroupNotFound)", strings.Join(args, " "), code, stderr)
+		}
+	}
+	missing("group", "show", "-n", "no-such-group")
+	for name, want := range map[string]string{"cli-other": "true", "no-such-group": "false"} {
+		if out, stderr, code := c.run("group", "exists", "-n", name); code != 0 || strings.TrimSpace(out) != want {
+			t.Errorf("group exists -n %s: exit %d, %q %q; want %s", name, code, out, stderr, want)
+		}
+	}
 	c.ok(nil, "group", "delete", "-n", "cli-other", "--yes")
-	c.fails("(ResourceGroupNotFound)", "group", "show", "-n", "cli-other")
+	missing("group", "show", "-n", "cli-other")
 	if _, stderr, code := c.run("group", "delete", "-n", "cli-rg"); code != 1 || !strings.Contains(stderr, "--yes") {
 		t.Errorf("group delete without --yes and no input: exit %d, %q; want exit 1 naming --yes", code, stderr)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 	"github.com/spf13/cobra"
 )
@@ -146,7 +144,7 @@ func (e *env) groupCmd() *cobra.Command {
 		}
 		resp, err := client.Get(ctx, name, nil)
 		if err != nil {
-			return fmt.Errorf("show resource group %s: %w", name, err)
+			return shown(fmt.Errorf("show resource group %s: %w", name, err))
 		}
 		return e.printTable(groupOut(resp.ResourceGroup), groupTable)
 	})
@@ -205,16 +203,7 @@ func (e *env) groupCmd() *cobra.Command {
 			return err
 		}
 		poller, err := client.BeginDelete(ctx, name, nil)
-		if err != nil {
-			return fmt.Errorf("delete resource group %s: %w", name, err)
-		}
-		if noWait {
-			return nil
-		}
-		if _, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: time.Second}); err != nil {
-			return fmt.Errorf("delete resource group %s: %w", name, err)
-		}
-		return nil
+		return finish(ctx, e, poller, err, noWait, nil, nil, fmt.Sprintf("delete resource group %s", name))
 	})
 	return group("group", "Manage resource groups", create, list, show, exists, del)
 }

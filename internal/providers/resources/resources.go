@@ -160,6 +160,9 @@ func (p *Provider) serveGroup(ctx context.Context, req *arm.Request) (*arm.Respo
 		if err != nil {
 			return nil, err
 		}
+		if req.Method == http.MethodHead {
+			return &arm.Response{Status: http.StatusNoContent}, nil // as ARM answers a group that exists
+		}
 		return &arm.Response{Body: arm.Body(r, false)}, nil
 	case http.MethodPut, http.MethodPatch:
 		return p.putGroup(ctx, req)
