@@ -26,8 +26,9 @@ import (
 const adminPassword = "S3cret-pass!"
 
 // startLocal runs pglink with the local engine (real PostgreSQL clusters) and the gateway on
-// its own loopback block. The data dir is traversable by the postgres OS user.
-func startLocal(t *testing.T) *instance {
+// its own loopback block. The data dir is traversable by the postgres OS user. mutate may
+// adjust the configuration further.
+func startLocal(t *testing.T, mutate ...func(*server.Config)) *instance {
 	t.Helper()
 	dir := traversableDir(t)
 	block := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
@@ -35,6 +36,9 @@ func startLocal(t *testing.T) *instance {
 		c.Engine = "local"
 		c.DataDir = dir
 		c.EndpointNetwork = block
+		for _, m := range mutate {
+			m(c)
+		}
 	})
 }
 

@@ -18,6 +18,8 @@ import (
 	mdns "github.com/miekg/dns"
 
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
+
+	"github.com/pglink/pglink/internal/server"
 )
 
 const privatelinkZone = "privatelink.postgres.database.azure.com"
@@ -337,4 +339,27 @@ func i64(p *int64) int64 {
 		return 0
 	}
 	return *p
+}
+
+// TestDNSSuffix: --dns-suffix names the servers: their fullyQualifiedDomainName, and the public
+// view's CNAME to privatelink.<suffix> once a private endpoint connects.
+func TestDNSSuffix(t *testing.T) {
+	in := startLocal(t, func(c *server.Config) { c.DNSSuffix = "pg.example.test" })
+	c := newClients(t, in)
+	c.group(t, "rg")
+	srv := c.localServer(t, "rg", "orders-db")
+	if got := str(srv.Properties.FullyQualifiedDomainName); got != "orders-db.pg.example.test" {
+		t.Errorf("fullyQualifiedDomainName = %q; want orders-db.pg.example.test", got)
+	}
+	pubHost, _, _ := net.SplitHostPort(serverAddress(t, c, "rg", "orders-db"))
+	wantAnswer(t, "public view, no endpoint", in.srv.DNSAddr(), "orders-db.pg.example.test", "A "+pubHost)
+	subnet := c.vnet(t, "rg", "app-vnet")
+	if _, err := c.endpoint(t, "rg", "app-pe", subnet, *srv.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	wantAnswer(t, "public view", in.srv.DNSAddr(), "orders-db.pg.example.test",
+		"CNAME orders-db.privatelink.pg.example.test.", "A "+pubHost)
+	if got, rcode := resolve(t, in.srv.DNSAddr(), "orders-db.postgres.database.azure.com"); rcode != mdns.RcodeRefused {
+		t.Errorf("the default suffix under another one = %s %v; want REFUSED", mdns.RcodeToString[rcode], got)
+	}
 }
