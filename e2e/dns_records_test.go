@@ -3,9 +3,11 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/privatedns/armprivatedns"
+	mdns "github.com/miekg/dns"
 
 	"github.com/pglink/pglink/internal/server"
 )
@@ -125,5 +127,81 @@ func TestDNSLinkUpdate(t *testing.T) {
 	}
 	if str(res.Tags["team"]) != "net" || !strings.EqualFold(str(res.Properties.VirtualNetwork.ID), strings.SplitN(subnet, "/subnets/", 2)[0]) {
 		t.Errorf("updated link = %s; want tag team=net on vnet1", jsonOf(res.VirtualNetworkLink))
+	}
+}
+
+// TestDNSRecordTypes: every record type through the API (create, read back) and through a
+// linked virtual network's resolver, and an update of the zone's SOA.
+func TestDNSRecordTypes(t *testing.T) {
+	in := startLocal(t)
+	c := newClients(t, in)
+	d := newDNSClients(t, in)
+	c.group(t, "rg")
+	subnet := c.vnet(t, "rg", "app-vnet")
+	d.zone(t, "rg", "zone.test")
+	if err := d.link(t, "rg", "zone.test", "app-link", strings.SplitN(subnet, "/subnets/", 2)[0]); err != nil {
+		t.Fatal(err)
+	}
+	resolver := vnetResolver(t, in, "rg", "app-vnet")
+	tok := in.token()
+	zone := "/subscriptions/" + in.boot.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.Network/privateDnsZones/zone.test"
+	const v = "?api-version=2020-06-01"
+	for _, tc := range []struct {
+		typ, name, field string
+		value            any
+		qtype            uint16
+		qname, answer    string
+	}{
+		{"AAAA", "v6", "aaaaRecords", []any{map[string]any{"ipv6Address": "fd00::4"}}, mdns.TypeAAAA, "v6.zone.test.", "fd00::4"},
+		{"CNAME", "alias", "cnameRecord", map[string]any{"cname": "target.example."}, mdns.TypeCNAME, "alias.zone.test.", "target.example."},
+		{"MX", "@", "mxRecords", []any{map[string]any{"preference": 10, "exchange": "mail.zone.test"}}, mdns.TypeMX, "zone.test.", "10 mail.zone.test."},
+		{"PTR", "4", "ptrRecords", []any{map[string]any{"ptrdname": "host.zone.test"}}, mdns.TypePTR, "4.zone.test.", "host.zone.test."},
+		{"SRV", "_pg._tcp", "srvRecords", []any{map[string]any{"priority": 1, "weight": 2, "port": 5432, "target": "db.zone.test"}}, mdns.TypeSRV, "_pg._tcp.zone.test.", "1 2 5432 db.zone.test."},
+		{"TXT", "t", "txtRecords", []any{map[string]any{"value": []string{"hello", "world"}}}, mdns.TypeTXT, "t.zone.test.", `"hello" "world"`},
+	} {
+		path := zone + "/" + tc.typ + "/" + tc.name + v
+		body := map[string]any{"properties": map[string]any{"ttl": 30, tc.field: tc.value}}
+		if r := in.do(t, "PUT", path, tok, body, nil); r.status != 201 {
+			t.Errorf("create %s/%s: %d %s", tc.typ, tc.name, r.status, r.raw)
+			continue
+		}
+		r := in.do(t, "GET", path, tok, nil, nil)
+		props, _ := r.body["properties"].(map[string]any)
+		if r.status != 200 || props[tc.field] == nil || props["ttl"] != float64(30) {
+			t.Errorf("get %s/%s: %d %s; want %s and ttl 30", tc.typ, tc.name, r.status, r.raw, tc.field)
+		}
+		q := new(mdns.Msg)
+		q.SetQuestion(tc.qname, tc.qtype)
+		m, _, err := (&mdns.Client{Timeout: 2 * time.Second}).Exchange(q, resolver)
+		if err != nil {
+			t.Fatalf("ask %s for %s %s: %v", resolver, tc.qname, tc.typ, err)
+		}
+		if len(m.Answer) != 1 || !strings.HasSuffix(m.Answer[0].String(), "\t"+tc.answer) || m.Answer[0].Header().Ttl != 30 {
+			t.Errorf("%s %s at the VNet's resolver = %v; want one record ending %q, TTL 30", tc.qname, tc.typ, m.Answer, tc.answer)
+		}
+	}
+
+	// The SOA record set is updated, not created; the zone answers with it.
+	soa := in.do(t, "GET", zone+"/SOA/@"+v, tok, nil, nil)
+	props, _ := soa.body["properties"].(map[string]any)
+	rec, _ := props["soaRecord"].(map[string]any)
+	if soa.status != 200 || rec == nil {
+		t.Fatalf("get SOA/@: %d %s", soa.status, soa.raw)
+	}
+	rec["email"], rec["refreshTime"] = "hostmaster.zone.test", 1800
+	if r := in.do(t, "PUT", zone+"/SOA/@"+v, tok, map[string]any{"properties": map[string]any{"ttl": 3600, "soaRecord": rec}}, nil); r.status != 200 {
+		t.Fatalf("update SOA/@: %d %s", r.status, r.raw)
+	}
+	q := new(mdns.Msg)
+	q.SetQuestion("zone.test.", mdns.TypeSOA)
+	m, _, err := (&mdns.Client{Timeout: 2 * time.Second}).Exchange(q, resolver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Answer) != 1 {
+		t.Fatalf("SOA at the VNet's resolver = %v; want one", m.Answer)
+	}
+	if s, ok := m.Answer[0].(*mdns.SOA); !ok || s.Mbox != "hostmaster.zone.test." || s.Refresh != 1800 {
+		t.Errorf("SOA at the VNet's resolver = %v; want mbox hostmaster.zone.test. and refresh 1800", m.Answer[0])
 	}
 }
