@@ -285,6 +285,31 @@ func TestRoleAssignments(t *testing.T) {
 	_, err = r.assigns.Create(ctxT(t), sub+"/resourceGroups/nothing", resource.NewGUID(), assignment(roleDefID(subID, authz.ReaderID), user), nil)
 	wantError(t, "assignment in a missing group", err, http.StatusNotFound, "ResourceGroupNotFound")
 
+	// An assignment at the root scope, made through the API, holds everywhere below it.
+	spOID, spApp, spSecret := in.newSP(t, "root-reader")
+	spTok := in.tokenFor(t, spApp, spSecret)
+	dbGroup := "/subscriptions/" + subID + "/resourceGroups/db?api-version=2021-04-01"
+	if r := in.do(t, "GET", dbGroup, spTok, nil, nil); r.status != http.StatusForbidden {
+		t.Errorf("GET a group before any assignment: %d; want 403", r.status)
+	}
+	rootName := resource.NewGUID()
+	rootDef := "/providers/Microsoft.Authorization/roleDefinitions/" + authz.ReaderID
+	if _, err := r.assigns.Create(ctxT(t), "/", rootName, assignment(rootDef, spOID), nil); err != nil {
+		t.Fatalf("assign Reader at the root: %v", err)
+	}
+	if got, err := r.assigns.Get(ctxT(t), "/", rootName, nil); err != nil || *got.Properties.Scope != "/" {
+		t.Errorf("Get the root assignment = %v, %v; want scope /", got.Properties, err)
+	}
+	if r := in.do(t, "GET", dbGroup, spTok, nil, nil); r.status != http.StatusOK {
+		t.Errorf("GET a group with Reader at the root: %d %s; want 200", r.status, r.raw)
+	}
+	if _, err := r.assigns.Delete(ctxT(t), "/", rootName, nil); err != nil {
+		t.Errorf("delete the root assignment: %v", err)
+	}
+	if r := in.do(t, "GET", dbGroup, spTok, nil, nil); r.status != http.StatusForbidden {
+		t.Errorf("GET a group after the root assignment was deleted: %d; want 403", r.status)
+	}
+
 	// Lists: at, above and below a scope; atScope() only at and above; by principal.
 	admin := in.objectID(t, in.boot.ClientID)
 	adminUser := in.objectID(t, in.boot.Username)

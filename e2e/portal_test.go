@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -350,9 +353,30 @@ func TestPortalApproveConnection(t *testing.T) {
 	b.waitText(`main table tbody`, "dba@pglink.local")
 	b.shot("activity-log")
 
-	// Sign out: the portal forgets the session and offers Sign in again.
+	// Sign out: the portal forgets the session and offers Sign in again, and the session's
+	// tokens stop working at the identity provider.
+	var session struct{ AccessToken, RefreshToken string }
+	var raw string
+	b.eval(`sessionStorage.getItem('pglink.session') || ''`, &raw)
+	if err := json.Unmarshal([]byte(raw), &session); err != nil || session.RefreshToken == "" || session.AccessToken == "" {
+		t.Fatalf("the portal's session before sign-out = %q, %v; want its tokens", raw, err)
+	}
 	b.run(chromedp.Click(`#signout`, chromedp.ByQuery), chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
 	b.shot("signed-out")
+	if r := in.do(t, "GET", "/subscriptions?api-version=2021-04-01", session.AccessToken, nil, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("the signed-out session's access token: %d; want 401", r.status)
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {"c44b4083-3bb0-49c1-b47d-974e53cbdf3c"},
+		"refresh_token": {session.RefreshToken}, "scope": {in.boot.ARMEndpoint + "/.default"}}
+	resp, err := in.httpClient().PostForm(in.boot.ARMEndpoint+"/"+in.boot.TenantID+"/oauth2/v2.0/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_grant") {
+		t.Errorf("refresh with the signed-out session's token: %d %s; want 400 invalid_grant", resp.StatusCode, body)
+	}
 }
 
 // TestPortalNetworkingDisabledWhenStopped: step 4 of the seed.
