@@ -222,6 +222,15 @@ func TestSeparationOfDuties(t *testing.T) {
 	wantDenied(t, "reader: create vnet", err, "AuthorizationFailed", resource.TypeVirtualNetwork+"/write")
 	_, err = reader.pes.BeginDelete(ctxT(t), "net", "pe1", nil)
 	wantDenied(t, "reader: delete private endpoint", err, "AuthorizationFailed", resource.TypePrivateEndpoint+"/delete")
+	_, err = reader.setStatus(ctxT(t), "db", "pg1", conn, pg.PrivateEndpointServiceConnectionStatusApproved, "reader")
+	wantDenied(t, "reader: approve", err, "AuthorizationFailed", resource.TypeConnection+"/write")
+	_, err = reader.setStatus(ctxT(t), "db", "pg1", conn, pg.PrivateEndpointServiceConnectionStatusRejected, "reader")
+	wantDenied(t, "reader: reject", err, "AuthorizationFailed", resource.TypeConnection+"/write")
+	_, err = reader.servers.BeginUpdate(ctxT(t), "db", "pg1", pg.ServerForUpdate{Properties: &pg.ServerPropertiesForUpdate{
+		Network: &pg.Network{PublicNetworkAccess: to.Ptr(pg.ServerPublicNetworkAccessStateDisabled)}}}, nil)
+	wantDenied(t, "reader: public access", err, "AuthorizationFailed", resource.TypeServer+"/write")
+	_, err = reader.servers.BeginCreate(ctxT(t), "db", "pg-reader", serverSpec(reader.location), nil)
+	wantDenied(t, "reader: create server", err, "AuthorizationFailed", resource.TypeServer+"/write")
 
 	// An Owner does everything, and its automatic request is approved at once.
 	pe, err = owner.endpoint(t, "net", "pe-owner", subnet, *srv.ID, false, "")
