@@ -215,6 +215,18 @@ func TestCLI(t *testing.T) {
 		t.Errorf("role assignment list (subscription scope only) = %v; want none", list)
 	}
 
+	// With --tenant the tenant is not asked of the server: the right one signs in, another fails.
+	tc := newCLI(t)
+	tc.ok(&accounts, "login", "--service-principal", "-u", reader.AppID, "-p", reader.Password, "--tenant", in.boot.TenantID,
+		"--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
+	if len(accounts) != 1 || accounts[0]["tenantId"] != in.boot.TenantID {
+		t.Errorf("login --tenant printed %v; want tenant %s", accounts, in.boot.TenantID)
+	}
+	if _, stderr, code := newCLI(t).run("login", "--service-principal", "-u", reader.AppID, "-p", reader.Password,
+		"--tenant", "11111111-1111-1111-1111-111111111111", "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile); code == 0 {
+		t.Errorf("login with another tenant succeeded: %q", stderr)
+	}
+
 	// The service principal logs in (tenant and subscription found out) and may only read.
 	rc := newCLI(t)
 	rc.ok(&accounts, "login", "--service-principal", "-u", reader.AppID, "-p", reader.Password,
@@ -367,4 +379,25 @@ func TestCLIDirectory(t *testing.T) {
 	c.ok(nil, "ad", "sp", "delete", "--id", dba.AppID)
 	c.fails("(Request_ResourceNotFound)", "ad", "sp", "show", "--id", dba.AppID)
 	c.ok(nil, "logout")
+}
+
+// TestCLIDefaultConfigDir: without PGLINK_CONFIG_DIR the profile lives in ~/.pglink, private to
+// its owner.
+func TestCLIDefaultConfigDir(t *testing.T) {
+	in := start(t, nil)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("PGLINK_CONFIG_DIR", "")
+	var out, errb bytes.Buffer
+	if code := cli.Run(ctxT(t), []string{"login", "--bootstrap", filepath.Join(in.dir, "bootstrap.json")}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("login: exit %d: %s", code, errb.String())
+	}
+	fi, err := os.Stat(filepath.Join(home, ".pglink", "profile.json"))
+	if err != nil || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("~/.pglink/profile.json after login: %v, %v; want a file only its owner may read", fi, err)
+	}
+	out.Reset()
+	if code := cli.Run(ctxT(t), []string{"account", "show"}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(out.String(), in.boot.SubscriptionID) {
+		t.Errorf("account show from ~/.pglink: exit %d, %s %s", code, out.String(), errb.String())
+	}
 }
