@@ -204,6 +204,9 @@ func TestCLIFlexibleServer(t *testing.T) {
 	}
 	c.ok(nil, "network", "vnet", "show", "-g", "net-rg", "-n", "app-vnet")
 	c.fails(3, "ERROR: (", "network", "vnet", "show", "-g", "net-rg", "-n", "no-vnet")
+	c.ok(nil, "network", "vnet", "create", "-g", "net-rg", "-n", "spare-vnet", "--address-prefix", "10.9.0.0/16")
+	c.ok(nil, "network", "vnet", "delete", "-g", "net-rg", "-n", "spare-vnet")
+	c.fails(3, "ERROR: (", "network", "vnet", "show", "-g", "net-rg", "-n", "spare-vnet")
 	c.ok(nil, "network", "vnet", "subnet", "create", "-g", "net-rg", "--vnet-name", "app-vnet", "-n", "apps", "--address-prefixes", "10.0.2.0/24")
 	if got := c.ok(nil, "network", "vnet", "subnet", "list", "-g", "net-rg", "--vnet-name", "app-vnet", "--query", "sort([].name)", "-o", "tsv"); got != "apps\npe\n" {
 		t.Errorf("subnet list --query sort([].name) -o tsv = %q", got)
@@ -305,6 +308,9 @@ func TestCLIFlexibleServer(t *testing.T) {
 	c.ok(&conns, "network", "private-link-resource", "list", "-g", "db-rg", "-n", "orders-db", "--type", "Microsoft.DBforPostgreSQL/flexibleServers")
 	if len(conns) != 1 || get(conns[0], "properties.groupId") != "postgresqlServer" {
 		t.Errorf("network private-link-resource list = %v", conns)
+	}
+	if got := c.ok(nil, "postgres", "flexible-server", "private-link-resource", "list", "-g", "db-rg", "-s", "orders-db", "--query", "[].groupId", "-o", "tsv"); got != "postgresqlServer\n" {
+		t.Errorf("postgres private-link-resource list = %q", got)
 	}
 	if got := c.ok(nil, "postgres", "flexible-server", "private-link-resource", "show", "-g", "db-rg", "-s", "orders-db", "-n", "postgresqlServer", "--query", "groupId", "-o", "tsv"); got != "postgresqlServer\n" {
 		t.Errorf("postgres private-link-resource show = %q", got)

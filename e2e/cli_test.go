@@ -128,6 +128,15 @@ func TestCLI(t *testing.T) {
 	if acct.ID != in.boot.SubscriptionID || acct.User.Name != in.boot.ClientID || acct.User.Type != "servicePrincipal" {
 		t.Errorf("account show = %+v; want subscription %s, service principal %s", acct, in.boot.SubscriptionID, in.boot.ClientID)
 	}
+	var subs []map[string]any
+	c.ok(&subs, "account", "list")
+	if len(subs) != 1 || subs[0]["id"] != in.boot.SubscriptionID || subs[0]["isDefault"] != true {
+		t.Errorf("account list = %v; want the one subscription, the default", subs)
+	}
+	c.ok(nil, "account", "set", "--subscription", in.boot.SubscriptionID)
+	if _, stderr, code := c.run("account", "set", "--subscription", "00000000-0000-0000-0000-000000000000"); code == 0 {
+		t.Errorf("account set to an unknown subscription succeeded: %q", stderr)
+	}
 
 	// Resource groups.
 	var g map[string]any
