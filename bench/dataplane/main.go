@@ -51,6 +51,7 @@ type config struct {
 	only     string        // comma-separated pgbench tests to run ("c=1,c=8"); "" for all
 	paths    string        // comma-separated paths to run ("direct,PgBouncer TLS,pglink TLS"); "" for all
 	short    bool          // pgbench only: no toggles, memory or goals
+	perf     bool          // count the proxies' system calls with perf stat
 }
 
 func main() {
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of pglink during each pgbench run through it to this `directory` (pglink then runs as this program, same server code, with a profiler)")
 	flag.StringVar(&cfg.only, "tests", "", "comma-separated `list` of the pgbench tests to run, by client count (c=1,c=8,c=64,C; default all)")
 	flag.StringVar(&cfg.paths, "paths", "", "comma-separated `list` of the paths to run (direct, PgBouncer, PgBouncer cold, pglink, PgBouncer TLS, PgBouncer TLS cold, pglink TLS; default all)")
+	flag.BoolVar(&cfg.perf, "perf", false, "count each proxy's system calls, context switches and CPU migrations per transaction with perf stat")
 	flag.BoolVar(&cfg.short, "pgbench-only", false, "run the pgbench tests only: no toggles, no memory measurement, no goals")
 	flag.Parse()
 	if cfg.rounds < 1 || cfg.toggles < 1 || cfg.sessions < 1 || cfg.duration < time.Second || cfg.churn < time.Second {

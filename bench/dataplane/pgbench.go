@@ -244,9 +244,17 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 						return nil, err
 					}
 				}
+				var ps *perfStat
+				if cfg.perf && p.pid != 0 {
+					var err error
+					if ps, err = startPerf(e.work, p.pid); err != nil {
+						return nil, err
+					}
+				}
 				u0, s0, t0 := procUsage(p.pid), sm.count(), time.Now()
 				out, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
 				took := time.Since(t0)
+				counts := ps.stop()
 				if p.pid == pp {
 					e.prof.stop()
 				}
@@ -287,6 +295,9 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					fmt.Printf("  profile %s", prof)
 				}
 				fmt.Printf("  (load %s)\n", loadAvg())
+				if l := perfLine(counts, s.txns); l != "" {
+					fmt.Printf("      per tx: %s\n", l)
+				}
 			}
 		}
 	}
