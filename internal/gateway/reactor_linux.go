@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"syscall"
 	"time"
@@ -79,6 +80,8 @@ type reactor struct {
 	spare   []*rsess            // again's other buffer
 	buf     []byte
 	yielded time.Time // when the loop last let other goroutines run
+	// runnable is read by yield: the runtime's count of goroutines waiting to run.
+	runnable [1]metrics.Sample
 }
 
 // rsess is a session relayed by the reactor. Fields are owned by the loop goroutine, except
@@ -119,6 +122,7 @@ func newReactor(log *slog.Logger) (*reactor, error) {
 	}
 	r := &reactor{epfd: epfd, wakeR: p[0], wakeW: p[1], log: log,
 		byFd: map[int32]*rsess{}, timed: map[*rsess]struct{}{}, buf: make([]byte, relayBufSize)}
+	r.runnable[0].Name = "/sched/goroutines/runnable:goroutines"
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, r.wakeR, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.wakeR)}); err != nil {
 		r.closeFds()
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
@@ -230,8 +234,8 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 // sees as running Go code, bounded by holdP. A blocking system call would release the P on
 // every wait and have sysmon retake it, which resets sysmon's back-off to 20 µs and costs a
 // context switch per round trip, and moves the loop between threads. Preemption and garbage
-// collection are not held up: their signals end the raw wait at once (EINTR), and the loop
-// yields every yieldEvery so that goroutines queued on its P run. Only after holdP without an
+// collection are not held up: their signals end the raw wait at once (EINTR), and every
+// yieldEvery the loop yields if goroutines wait to run (yield). Only after holdP without an
 // event does the loop wait with a blocking epoll_wait that releases the P, so that an idle
 // gateway costs nothing.
 func (r *reactor) wait(ev []syscall.EpollEvent) int {
@@ -249,7 +253,7 @@ func (r *reactor) wait(ev []syscall.EpollEvent) int {
 		timeout = 0
 	}
 	if now := time.Now(); now.Sub(r.yielded) >= yieldEvery {
-		runtime.Gosched()
+		r.yield()
 		r.yielded = now
 	}
 	hold := int(holdP / time.Millisecond)
@@ -269,6 +273,25 @@ func (r *reactor) wait(ev []syscall.EpollEvent) int {
 	}
 	r.yielded = time.Now()
 	return n
+}
+
+// yield lets other goroutines run on the loop's P, if there are any that wait to run.
+//
+// runtime.Gosched is not free even when nothing else waits: it puts the loop on the global run
+// queue and wakes an idle P's thread to look for work, which finds the loop itself (the loop
+// then moves to that thread) or nothing (the thread sleeps again); each costs futex calls and
+// context switches. So the loop yields only when the scheduler reports runnable goroutines
+// (reading that count takes the scheduler's lock briefly, and allocates nothing). Goroutines
+// that the loop makes runnable (a session's goroutine when the session ends) are also stolen
+// by an idle P, which the runtime wakes for them; timers on the loop's P fire on the other Ps
+// (they poll every P's timers when idle); and the runtime preempts the loop after 10 ms
+// without a yield (sysmon), as any goroutine, so it never holds its P for longer.
+func (r *reactor) yield() {
+	metrics.Read(r.runnable[:])
+	if v := r.runnable[0].Value; v.Kind() == metrics.KindUint64 && v.Uint64() == 0 {
+		return
+	}
+	runtime.Gosched()
 }
 
 // rawEpollWait is epoll_wait without telling the scheduler: the goroutine keeps its P.
