@@ -41,9 +41,9 @@ import (
 
 const (
 	maxEvents  = 256
-	flushGrace = 5 * time.Second  // how long a closing session may take to flush to its client
-	holdP      = time.Millisecond // how long the loop waits for events without releasing its P
-	yieldEvery = time.Millisecond // how often a busy loop lets other goroutines run on its P
+	flushGrace = 5 * time.Second       // how long a closing session may take to flush to its client
+	holdP      = 10 * time.Millisecond // how long the loop waits for events without releasing its P
+	yieldEvery = time.Millisecond      // how often a busy loop lets other goroutines run on its P
 )
 
 type cmdKind int
@@ -237,7 +237,11 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 // collection are not held up: their signals end the raw wait at once (EINTR), and every
 // yieldEvery the loop yields if goroutines wait to run (yield). Only after holdP without an
 // event does the loop wait with a blocking epoll_wait that releases the P, so that an idle
-// gateway costs nothing.
+// gateway costs nothing. holdP is the runtime's own time slice (sysmon preempts a goroutine
+// after 10 ms): gaps of a few milliseconds between events are common under load (64 clients
+// waiting for PostgreSQL), and with a shorter hold each of them cost a blocking wait, which
+// let sysmon retake the P (resetting its back-off: dozens of wake-ups) and moved the loop to
+// another thread.
 func (r *reactor) wait(ev []syscall.EpollEvent) int {
 	timeout := -1 // ms
 	if len(r.timed) > 0 {
