@@ -159,24 +159,34 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		samples: map[string]map[string][]sample{},
 	}
 	if cfg.paths != "" {
-		keep := r.paths[:0]
+		want := strings.Split(cfg.paths, ",")
+		var keep []path
 		for _, p := range r.paths {
-			if slices.Contains(strings.Split(cfg.paths, ","), p.name) {
+			if slices.Contains(want, p.name) {
 				keep = append(keep, p)
 			}
+		}
+		if len(keep) != len(want) {
+			return nil, fmt.Errorf("-paths %q: unknown or repeated path", cfg.paths)
 		}
 		r.paths = keep
 	}
 	// The tests selected by -tests, by client count ("c=8") or "C" for the churn test.
 	run := tests
 	if cfg.only != "" {
+		want := strings.Split(cfg.only, ",")
 		run = nil
 		for _, t := range tests {
-			for _, w := range strings.Split(cfg.only, ",") {
-				if (w == "C" && t.churn) || (!t.churn && w == fmt.Sprintf("c=%d", t.clients)) {
-					run = append(run, t)
-				}
+			name := fmt.Sprintf("c=%d", t.clients)
+			if t.churn {
+				name = "C"
 			}
+			if slices.Contains(want, name) {
+				run = append(run, t)
+			}
+		}
+		if len(run) != len(want) {
+			return nil, fmt.Errorf("-tests %q: unknown or repeated test", cfg.only)
 		}
 	}
 	began := time.Now()
