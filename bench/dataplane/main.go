@@ -3,6 +3,7 @@
 // the same PostgreSQL that pglink runs for a flexible server.
 //
 //	go run ./bench/dataplane [-rounds 5] [-duration 8s] [-warmup 2s] [-churn 5s] [-toggles 100] [-sessions 1000] [-keep]
+//	go run ./bench/dataplane -pgbench-only -tests c=1,c=8 -paths "direct,PgBouncer TLS,pglink TLS"
 //
 // It builds cmd/pglink, runs `pglink serve` as a child process on a fresh data dir, and through
 // the ARM API creates a flexible server and an approved private endpoint. Then:
@@ -47,6 +48,10 @@ type config struct {
 	pgBin    string        // PostgreSQL binaries (pgbench)
 	keep     bool          // keep the work directory
 	profile  string        // directory for CPU profiles of pglink during the pgbench runs through it
+	only     string        // comma-separated pgbench tests to run ("c=1,c=8"); "" for all
+	paths    string        // comma-separated paths to run ("direct,PgBouncer TLS,pglink TLS"); "" for all
+	short    bool          // pgbench only: no toggles, memory or goals
+	perf     bool          // count the proxies' system calls with perf stat
 }
 
 func main() {
@@ -68,6 +73,10 @@ func main() {
 	flag.StringVar(&cfg.pgBin, "pg-bin", "/usr/lib/postgresql/15/bin", "directory of pgbench")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the work directory (pglink's data dir and logs)")
 	flag.StringVar(&cfg.profile, "cpuprofile", "", "write CPU profiles of pglink during each pgbench run through it to this `directory` (pglink then runs as this program, same server code, with a profiler)")
+	flag.StringVar(&cfg.only, "tests", "", "comma-separated `list` of the pgbench tests to run, by client count (c=1,c=8,c=64,C; default all)")
+	flag.StringVar(&cfg.paths, "paths", "", "comma-separated `list` of the paths to run (direct, PgBouncer, PgBouncer cold, pglink, PgBouncer TLS, PgBouncer TLS cold, pglink TLS; default all)")
+	flag.BoolVar(&cfg.perf, "perf", false, "count each proxy's system calls, context switches and CPU migrations per transaction with perf stat")
+	flag.BoolVar(&cfg.short, "pgbench-only", false, "run the pgbench tests only: no toggles, no memory measurement, no goals")
 	flag.Parse()
 	if cfg.rounds < 1 || cfg.toggles < 1 || cfg.sessions < 1 || cfg.duration < time.Second || cfg.churn < time.Second {
 		fmt.Fprintln(os.Stderr, "bench: -rounds, -toggles and -sessions must be at least 1, -duration and -churn at least 1s")
@@ -116,6 +125,10 @@ func run(ctx context.Context, cfg config) (err error) {
 		return err
 	}
 	bench.print()
+	if cfg.short {
+		fmt.Printf("\ntotal run time %v; load average %s at the end\n", time.Since(started).Round(time.Second), loadAvg())
+		return nil
+	}
 
 	tog, err := runToggles(ctx, env, cfg.toggles)
 	if err != nil {

@@ -158,8 +158,39 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		},
 		samples: map[string]map[string][]sample{},
 	}
+	if cfg.paths != "" {
+		want := strings.Split(cfg.paths, ",")
+		var keep []path
+		for _, p := range r.paths {
+			if slices.Contains(want, p.name) {
+				keep = append(keep, p)
+			}
+		}
+		if len(keep) != len(want) {
+			return nil, fmt.Errorf("-paths %q: unknown or repeated path", cfg.paths)
+		}
+		r.paths = keep
+	}
+	// The tests selected by -tests, by client count ("c=8") or "C" for the churn test.
+	run := tests
+	if cfg.only != "" {
+		want := strings.Split(cfg.only, ",")
+		run = nil
+		for _, t := range tests {
+			name := fmt.Sprintf("c=%d", t.clients)
+			if t.churn {
+				name = "C"
+			}
+			if slices.Contains(want, name) {
+				run = append(run, t)
+			}
+		}
+		if len(run) != len(want) {
+			return nil, fmt.Errorf("-tests %q: unknown or repeated test", cfg.only)
+		}
+	}
 	began := time.Now()
-	if _, err := runOne(ctx, pgbench, r.paths[0], "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
+	if _, err := runOne(ctx, pgbench, path{name: pDirect, host: e.socketDir, port: "5432", sslmode: "disable"}, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
 		return nil, err
 	}
 	fmt.Printf("pgbench -i -s %d through the unix socket: %v\n", cfg.scale, time.Since(began).Round(time.Millisecond))
@@ -175,14 +206,17 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 	sm0 := sm.count()
 	const idleFor = 3 * time.Second
 	time.Sleep(idleFor)
-	for _, p := range []path{r.paths[1], r.paths[3]} {
+	for _, p := range []struct {
+		name string
+		pid  int
+	}{{pBouncer, bp}, {pPglink, pp}} {
 		idle[p.pid] = procUsage(p.pid).minus(before[p.pid])
 		fmt.Printf("%s idle for %v: %v CPU, %d context switches\n", p.name, idleFor, idle[p.pid].cpu, idle[p.pid].switches)
 	}
 	fmt.Printf("pglink's sysmon idle: %.1f wake-ups/s\n", float64(sm.count()-sm0)/idleFor.Seconds())
 
 	runs := 0
-	for _, t := range tests {
+	for _, t := range run {
 		for _, p := range r.paths {
 			if !(t.churn && p.cold) {
 				runs++
@@ -192,7 +226,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 	perRound := time.Duration(runs) * (cfg.duration + cfg.warmup)
 	fmt.Printf("pgbench: %d rounds of %d runs, about %v\n", cfg.rounds, runs, time.Duration(cfg.rounds)*perRound)
 	for round := 1; round <= cfg.rounds; round++ {
-		for _, t := range tests {
+		for _, t := range run {
 			d := cfg.duration
 			if t.churn {
 				d = cfg.churn
@@ -220,9 +254,17 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 						return nil, err
 					}
 				}
+				var ps *perfStat
+				if cfg.perf && p.pid != 0 {
+					var err error
+					if ps, err = startPerf(e.work, p.pid); err != nil {
+						return nil, err
+					}
+				}
 				u0, s0, t0 := procUsage(p.pid), sm.count(), time.Now()
 				out, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
 				took := time.Since(t0)
+				counts := ps.stop()
 				if p.pid == pp {
 					e.prof.stop()
 				}
@@ -263,6 +305,9 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					fmt.Printf("  profile %s", prof)
 				}
 				fmt.Printf("  (load %s)\n", loadAvg())
+				if l := perfLine(counts, s.txns); l != "" {
+					fmt.Printf("      per tx: %s\n", l)
+				}
 			}
 		}
 	}
@@ -363,18 +408,21 @@ func (r *benchResult) print() {
 		}
 	}
 	fmt.Println("\nadded latency per query at 1 client over direct (medians of per-round differences):")
-	for _, p := range r.paths[1:] {
+	for _, p := range r.paths {
+		if p.name == pDirect || len(r.samples["-S c=1"][p.name]) == 0 || len(r.samples["-S c=1"][pDirect]) == 0 {
+			continue
+		}
 		fmt.Printf("  %-18s %+7.1f µs\n", p.name, r.addedLatency(p.name))
 	}
 	var perRound []string
-	for i := range r.samples["-S c=1"][pPglink] {
+	for i := range min(len(r.samples["-S c=1"][pPglink]), len(r.samples["-S c=1"][pDirect])) {
 		perRound = append(perRound, fmt.Sprintf("%+.1f", 1000*(r.samples["-S c=1"][pPglink][i].latency-r.samples["-S c=1"][pDirect][i].latency)))
 	}
 	fmt.Printf("  pglink − direct per round: %s µs\n", strings.Join(perRound, ", "))
 	ct := "-S -C c=4"
 	fmt.Printf("connection churn (-C c=4; PgBouncer reuses its server connections, so its clients skip PostgreSQL's backend start that direct and pglink pay):\n")
-	for _, p := range r.paths[1:] {
-		if len(r.samples[ct][p.name]) > 0 {
+	for _, p := range r.paths {
+		if p.name != pDirect && len(r.samples[ct][p.name]) > 0 {
 			fmt.Printf("  %-18s connect %+.3f ms over direct, %.3f× direct's TPS\n", p.name,
 				r.diff(ct, p.name, pDirect, connTime), r.ratio(ct, p.name, pDirect, tps))
 		}
