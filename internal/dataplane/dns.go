@@ -70,27 +70,20 @@ func (c *dnsCache) update(ctx context.Context, st store.Store) (changed bool, er
 			c.loaded = false
 		}
 	}()
-	rev, err := st.Revision(ctx)
+	rev, changes, whole, err := changesSince(ctx, st, c.loaded, c.rev)
 	if err != nil {
-		return false, fmt.Errorf("read revision: %w", err)
+		return false, err
 	}
-	var servers map[string]bool
-	private := !c.loaded
-	if c.loaded && rev > c.rev {
-		changes, err := st.Changes(ctx, c.rev, maxIncremental)
-		if err != nil {
-			return false, fmt.Errorf("read change feed: %w", err)
-		}
-		if len(changes) == maxIncremental && changes[len(changes)-1].Revision < rev {
-			c.loaded, private = false, true
-		}
-		servers = map[string]bool{}
-		for _, ch := range changes {
-			if s := under(ch.Key, serverSegment); s != "" {
-				servers[s] = true
-			} else if under(ch.Key, zoneSegment) != "" || under(ch.Key, vnetSegment) != "" {
-				private = true
-			}
+	if whole {
+		c.loaded = false
+	}
+	private := whole
+	servers := map[string]bool{}
+	for _, ch := range changes {
+		if s := under(ch.Key, serverSegment); s != "" {
+			servers[s] = true
+		} else if under(ch.Key, zoneSegment) != "" || under(ch.Key, vnetSegment) != "" {
+			private = true
 		}
 	}
 	publicChanged := !c.loaded

@@ -76,22 +76,11 @@ func (c *policyCache) update(ctx context.Context, st store.Store) (changed bool,
 			c.loaded = false
 		}
 	}()
-	// The revision is read first: every change up to it is read below.
-	rev, err := st.Revision(ctx)
+	rev, changes, whole, err := changesSince(ctx, st, c.loaded, c.rev)
 	if err != nil {
-		return false, fmt.Errorf("read revision: %w", err)
+		return false, err
 	}
-	if !c.loaded {
-		return true, c.load(ctx, st, rev)
-	}
-	if rev <= c.rev {
-		return false, nil
-	}
-	changes, err := st.Changes(ctx, c.rev, maxIncremental)
-	if err != nil {
-		return false, fmt.Errorf("read change feed: %w", err)
-	}
-	if len(changes) == maxIncremental && changes[len(changes)-1].Revision < rev {
+	if whole {
 		return true, c.load(ctx, st, rev)
 	}
 	servers, pes := map[string]bool{}, map[string]bool{}
@@ -347,6 +336,30 @@ func (c *policyCache) local() []resource.ID {
 		}
 	}
 	return ids
+}
+
+// changesSince reads the store's revision and then, if loaded, the change feed after since:
+// every change up to rev is among changes (with perhaps some later ones). whole says to read
+// everything instead: nothing is loaded yet, or the feed is more than maxIncremental changes
+// ahead.
+func changesSince(ctx context.Context, st store.Store, loaded bool, since int64) (rev int64, changes []store.Change, whole bool, err error) {
+	// The revision is read first: every change up to it is read below.
+	if rev, err = st.Revision(ctx); err != nil {
+		return 0, nil, false, fmt.Errorf("read revision: %w", err)
+	}
+	if !loaded {
+		return rev, nil, true, nil
+	}
+	if rev <= since {
+		return rev, nil, false, nil
+	}
+	if changes, err = st.Changes(ctx, since, maxIncremental); err != nil {
+		return 0, nil, false, fmt.Errorf("read change feed: %w", err)
+	}
+	if len(changes) == maxIncremental && changes[len(changes)-1].Revision < rev {
+		return rev, nil, true, nil
+	}
+	return rev, changes, false, nil
 }
 
 const (
