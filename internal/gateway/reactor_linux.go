@@ -318,6 +318,21 @@ func batchThread() error {
 	return unix.SchedSetAttr(0, attr, 0)
 }
 
+// send writes p to fd, one of s's sockets, and returns how much went out: 0 when the socket
+// is full. On any other error it ends s (what says which write failed) and reports false.
+func (r *reactor) send(s *rsess, fd int, p []byte, what string) (int, bool) {
+	w, e := rawWrite(fd, p)
+	switch e {
+	case 0:
+		return w, true
+	case syscall.EAGAIN:
+		return 0, true
+	}
+	s.endErr(what, e)
+	r.close(s)
+	return 0, false
+}
+
 // rawEpollWait is epoll_wait without telling the scheduler: the goroutine keeps its P.
 func rawEpollWait(epfd int, ev []syscall.EpollEvent, ms int) (int, syscall.Errno) {
 	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&ev[0])),
@@ -587,14 +602,9 @@ func (r *reactor) readAgain(s *rsess) {
 // toServer writes p to the server; what does not fit waits, and reading from the client stops
 // until it is written.
 func (r *reactor) toServer(s *rsess, p []byte) {
-	w, e := rawWrite(s.ufd, p)
-	if e != 0 {
-		if e != syscall.EAGAIN {
-			s.endErr("write to server", e)
-			r.close(s)
-			return
-		}
-		w = 0
+	w, ok := r.send(s, s.ufd, p, "write to server")
+	if !ok {
+		return
 	}
 	if w < len(p) {
 		s.toUp = relayBufs.Get().(*[]byte)
@@ -609,15 +619,11 @@ func (r *reactor) toServer(s *rsess, p []byte) {
 // upReady handles events on the server socket.
 func (r *reactor) upReady(s *rsess, ev uint32) {
 	if ev&syscall.EPOLLOUT != 0 && s.toUp != nil {
-		w, e := rawWrite(s.ufd, (*s.toUp)[s.upOff:])
-		if e != 0 && e != syscall.EAGAIN {
-			s.endErr("write to server", e)
-			r.close(s)
+		w, ok := r.send(s, s.ufd, (*s.toUp)[s.upOff:], "write to server")
+		if !ok {
 			return
 		}
-		if e == 0 {
-			s.upOff += w
-		}
+		s.upOff += w
 		if s.upOff == len(*s.toUp) {
 			release(s.toUp)
 			s.toUp = nil
@@ -688,14 +694,9 @@ func (r *reactor) toClient(s *rsess, p []byte) {
 		*s.toCl = append(*s.toCl, p...)
 		return
 	}
-	w, e := rawWrite(s.cfd, p)
-	if e != 0 {
-		if e != syscall.EAGAIN {
-			s.endErr("write to client", e)
-			r.close(s)
-			return
-		}
-		w = 0
+	w, ok := r.send(s, s.cfd, p, "write to client")
+	if !ok {
+		return
 	}
 	if w < len(p) {
 		s.toCl = relayBufs.Get().(*[]byte)
@@ -713,14 +714,9 @@ func (r *reactor) pushClient(s *rsess) {
 	if s.toCl == nil || s.cEv&syscall.EPOLLOUT != 0 || s.closed {
 		return
 	}
-	w, e := rawWrite(s.cfd, (*s.toCl)[s.clOff:])
-	if e != 0 {
-		if e != syscall.EAGAIN {
-			s.endErr("write to client", e)
-			r.close(s)
-			return
-		}
-		w = 0
+	w, ok := r.send(s, s.cfd, (*s.toCl)[s.clOff:], "write to client")
+	if !ok {
+		return
 	}
 	s.clOff += w
 	if s.clOff == len(*s.toCl) {
@@ -734,12 +730,8 @@ func (r *reactor) pushClient(s *rsess) {
 
 // flushClient writes pending output to the client.
 func (r *reactor) flushClient(s *rsess) {
-	w, e := rawWrite(s.cfd, (*s.toCl)[s.clOff:])
-	if e != 0 {
-		if e != syscall.EAGAIN {
-			s.endErr("write to client", e)
-			r.close(s)
-		}
+	w, ok := r.send(s, s.cfd, (*s.toCl)[s.clOff:], "write to client")
+	if !ok {
 		return
 	}
 	s.clOff += w
