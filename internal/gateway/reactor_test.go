@@ -17,7 +17,28 @@ import (
 // gateway does not take its output.
 func echoUpstream(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pglecho")
+	return fakeUpstream(t, func(c net.Conn) {
+		b := make([]byte, 32<<10)
+		for {
+			n, err := c.Read(b)
+			if n > 0 {
+				if _, err := c.Write(b[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+}
+
+// fakeUpstream listens on a unix socket in a directory of its own, as a cluster's socket, and
+// serves each connection with serve on a goroutine, closing it afterwards. It returns the
+// directory; the listener is closed when the test ends.
+func fakeUpstream(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pglfake")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,18 +57,7 @@ func echoUpstream(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
-				b := make([]byte, 32<<10)
-				for {
-					n, err := c.Read(b)
-					if n > 0 {
-						if _, err := c.Write(b[:n]); err != nil {
-							return
-						}
-					}
-					if err != nil {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
@@ -114,44 +124,20 @@ func TestPipeliningClient(t *testing.T) {
 // whatever the test sends on the channel it returns, one session at a time.
 func scriptedUpstream(t *testing.T) (dir string, sessions <-chan chan<- []byte) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "pglscript")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ln, err := net.Listen("unix", filepath.Join(dir, socketName))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ch := make(chan chan<- []byte, 4)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	dir = fakeUpstream(t, func(c net.Conn) {
+		if _, err := readStartup(c); err != nil {
+			return
+		}
+		c.Write(readyFrames)
+		out := make(chan []byte)
+		ch <- out
+		go io.Copy(io.Discard, c)
+		for b := range out {
+			if _, err := c.Write(b); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				if _, err := readStartup(c); err != nil {
-					return
-				}
-				c.Write(readyFrames)
-				out := make(chan []byte)
-				ch <- out
-				go io.Copy(io.Discard, c)
-				for b := range out {
-					if _, err := c.Write(b); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
 	})
 	return dir, ch
 }
