@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/privatedns/armprivatedns"
 
 	"github.com/pglink/pglink/internal/store"
@@ -92,16 +93,8 @@ func TestDNSSeparationOfDuties(t *testing.T) {
 // TestDNSGroupDelete: deleting the endpoint's resource group removes the records its zone group
 // wrote in a zone elsewhere; deleting the zone's group removes the zone, its links and records.
 func TestDNSGroupDelete(t *testing.T) {
-	in := start(t, nil)
-	c := newClients(t, in)
-	d := newDNSClients(t, in)
+	in, c, d, srv, subnet, zone := zoneGroupWorld(t)
 	ctx := ctxT(t)
-	for _, g := range []string{"net", "dns", "db"} {
-		c.group(t, g)
-	}
-	srv := c.server(t, "db", "pg1")
-	subnet := c.vnet(t, "net", "vnet1")
-	zone := d.zone(t, "dns", privatelinkZone)
 	if err := d.link(t, "dns", privatelinkZone, "vnet1-link", strings.SplitN(subnet, "/subnets/", 2)[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -146,16 +139,8 @@ func TestDNSGroupDelete(t *testing.T) {
 // TestDNSZoneGroupKeepsHandWrittenAddresses: an address already in the zone (written by hand)
 // is not the zone group's: the group does not report it as written and its removal keeps it.
 func TestDNSZoneGroupKeepsHandWrittenAddresses(t *testing.T) {
-	in := start(t, nil)
-	c := newClients(t, in)
-	d := newDNSClients(t, in)
+	_, c, d, srv, subnet, zone := zoneGroupWorld(t)
 	ctx := ctxT(t)
-	for _, g := range []string{"net", "dns", "db"} {
-		c.group(t, g)
-	}
-	srv := c.server(t, "db", "pg1")
-	subnet := c.vnet(t, "net", "vnet1")
-	zone := d.zone(t, "dns", privatelinkZone)
 	if _, err := c.endpoint(t, "net", "pe1", subnet, *srv.ID, true, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -187,4 +172,19 @@ func TestDNSZoneGroupKeepsHandWrittenAddresses(t *testing.T) {
 	if err != nil || len(rs.Properties.ARecords) != 1 || *rs.Properties.ARecords[0].IPv4Address != ip {
 		t.Errorf("hand-written record after the zone group's removal = %+v, %v; want %s kept", rs.Properties, err, ip)
 	}
+}
+
+// zoneGroupWorld starts pglink with groups net, dns and db, server pg1 in db, virtual network
+// vnet1 in net (its subnet returned) and the privatelink zone in dns.
+func zoneGroupWorld(t *testing.T) (*instance, *clients, dnsClients, pg.Server, string, armprivatedns.PrivateZone) {
+	t.Helper()
+	in := start(t, nil)
+	c := newClients(t, in)
+	d := newDNSClients(t, in)
+	for _, g := range []string{"net", "dns", "db"} {
+		c.group(t, g)
+	}
+	srv := c.server(t, "db", "pg1")
+	subnet := c.vnet(t, "net", "vnet1")
+	return in, c, d, srv, subnet, d.zone(t, "dns", privatelinkZone)
 }
