@@ -128,6 +128,28 @@ func (b *browser) run(actions ...chromedp.Action) {
 	}
 }
 
+// click clicks the element as a user would (a real mouse event at its position). The portal
+// re-renders parts of the page on live updates, so an element found can be replaced before the
+// click lands ("Could not find node"); the click is then retried on the new element.
+func (b *browser) click(sel string) {
+	b.t.Helper()
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		err := chromedp.Run(ctx, chromedp.Click(sel, chromedp.ByQuery))
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt < 5 && (strings.Contains(err.Error(), "Could not find node") || strings.Contains(err.Error(), "not attached") ||
+			strings.Contains(err.Error(), "No node with given id")) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		b.shot("failure")
+		b.t.Fatalf("browser: click %s: %v", sel, err)
+	}
+}
+
 // shot saves a screenshot of the viewport as NN-name.png.
 func (b *browser) shot(name string) {
 	b.t.Helper()
@@ -192,10 +214,11 @@ func (b *browser) signIn(user, password string) {
 	b.t.Helper()
 	b.run(chromedp.Navigate(b.base), chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
 	b.shot("portal-sign-in")
-	b.run(chromedp.Click(`#signin`, chromedp.ByQuery), chromedp.WaitVisible(`#username`, chromedp.ByQuery))
+	b.click(`#signin`)
+	b.run(chromedp.WaitVisible(`#username`, chromedp.ByQuery))
 	b.run(chromedp.SendKeys(`#username`, user, chromedp.ByQuery), chromedp.SendKeys(`#password`, password, chromedp.ByQuery))
 	b.shot("identity-sign-in")
-	b.run(chromedp.Click(`button[type=submit]`, chromedp.ByQuery))
+	b.click(`button[type=submit]`)
 	b.waitText(`#identity`, user)
 	b.shot("signed-in")
 }
@@ -208,7 +231,7 @@ func (b *browser) openServer(name string) {
 	b.shot("resources")
 	b.eval(fmt.Sprintf(`[...document.querySelectorAll('main a')].find(a => a.textContent === %q).click()`, name), nil)
 	b.waitText(`#view-title`, name)
-	b.run(chromedp.Click(`#menu-overview`, chromedp.ByQuery))
+	b.click(`#menu-overview`)
 	b.waitText(`#overview-title`, "Overview")
 }
 
@@ -257,7 +280,7 @@ func (b *browser) selectConnection(prefix string) {
 	b.t.Helper()
 	sel := fmt.Sprintf(`input[data-connection^=%q]`, prefix)
 	b.waitFor("connection "+prefix, fmt.Sprintf(`document.querySelector(%q)`, sel))
-	b.run(chromedp.Click(sel, chromedp.ByQuery))
+	b.click(sel)
 	b.waitFor("the row selected", fmt.Sprintf(`document.querySelector(%q).checked`, sel))
 }
 
@@ -269,7 +292,7 @@ func (b *browser) confirm(description string) {
 		b.run(chromedp.SendKeys(`#dialog-description`, description, chromedp.ByQuery))
 	}
 	b.shot("dialog")
-	b.run(chromedp.Click(`#dialog-confirm`, chromedp.ByQuery))
+	b.click(`#dialog-confirm`)
 	b.waitFor("the dialog to close", `!document.getElementById('dialog').open`)
 }
 
@@ -310,7 +333,7 @@ func TestPortalApproveConnection(t *testing.T) {
 	b.shot("overview-ready")
 
 	// 5–6. Networking lists the Pending connection; select it.
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.waitText(`#connections-title`, "Private endpoint connections")
 	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-state`, "Pending")
 	b.waitText(`tr[data-connection^="orders-app-pe."]`, "Orders app in app-vnet asks for access") // the request message
@@ -320,7 +343,7 @@ func TestPortalApproveConnection(t *testing.T) {
 	b.shot("pending-selected")
 
 	// 7–8. Approve, type a Description, confirm.
-	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.click(`#connection-approve`)
 	b.waitText(`#dialog-title`, "Approve")
 	const why = "Approved for the orders app"
 	b.confirm(why)
@@ -361,7 +384,8 @@ func TestPortalApproveConnection(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &session); err != nil || session.RefreshToken == "" || session.AccessToken == "" {
 		t.Fatalf("the portal's session before sign-out = %q, %v; want its tokens", raw, err)
 	}
-	b.run(chromedp.Click(`#signout`, chromedp.ByQuery), chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
+	b.click(`#signout`)
+	b.run(chromedp.WaitVisible(`#signin`, chromedp.ByQuery))
 	b.shot("signed-out")
 	if r := in.do(t, "GET", "/subscriptions?api-version=2021-04-01", session.AccessToken, nil, nil); r.status != http.StatusUnauthorized {
 		t.Errorf("the signed-out session's access token: %d; want 401", r.status)
@@ -399,18 +423,18 @@ func TestPortalNetworkingDisabledWhenStopped(t *testing.T) {
 	b.shot("networking-disabled")
 
 	// Start it from the Overview: Networking is enabled once it is Ready.
-	b.run(chromedp.Click(`#server-start`, chromedp.ByQuery))
+	b.click(`#server-start`)
 	b.waitText(`#notifications [role=status]`, "Successfully started server orders-db.")
 	b.waitText(`#server-status`, "Ready")
 	b.waitFor("Networking enabled", `!document.getElementById('menu-networking').disabled`)
 	b.shot("started")
 
 	// Restart, then Stop, from the Overview.
-	b.run(chromedp.Click(`#server-restart`, chromedp.ByQuery))
+	b.click(`#server-restart`)
 	b.waitText(`#notifications [role=status]`, "Successfully restarted server orders-db.")
 	b.waitText(`#server-status`, "Ready")
 	b.shot("restarted")
-	b.run(chromedp.Click(`#server-stop`, chromedp.ByQuery))
+	b.click(`#server-stop`)
 	b.waitText(`#notifications [role=status]`, "Successfully stopped server orders-db.")
 	b.waitText(`#server-status`, "Stopped")
 	b.waitFor("Networking disabled again", `document.getElementById('menu-networking').disabled`)
@@ -424,7 +448,7 @@ func TestPortalNetworkAdminCannotApprove(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("netadmin@pglink.local", demoUser(t, in, "netadmin@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
 	b.waitFor("Approve disabled", `document.getElementById('connection-approve').disabled`)
 	b.waitText(`#connection-approve-why`, "privateEndpointConnectionsApproval/action")
@@ -444,7 +468,7 @@ func TestPortalNetworkAdminCannotApprove(t *testing.T) {
 		chromedp.SendKeys(`#pe-target`, in.boot.Demo.Server, chromedp.ByQuery),
 		chromedp.SendKeys(`#pe-message`, "reports job", chromedp.ByQuery))
 	b.shot("create-endpoint")
-	b.run(chromedp.Click(`#pe-create`, chromedp.ByQuery))
+	b.click(`#pe-create`)
 	b.waitText(`#notifications [role=status]`, "Successfully created private endpoint reports-pe")
 	b.waitText(`main table`, "reports job")
 	b.shot("endpoint-created")
@@ -461,9 +485,9 @@ func TestPortalRejectAndRemove(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
-	b.run(chromedp.Click(`#connection-reject`, chromedp.ByQuery))
+	b.click(`#connection-reject`)
 	b.confirm("not this vnet")
 	b.waitText(`#notifications [role=status]`, "Rejecting private endpoint connection orders-app-pe.")
 	b.waitText(`#notifications [role=status]`, "Successfully rejected private endpoint connection orders-app-pe.")
@@ -474,7 +498,7 @@ func TestPortalRejectAndRemove(t *testing.T) {
 	}
 
 	b.selectConnection("orders-app-pe.")
-	b.run(chromedp.Click(`#connection-remove`, chromedp.ByQuery))
+	b.click(`#connection-remove`)
 	b.confirm("vnet retired — döne")
 	b.waitText(`#notifications [role=status]`, "Successfully removed private endpoint connection orders-app-pe.")
 	b.waitFor("the row gone", `!document.querySelector('tr[data-connection^="orders-app-pe."]')`)
@@ -514,7 +538,7 @@ func TestPortalBulkApprove(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-state`, "Pending")
 
 	subnet := in.boot.Demo.PrivateEndpoint[:strings.Index(in.boot.Demo.PrivateEndpoint, "/providers/")] +
@@ -528,9 +552,9 @@ func TestPortalBulkApprove(t *testing.T) {
 	b.waitFor("the new connections", `document.querySelectorAll('tr[data-connection]').length === 3`)
 	b.shot("new-connections")
 
-	b.run(chromedp.Click(`#select-all`, chromedp.ByQuery))
+	b.click(`#select-all`)
 	b.waitFor("all selected", `[...document.querySelectorAll('input[data-connection]')].every(x => x.checked)`)
-	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.click(`#connection-approve`)
 	b.waitText(`#dialog-text`, "connections")
 	const why = "quarterly access review"
 	b.confirm(why)
@@ -553,7 +577,7 @@ func TestPortalAccessibility(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
 
 	// Keyboard: focus Approve, open the dialog with Enter; Tab stays inside; Escape closes it
@@ -604,9 +628,9 @@ func TestPortalApproveServerNotReady(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
-	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.click(`#connection-approve`)
 	b.waitFor("the dialog", `document.getElementById('dialog').open`)
 	poller, err := c.servers.BeginStop(ctxT(t), "db-rg", "orders-db", nil)
 	if err != nil {
@@ -634,21 +658,22 @@ func TestPortalFirewallAndPublicAccess(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.waitText(`#firewall-title`, "Firewall rules")
 
 	b.run(chromedp.SendKeys(`#rule-name`, "office", chromedp.ByQuery), chromedp.SendKeys(`#rule-start`, "203.0.113.1", chromedp.ByQuery),
 		chromedp.SendKeys(`#rule-end`, "203.0.113.9", chromedp.ByQuery))
 	b.shot("rule-typed")
-	b.run(chromedp.Click(`#rule-save`, chromedp.ByQuery))
+	b.click(`#rule-save`)
 	b.waitText(`#notifications [role=status]`, "Successfully added firewall rule office.")
 	b.waitText(`main table`, "203.0.113.9")
 	b.shot("rule-added")
 
-	b.run(chromedp.Click(`#rule-edit-office`, chromedp.ByQuery))
+	b.click(`#rule-edit-office`)
 	b.waitFor("the rule in the form", `document.getElementById('rule-end').value === '203.0.113.9'`)
 	b.setValue(`#rule-end`, "")
-	b.run(chromedp.SendKeys(`#rule-end`, "203.0.113.20", chromedp.ByQuery), chromedp.Click(`#rule-save`, chromedp.ByQuery))
+	b.run(chromedp.SendKeys(`#rule-end`, "203.0.113.20", chromedp.ByQuery))
+	b.click(`#rule-save`)
 	b.waitText(`#notifications [role=status]`, "Successfully saved firewall rule office.")
 	b.waitText(`main table`, "203.0.113.20")
 	rule, err := c.rules.Get(ctxT(t), "db-rg", "orders-db", "office", nil)
@@ -659,13 +684,13 @@ func TestPortalFirewallAndPublicAccess(t *testing.T) {
 		t.Errorf("rule end = %s; want 203.0.113.20", got)
 	}
 
-	b.run(chromedp.Click(`#rule-delete-office`, chromedp.ByQuery))
+	b.click(`#rule-delete-office`)
 	b.confirm("")
 	b.waitText(`#notifications [role=status]`, "Successfully deleted firewall rule office.")
 	b.waitFor("the rule gone", `!document.getElementById('rule-edit-office')`)
 	b.shot("rule-deleted")
 
-	b.run(chromedp.Click(`#public-access`, chromedp.ByQuery))
+	b.click(`#public-access`)
 	b.waitText(`#notifications [role=status]`, "Successfully disabled public access to orders-db.")
 	srv, err := c.servers.Get(ctxT(t), "db-rg", "orders-db", nil)
 	if err != nil {
@@ -788,9 +813,9 @@ func TestPortalLocalEngine(t *testing.T) {
 	b.waitText(`#server-status`, "Ready")
 	b.waitText(`dl.essentials`, addr)
 	b.shot("overview-data-plane")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
-	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.click(`#connection-approve`)
 	b.confirm("real servers too")
 	b.waitText(`#notifications [role=status]`, "Successfully approved private endpoint connection orders-app-pe.")
 	if status, desc, _ := connectionState(t, c, "orders-app-pe."); status != "Approved" || desc != "real servers too" {
@@ -807,9 +832,9 @@ func TestPortalApproveAuthorizationFailed(t *testing.T) {
 	b := newBrowser(t, in)
 	b.signIn("dba@pglink.local", demoUser(t, in, "dba@pglink.local"))
 	b.openServer("orders-db")
-	b.run(chromedp.Click(`#menu-networking`, chromedp.ByQuery))
+	b.click(`#menu-networking`)
 	b.selectConnection("orders-app-pe.")
-	b.run(chromedp.Click(`#connection-approve`, chromedp.ByQuery))
+	b.click(`#connection-approve`)
 	b.waitFor("the dialog", `document.getElementById('dialog').open`)
 	in.adminCLI(t).ok(nil, "role", "assignment", "delete", "--assignee", "dba@pglink.local",
 		"--role", "PostgreSQL Flexible Server Administrator", "--scope", "/subscriptions/"+in.boot.SubscriptionID)
