@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +65,17 @@ func (c *binCLI) fails(code int, want string, args ...string) {
 	if got != code || !strings.Contains(stderr, want) {
 		c.t.Errorf("pglink %s: exit %d, stderr %q; want exit %d and %q", strings.Join(args, " "), got, stderr, code, want)
 	}
+}
+
+// lastSeg returns the last segment of an ARM ID.
+func lastSeg(id string) string { return id[strings.LastIndex(id, "/")+1:] }
+
+// sameLines reports whether a and b hold the same lines in any order.
+func sameLines(a, b string) bool {
+	x, y := strings.Split(strings.TrimSpace(a), "\n"), strings.Split(strings.TrimSpace(b), "\n")
+	sort.Strings(x)
+	sort.Strings(y)
+	return strings.Join(x, "\n") == strings.Join(y, "\n")
 }
 
 // get returns the value at a dotted path of a decoded JSON object ("a.b.0.c").
@@ -305,6 +318,44 @@ func TestCLIFlexibleServer(t *testing.T) {
 	if len(conns) != 3 {
 		t.Errorf("after --all-pending, %d Approved; want 3", len(conns))
 	}
+	// A failure does not stop the rest: a caller who may approve one of two Pending connections
+	// (Reader and the approval action on the server, write on that connection alone) gets one
+	// line each, exit 1.
+	for _, name := range []string{"late-a-pe", "late-b-pe"} {
+		c.ok(nil, "network", "private-endpoint", "create", "-g", "net-rg", "-n", name, "--vnet-name", "app-vnet", "--subnet", "pe",
+			"--private-connection-resource-id", srvID, "--group-id", "postgresqlServer", "--connection-name", "orders", "--manual-request")
+	}
+	var late []map[string]any
+	c.ok(&late, "postgres", "flexible-server", "private-endpoint-connection", "list", "-g", "db-rg", "-s", "orders-db", "--status", "Pending")
+	if len(late) != 2 {
+		t.Fatalf("Pending connections = %v; want late-a-pe's and late-b-pe's", late)
+	}
+	var okConn, failConn string // the one pat may approve, the other
+	for _, m := range late {
+		if strings.HasPrefix(m["name"].(string), "late-a-pe.") {
+			okConn = m["id"].(string)
+		} else {
+			failConn = m["name"].(string)
+		}
+	}
+	c.ok(nil, "ad", "user", "create", "--display-name", "Pat", "--password", "Pat-pass-1", "--user-principal-name", "pat@pglink.local")
+	c.ok(nil, "role", "assignment", "create", "--assignee", "pat@pglink.local", "--role", "Reader", "--scope", srvID)
+	c.ok(nil, "role", "definition", "create", "--role-definition", fmt.Sprintf(`{"Name":"Approval Action","Actions":[
+		"Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnectionsApproval/action"],"AssignableScopes":["%s"]}`, sub))
+	c.ok(nil, "role", "assignment", "create", "--assignee", "pat@pglink.local", "--role", "Approval Action", "--scope", srvID)
+	c.ok(nil, "role", "assignment", "create", "--assignee", "pat@pglink.local", "--role", "PostgreSQL Private Link Approver", "--scope", okConn)
+	pc := newBinCLI(t, bin)
+	pc.ok(nil, "login", "-u", "pat@pglink.local", "-p", "Pat-pass-1", "--endpoint", in.boot.ARMEndpoint, "--ca-file", in.boot.CACertFile)
+	stdout, stderr, code := pc.run("postgres", "flexible-server", "private-endpoint-connection", "approve", "-g", "db-rg", "-s", "orders-db",
+		"--all-pending", "--description", "partly", "-o", "tsv", "--query", "[].[name, result]")
+	if want := fmt.Sprintf("%s\tSucceeded\n%s\tFailed\n", lastSeg(okConn), failConn); code != 1 || !sameLines(stdout, want) ||
+		!strings.Contains(stderr, "ERROR: approve private endpoint connection "+failConn+": (AuthorizationFailed)") {
+		t.Errorf("approve --all-pending with one refused: exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1, stdout (any order):\n%s", code, stdout, stderr, want)
+	}
+	if got := c.ok(nil, "postgres", "flexible-server", "private-endpoint-connection", "list", "-g", "db-rg", "-s", "orders-db", "--status", "Pending", "--query", "[].name", "-o", "tsv"); got != failConn+"\n" {
+		t.Errorf("Pending after the partial bulk approval = %q; want only %s", got, failConn)
+	}
+	c.ok(nil, "postgres", "flexible-server", "private-endpoint-connection", "approve", "-g", "db-rg", "-s", "orders-db", "--all-pending", "--description", "rest")
 	c.ok(&conns, "network", "private-link-resource", "list", "-g", "db-rg", "-n", "orders-db", "--type", "Microsoft.DBforPostgreSQL/flexibleServers")
 	if len(conns) != 1 || get(conns[0], "properties.groupId") != "postgresqlServer" {
 		t.Errorf("network private-link-resource list = %v", conns)

@@ -105,11 +105,20 @@ func TestThreeReplicas(t *testing.T) {
 	if _, err := any().setStatus(ctx, "rg", target, *conn.Name, pg.PrivateEndpointServiceConnectionStatusApproved, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	if db, err := connect(ctx, addr, "", "require", adminPassword); err != nil {
+	db, err := connect(ctx, addr, "", "require", adminPassword)
+	if err != nil {
 		t.Fatalf("connect through the approved endpoint right after the approval: %v", err)
-	} else {
-		db.Close(ctx)
 	}
+	// Its open session is listed through every replica: the others ask the owning node's.
+	for _, r := range rs {
+		got := r.in.do(t, "GET", *srv.ID+"/sessions?api-version=2024-08-01", r.in.token(), nil, nil)
+		v, _ := get(got.body, "value").([]interface{})
+		if got.status != 200 || len(v) != 1 || get(v[0], "properties.node") != owner[target].name ||
+			get(v[0], "properties.kind") != "PrivateEndpoint" || !strings.HasSuffix(fmt.Sprint(get(v[0], "properties.privateEndpoint.id")), "/pe-seed") {
+			t.Errorf("sessions of %s through %s (its node %s) = %d %s; want the one session through pe-seed", target, r.name, owner[target].name, got.status, got.raw)
+		}
+	}
+	db.Close(ctx)
 
 	// An operation started through one replica is polled through another.
 	restart := rs[0].in.do(t, "POST", *srv.ID+"/restart?api-version=2024-08-01", rs[0].in.token(), nil, nil)
@@ -254,6 +263,10 @@ func TestThreeReplicas(t *testing.T) {
 			t.Fatalf("server %s still reports %v 15s after its node was killed; want nodeStatus Unreachable", late, serverDataPlane(t, others[0].c, "rg", late))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	if got := others[0].in.do(t, "GET", *lateSrv.ID+"/sessions?api-version=2024-08-01", others[0].in.token(), nil, nil); got.status != 503 ||
+		get(got.body, "error.code") != "NodeUnreachable" {
+		t.Errorf("sessions of %s while its node is down = %d %s; want 503 NodeUnreachable", late, got.status, got.raw)
 	}
 	if _, err := others[1].c.setStatus(ctx, "rg", late, *lateConn.Name, pg.PrivateEndpointServiceConnectionStatusApproved, "while down"); err != nil {
 		t.Fatalf("approve while the owning node is down: %v", err)

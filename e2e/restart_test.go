@@ -150,6 +150,18 @@ func TestRestartDropsNoSession(t *testing.T) {
 		t.Errorf("/metrics after the restart: pglink_gateway_admitted_total = %q; want the sessions pgbench opened", m)
 	}
 
+	// The restarted serve lists the gateway process's open sessions.
+	open, err := connect(ctx, pe, "", "disable", adminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := in.do(t, "GET", *srv.ID+"/sessions?api-version=2024-08-01", in.token(), nil, nil)
+	if v, _ := get(got.body, "value").([]interface{}); got.status != 200 || len(v) != 1 || get(v[0], "properties.kind") != "PrivateEndpoint" ||
+		get(v[0], "properties.tls") != false {
+		t.Errorf("sessions through the gateway process = %d %s; want the one plaintext session through app-pe", got.status, got.raw)
+	}
+	open.Close(ctx)
+
 	// A gateway that dies is started again by serve, with its listeners and the policy.
 	pidFile := filepath.Join(dir, "gateway", "gateway.pid")
 	old := readPID(t, pidFile)

@@ -100,6 +100,7 @@ var builtIns = []Role{
 			"Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnections/read",
 			"Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnections/write",
 			"Microsoft.DBforPostgreSQL/flexibleServers/privateEndpointConnections/delete",
+			"Microsoft.DBforPostgreSQL/flexibleServers/sessions/read", // which open sessions a rejection cuts
 			ActionApprove,
 		}}},
 	},

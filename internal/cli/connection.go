@@ -230,8 +230,14 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return e.printTable([]plannedChange{planState(ref.name, str(m, "privateLinkServiceConnectionState.status"),
-					str(m, "privateLinkServiceConnectionState.description"), status, desc)}, changeTable)
+				cur := str(m, "privateLinkServiceConnectionState.status")
+				p := planState(ref.name, cur, str(m, "privateLinkServiceConnectionState.description"), status, desc)
+				if p.WouldChange && cur == "Approved" && status == "Rejected" {
+					if err := e.connectionCuts(ctx, &p, ref, m); err != nil {
+						return err
+					}
+				}
+				return e.printTable([]plannedChange{p}, changeTable)
 			}
 			var cp capture
 			if err := e.setConnectionState(cp.ctx(ctx), cc, ref, status, desc, noWait); err != nil {
@@ -276,8 +282,14 @@ func (e *env) connectionCmd(style connStyle) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return e.printTable([]plannedChange{{Name: ref.name, Property: "status",
-					Current: str(m, "privateLinkServiceConnectionState.status"), New: nil, WouldChange: true}}, changeTable)
+				p := plannedChange{Name: ref.name, Property: "status",
+					Current: str(m, "privateLinkServiceConnectionState.status"), New: nil, WouldChange: true}
+				if p.Current == "Approved" {
+					if err := e.connectionCuts(ctx, &p, ref, m); err != nil {
+						return err
+					}
+				}
+				return e.printTable([]plannedChange{p}, changeTable)
 			}
 			if ok, err := e.confirmDelete(yes); !ok || err != nil {
 				return err

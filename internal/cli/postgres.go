@@ -41,11 +41,36 @@ type plannedChange struct {
 	New         any    `json:"new"`
 	WouldChange bool   `json:"wouldChange"`
 	Note        string `json:"note,omitempty"` // why it would not change, or what else would
+	// SessionsCut lists the open sessions the change would end ([]cutSession), for a change
+	// that can end some; nil otherwise, and when they could not be listed (the note says why).
+	SessionsCut any `json:"sessionsCut,omitempty"`
 }
 
 func changeTable(m map[string]any) ([]cell, bool) {
 	return []cell{{"Name", m["name"]}, {"Property", m["property"]}, {"Current", m["current"]}, {"New", m["new"]},
-		{"WouldChange", m["wouldChange"]}, {"Note", m["note"]}}, m["property"] != nil
+		{"WouldChange", m["wouldChange"]}, {"SessionsCut", cutSummary(m["sessionsCut"])}, {"Note", m["note"]}}, m["property"] != nil
+}
+
+// cutSummary is a plan's sessionsCut in a table cell: how many, and the first clients.
+func cutSummary(v any) any {
+	cuts, ok := v.([]any)
+	if !ok {
+		return nil
+	}
+	var addrs []string
+	for i, c := range cuts {
+		if i == 3 {
+			addrs = append(addrs, "…")
+			break
+		}
+		if m, ok := c.(map[string]any); ok {
+			addrs = append(addrs, str(m, "clientAddress"))
+		}
+	}
+	if len(cuts) == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%s)", len(cuts), strings.Join(addrs, ", "))
 }
 
 // serverTable is the table of flexible servers.
@@ -66,7 +91,7 @@ func (e *env) postgresCmd() *cobra.Command {
 		e.serverActionCmd("start", "Start a stopped flexible server"),
 		e.serverActionCmd("stop", "Stop a flexible server"),
 		e.serverActionCmd("restart", "Restart a flexible server"),
-		e.connectionStringCmd(), e.firewallCmd(), e.connectionCmd(pgStyle), e.linkResourceCmd(pgStyle))
+		e.connectionStringCmd(), e.firewallCmd(), e.connectionCmd(pgStyle), e.linkResourceCmd(pgStyle), e.sessionCmd())
 	return group("postgres", "Manage Azure Database for PostgreSQL", fs)
 }
 
@@ -301,6 +326,7 @@ func (e *env) serverUpdateCmd() *cobra.Command {
 				p.Note = "already so"
 			} else if *pna == armpostgresqlflexibleservers.ServerPublicNetworkAccessStateDisabled {
 				p.Note = "the public endpoint refuses clients; private endpoints are not affected"
+				s.withCuts(ctx, &p, s.p.SubscriptionID, g, n, publicSession)
 			}
 			return e.printTable([]plannedChange{p}, changeTable)
 		}
@@ -508,6 +534,8 @@ func (e *env) firewallCmd() *cobra.Command {
 		p := plannedChange{Name: rule, Property: "ipRange", Current: cur, New: to, WouldChange: cur != to}
 		if !p.WouldChange {
 			p.Note = "already so"
+		} else if err := e.firewallCuts(ctx, client, &p, g, n, rule, to); err != nil {
+			return err
 		}
 		return e.printTable([]plannedChange{p}, changeTable)
 	}

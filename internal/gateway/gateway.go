@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -600,4 +601,17 @@ func (g *Gateway) Sessions() []SessionInfo {
 	g.mu.Unlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int { return cmp.Compare(a.ID, b.ID) })
 	return out
+}
+
+// ServerSessions returns the admitted open sessions of the server with ARM ID server (compared
+// without regard to case, as ARM IDs are), through any of its endpoints, oldest first.
+func (g *Gateway) ServerSessions(_ context.Context, server string) ([]SessionInfo, error) {
+	all := g.Sessions()
+	out := all[:0]
+	for _, s := range all {
+		if strings.EqualFold(s.Server, server) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
 }

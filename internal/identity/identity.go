@@ -342,6 +342,24 @@ func (i *Issuer) Issue(p Principal, audience string) (token string, expires time
 	if !slices.Contains(i.audiences, audience) {
 		return "", time.Time{}, fmt.Errorf("issue token: audience %q is not accepted", audience)
 	}
+	return i.issue(p, i.issuer, audience, i.lifetime)
+}
+
+// IssueFor returns a token for p, valid for lifetime, that the issuer of another replica
+// accepts: one at authority (its absolute URL, also its ARM endpoint) that shares this issuer's
+// tenant and signing keys. A replica uses it to ask another on a caller's behalf; the other
+// authenticates and authorizes the caller as if it had called.
+func (i *Issuer) IssueFor(p Principal, authority string, lifetime time.Duration) (string, error) {
+	authority = strings.TrimSuffix(authority, "/")
+	if u, err := url.Parse(authority); err != nil || !u.IsAbs() {
+		return "", fmt.Errorf("issue token: authority %q is not an absolute URL", authority)
+	}
+	token, _, err := i.issue(p, authority+"/"+i.tenantID+"/v2.0", authority, lifetime)
+	return token, err
+}
+
+// issue signs a token for p with the issuer and audience claims given.
+func (i *Issuer) issue(p Principal, issuer, audience string, lifetime time.Duration) (token string, expires time.Time, err error) {
 	if p.ObjectID == "" {
 		return "", time.Time{}, errors.New("issue token: principal has no object id")
 	}
@@ -349,10 +367,10 @@ func (i *Issuer) Issue(p Principal, audience string) (token string, expires time
 		return "", time.Time{}, fmt.Errorf("issue token: principal %s is in tenant %s, not %s", p.ObjectID, p.TenantID, i.tenantID)
 	}
 	now := i.now().Truncate(time.Second)
-	expires = now.Add(i.lifetime)
+	expires = now.Add(lifetime)
 	c := &accessClaims{
 		Audience:  audience,
-		Issuer:    i.issuer,
+		Issuer:    issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(expires),

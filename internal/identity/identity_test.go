@@ -382,6 +382,34 @@ func TestIssueClaims(t *testing.T) {
 	}
 }
 
+// TestIssueFor: a token one replica issues for another (same tenant and keys, another
+// authority) verifies there, for the same principal and session, and expires as asked; the
+// issuing replica itself does not accept it.
+func TestIssueFor(t *testing.T) {
+	a := newIssuer(t, "https://127.0.0.1:8443", func() time.Time { return epoch })
+	b := newIssuer(t, "https://127.0.0.2:8443", func() time.Time { return epoch })
+	p := user
+	p.SessionID = "s1"
+	token, err := a.IssueFor(p, "https://127.0.0.2:8443/", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Verify(token)
+	if err != nil || got.ObjectID != p.ObjectID || got.Name != p.Name || got.SessionID != "s1" {
+		t.Errorf("the other replica verifies %+v, %v; want %+v", got, err, p)
+	}
+	if _, err := a.Verify(token); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("the issuing replica verifies its token for another: %v; want ErrInvalidToken", err)
+	}
+	late := newIssuer(t, "https://127.0.0.2:8443", func() time.Time { return epoch.Add(time.Minute + 2*time.Minute) })
+	if _, err := late.Verify(token); !errors.Is(err, identity.ErrInvalidToken) {
+		t.Errorf("verified after its lifetime (and the skew): %v; want ErrInvalidToken", err)
+	}
+	if _, err := a.IssueFor(p, "not a url", time.Minute); err == nil {
+		t.Error("IssueFor a relative authority succeeded")
+	}
+}
+
 func TestIssueRefuses(t *testing.T) {
 	iss := newIssuer(t, "https://127.0.0.1:8443", nil)
 	tests := []struct {

@@ -22,6 +22,8 @@ type gate interface {
 	Apply(s gateway.Snapshot) error
 	WaitApplied(ctx context.Context, rev int64) error
 	Stats() gateway.Stats
+	// ServerSessions returns the open sessions of the server with ARM ID server.
+	ServerSessions(ctx context.Context, server string) ([]gateway.SessionInfo, error)
 	Close() error
 }
 
@@ -313,6 +315,19 @@ func (p *gatewayProc) Stats() gateway.Stats {
 		p.log.Warn("gateway stats", "err", err)
 	}
 	return gateway.Stats{Revision: applied, Refused: map[gateway.Reason]uint64{}}
+}
+
+// ServerSessions asks the gateway process for the server's open sessions.
+func (p *gatewayProc) ServerSessions(ctx context.Context, server string) ([]gateway.SessionInfo, error) {
+	p.mu.Lock()
+	c := p.client
+	p.mu.Unlock()
+	if c == nil {
+		return nil, errors.New("the gateway process is not attached")
+	}
+	ctx, cancel := context.WithTimeout(ctx, gatewayCallWait)
+	defer cancel()
+	return c.ServerSessions(ctx, server)
 }
 
 // Close stops supervising and detaches; the gateway process keeps serving. It is idempotent.

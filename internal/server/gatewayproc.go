@@ -155,7 +155,7 @@ func (r *gatewayRun) writePID() error {
 	return nil
 }
 
-// Apply, Applied and Stats make the control server's Gate, remembering the last snapshot for a
+// Apply, Applied, Stats and ServerSessions make the control server's Gate, remembering the last snapshot for a
 // successor and forwarding it to a draining predecessor.
 func (r *gatewayRun) Apply(s gateway.Snapshot) error {
 	err := r.g.Apply(s)
@@ -177,6 +177,9 @@ func (r *gatewayRun) Apply(s gateway.Snapshot) error {
 
 func (r *gatewayRun) Applied() int64       { return r.g.Applied() }
 func (r *gatewayRun) Stats() gateway.Stats { return r.g.Stats() }
+func (r *gatewayRun) ServerSessions(ctx context.Context, server string) ([]gateway.SessionInfo, error) {
+	return r.g.ServerSessions(ctx, server)
+}
 
 func (r *gatewayRun) setCerts(c remote.Certs) error {
 	if err := r.certs.set(c); err != nil {

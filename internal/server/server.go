@@ -377,6 +377,11 @@ func (s *Server) start(ctx context.Context) error {
 	pg.SetNode(scope.Node)
 	if agent != nil {
 		pg.SetNodeStatus(new(nodeStatus).status)
+		src, err := newSessionSource(s.st, s.gateway, issuer, scope.Node, ca, s.log)
+		if err != nil {
+			return err
+		}
+		pg.SetSessions(src)
 	}
 	pg.SetLimits(postgresql.Limits{ConnectionsPerServer: cfg.MaxConnectionsPerServer, FirewallRulesPerServer: cfg.MaxFirewallRules})
 	net.AddTarget(resource.TypeServer, pg)

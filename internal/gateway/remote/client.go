@@ -167,6 +167,18 @@ func (c *Client) Stats(ctx context.Context) (gateway.Stats, error) {
 	return *resp.Stats, nil
 }
 
+// ServerSessions returns the open sessions of the server with ARM ID server.
+func (c *Client) ServerSessions(ctx context.Context, server string) ([]gateway.SessionInfo, error) {
+	resp, err := c.call(ctx, request{Op: "sessions", Server: server})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Sessions == nil {
+		return []gateway.SessionInfo{}, nil
+	}
+	return resp.Sessions, nil
+}
+
 // Stop asks the gateway to end every session (57P01 with reason) and exit, and waits until it
 // has closed the connection, which it does as it exits, or ctx is done.
 func (c *Client) Stop(ctx context.Context, reason string) error {

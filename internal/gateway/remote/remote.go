@@ -18,6 +18,8 @@
 //	← {"ok":true,"applied":42,"applyError":"listen on …"}
 //	→ {"op":"stats"}
 //	← {"ok":true,"stats":{…gateway.Stats…}}
+//	→ {"op":"sessions","server":"/subscriptions/…/flexibleServers/orders-db"}
+//	← {"ok":true,"sessions":[{…gateway.SessionInfo…}]}
 //	→ {"op":"ping"}
 //	← {"ok":true,"applied":42}
 //	→ {"op":"stop","reason":"…"}
@@ -63,6 +65,7 @@ type request struct {
 	Certs    *Certs            `json:"certs,omitempty"`
 	Snapshot *gateway.Snapshot `json:"snapshot,omitempty"`
 	Reason   string            `json:"reason,omitempty"`
+	Server   string            `json:"server,omitempty"` // of sessions
 }
 
 // response is a message from the server.
@@ -74,6 +77,8 @@ type response struct {
 	Applied    int64          `json:"applied,omitempty"`
 	ApplyError string         `json:"applyError,omitempty"`
 	Stats      *gateway.Stats `json:"stats,omitempty"`
+	// Sessions answers "sessions" (a gateway that predates the op answers an error).
+	Sessions []gateway.SessionInfo `json:"sessions,omitempty"`
 }
 
 // ErrTooLarge is returned for a message over MaxMessage.

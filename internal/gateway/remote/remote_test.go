@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pglink/pglink/internal/gateway"
 )
@@ -40,6 +41,16 @@ func (f *fakeGate) Applied() int64 {
 
 func (f *fakeGate) Stats() gateway.Stats {
 	return gateway.Stats{Revision: f.Applied(), SessionsOpen: 3, Refused: map[gateway.Reason]uint64{gateway.ReasonPending: 2}}
+}
+
+// ServerSessions answers one session of server "/s1" and none of any other.
+func (f *fakeGate) ServerSessions(_ context.Context, server string) ([]gateway.SessionInfo, error) {
+	if server != "/s1" {
+		return nil, nil
+	}
+	return []gateway.SessionInfo{{ID: 4, Server: "/s1", Endpoint: "/pe1", Kind: gateway.Private, TLS: true,
+		Client: netip.MustParseAddrPort("127.0.0.2:40000"), Listen: netip.MustParseAddrPort("127.77.0.6:5432"),
+		Started: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), BytesIn: 10, BytesOut: 20}}, nil
 }
 
 type served struct {
@@ -102,6 +113,13 @@ func TestRoundTrip(t *testing.T) {
 	st, err := c.Stats(ctx)
 	if err != nil || st.SessionsOpen != 3 || st.Refused[gateway.ReasonPending] != 2 {
 		t.Errorf("Stats = %+v, %v; want 3 open, 2 refused pending", st, err)
+	}
+	want, _ := s.gate.ServerSessions(ctx, "/s1")
+	if got, err := c.ServerSessions(ctx, "/s1"); err != nil || len(got) != 1 || got[0] != want[0] {
+		t.Errorf("ServerSessions(/s1) = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := c.ServerSessions(ctx, "/s2"); err != nil || got == nil || len(got) != 0 {
+		t.Errorf("ServerSessions(/s2) = %#v, %v; want an empty list", got, err)
 	}
 	if err := c.SetCerts(ctx, Certs{Cert: "C", Key: "K"}); err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ type Gate interface {
 	Apply(s gateway.Snapshot) error
 	Applied() int64
 	Stats() gateway.Stats
+	ServerSessions(ctx context.Context, server string) ([]gateway.SessionInfo, error)
 }
 
 var _ Gate = (*gateway.Gateway)(nil)
@@ -185,6 +186,12 @@ func (s *Server) handle(req request) (resp response, stop bool) {
 	case "stats":
 		st := s.Gate.Stats()
 		return response{OK: true, Stats: &st}, false
+	case "sessions":
+		ss, err := s.Gate.ServerSessions(context.Background(), req.Server)
+		if err != nil {
+			return response{Error: err.Error()}, false
+		}
+		return response{OK: true, Sessions: ss}, false
 	case "certs":
 		if req.Certs == nil || s.SetCerts == nil {
 			return response{Error: "certs not accepted"}, false

@@ -75,7 +75,8 @@ type Provider struct {
 	// nodeStatus, if set, tells the status of the data-plane node of a server (its node and
 	// address) as of now: resource.NodeAvailable or resource.NodeUnreachable.
 	nodeStatus func(ctx context.Context, tx store.Tx, node, address string) string
-	node       string // this process's data-plane node, "" for none
+	node       string   // this process's data-plane node, "" for none
+	sessions   Sessions // nil: no data plane, no sessions
 }
 
 // DefaultDNSSuffix is the suffix of servers' names unless SetDNSSuffix says otherwise, Azure's.
@@ -110,6 +111,7 @@ func (p *Provider) Types() []arm.Type {
 		{Name: resource.TypeConnection, APIVersions: APIVersions, Handler: p.serveConnection},
 		{Name: resource.TypePrivateLink, APIVersions: APIVersions, Handler: p.servePrivateLink},
 		{Name: resource.TypeConfiguration, APIVersions: APIVersions, Handler: p.serveConfiguration},
+		{Name: TypeSession, APIVersions: APIVersions, Handler: p.serveSessions},
 		{Name: Namespace + "/locations/capabilities", APIVersions: APIVersions, Handler: p.serveCapabilities},
 	}
 }
