@@ -42,7 +42,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -235,15 +234,20 @@ func (d *DB) Close() error {
 // View runs fn in a read-only REPEATABLE READ transaction: a snapshot of the database. Since
 // writers run one at a time (see "Revision order"), every snapshot is a state between two
 // commits, as SERIALIZABLE would give, without the risk of a serialization failure. Writes in
-// fn fail.
+// fn fail. The BEGIN goes with fn's first statement, and the transaction is rolled back after
+// View returns: neither costs the caller a round trip of its own. The connection goes back to
+// the pool once the rollback is done.
 func (d *DB) View(ctx context.Context, fn func(store.Tx) error) error {
-	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	c, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin read transaction: %w", unavailable(err))
 	}
-	defer ptx.Rollback(context.WithoutCancel(ctx))
-	t := &tx{tx: ptx}
-	defer func() { t.done = true }()
+	q := &txConn{c: c, begin: `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`}
+	t := &tx{tx: q}
+	defer func() {
+		t.done = true
+		go q.rollback(ctx) // see above: fn's results do not wait for it
+	}()
 	return unavailable(fn(t))
 }
 
@@ -312,7 +316,8 @@ func retryable(err error) bool {
 // defaultPoolSize is the pool's size unless the connection string sets pool_max_conns.
 const defaultPoolSize = 16
 
-// attempt runs fn in one write transaction.
+// attempt runs fn in one write transaction. The BEGIN goes with the writers' lock in one round
+// trip; the NOTIFY is queued with the revision (nextRevision).
 func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 	select {
 	case d.writer <- struct{}{}:
@@ -320,33 +325,181 @@ func (d *DB) attempt(ctx context.Context, fn func(*tx) error) error {
 	case <-ctx.Done():
 		return fmt.Errorf("begin write transaction: %w", ctx.Err())
 	}
-	ptx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable})
+	c, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin write transaction: %w", unavailable(err))
 	}
-	defer ptx.Rollback(context.WithoutCancel(ctx)) // also when fn panics; a no-op after Commit
+	q := &txConn{c: c, begin: `BEGIN ISOLATION LEVEL SERIALIZABLE`}
+	committed := false
+	defer func() { // also when fn panics
+		if !committed {
+			q.rollback(ctx)
+		}
+	}()
 	// First, before any snapshot is taken: see "Revision order".
-	if _, err := ptx.Exec(ctx, `LOCK TABLE revision IN EXCLUSIVE MODE`); err != nil {
+	if _, err := q.Exec(ctx, `LOCK TABLE revision IN EXCLUSIVE MODE`); err != nil {
 		return fmt.Errorf("begin write transaction: lock revision: %w", unavailable(err))
 	}
-	t := &tx{tx: ptx, writable: true}
+	t := &tx{tx: q, writable: true}
 	err = fn(t)
 	t.done = true
 	if err != nil {
 		return unavailable(err)
 	}
-	if t.revision != 0 {
-		if _, err := ptx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatInt(t.revision, 10)); err != nil {
-			return fmt.Errorf("notify revision %d: %w", t.revision, unavailable(err))
-		}
-	}
-	if err := ptx.Commit(ctx); err != nil {
+	committed = true
+	if err := q.commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", unavailable(err))
 	}
 	if t.revision != 0 {
 		d.notify.Signal() // at once; the NOTIFY reaches other processes
 	}
 	return nil
+}
+
+// txConn is the connection of one transaction. Its BEGIN is not sent on its own: it goes with
+// the transaction's first statement, in one round trip. A transaction that runs no statement
+// sends nothing.
+type txConn struct {
+	c     *pgxpool.Conn
+	begin string // the BEGIN statement until it is sent, then ""
+	err   error  // why the BEGIN failed: every later statement fails with it
+}
+
+// started reports whether the BEGIN went through, so statements go to the connection as is.
+func (q *txConn) started() bool { return q.begin == "" && q.err == nil }
+
+// first sends the BEGIN and sql as one batch; sql's result is the batch's next.
+func (q *txConn) first(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	if q.err != nil {
+		return nil, q.err
+	}
+	b := &pgx.Batch{}
+	b.Queue(q.begin)
+	b.Queue(sql, args...)
+	q.begin = ""
+	br := q.c.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		q.err = err
+		return nil, err
+	}
+	return br, nil
+}
+
+func (q *txConn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if q.started() {
+		return q.c.Exec(ctx, sql, args...)
+	}
+	br, err := q.first(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (q *txConn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if q.started() {
+		return q.c.Query(ctx, sql, args...)
+	}
+	br, err := q.first(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+func (q *txConn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if q.started() {
+		return q.c.QueryRow(ctx, sql, args...)
+	}
+	rows, err := q.Query(ctx, sql, args...)
+	return &firstRow{rows: rows, err: err}
+}
+
+// commit commits the transaction, if it ran a statement, and releases the connection.
+func (q *txConn) commit(ctx context.Context) error {
+	defer q.c.Release()
+	if q.begin != "" {
+		return nil
+	}
+	tag, err := q.c.Exec(ctx, `COMMIT`)
+	if err == nil && tag.String() == "ROLLBACK" { // the transaction had failed
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil && q.c.Conn().PgConn().TxStatus() != 'I' {
+		q.c.Conn().Close(context.WithoutCancel(ctx)) // the pool drops a closed connection
+	}
+	return err
+}
+
+// rollback rolls the transaction back, if it ran a statement, and releases the connection; it
+// closes the connection if the rollback fails (the pool drops a closed connection).
+func (q *txConn) rollback(ctx context.Context) {
+	defer q.c.Release()
+	if q.begin != "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listenCloseTimeout)
+	defer cancel()
+	if _, err := q.c.Exec(ctx, `ROLLBACK`); err != nil {
+		q.c.Conn().Close(ctx)
+	}
+}
+
+// batchRows are the rows of a transaction's first statement: closing them reads the rest of
+// the batch.
+type batchRows struct {
+	pgx.Rows
+	br  pgx.BatchResults
+	err error // of closing br
+}
+
+func (r *batchRows) Close() {
+	r.Rows.Close()
+	if r.br != nil {
+		r.err = r.br.Close()
+		r.br = nil
+	}
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// firstRow is QueryRow's answer for a transaction's first statement, as pgx's.
+type firstRow struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *firstRow) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	r.rows.Close()
+	return r.rows.Err()
 }
 
 // Exclusive runs fn while it holds the session advisory lock named name in d's database, so
@@ -599,7 +752,7 @@ func (d *DB) listenOnce(ctx context.Context, connected func()) error {
 
 // tx is a store.Tx over one PostgreSQL transaction.
 type tx struct {
-	tx       pgx.Tx
+	tx       *txConn
 	writable bool
 	done     bool  // set when the transaction's function returned
 	revision int64 // the revision this transaction writes at; 0 until its first write
@@ -623,7 +776,9 @@ func (t *tx) nextRevision(ctx context.Context) (int64, error) {
 		return t.revision, nil
 	}
 	var rev int64
-	if err := t.tx.QueryRow(ctx, `UPDATE revision SET value = value + 1 RETURNING value`).Scan(&rev); err != nil {
+	// The NOTIFY goes out with the commit, and only if the transaction commits.
+	if err := t.tx.QueryRow(ctx,
+		`UPDATE revision SET value = value + 1 RETURNING value, pg_notify($1, value::text) IS NULL`, channel).Scan(&rev, nil); err != nil {
 		return 0, fmt.Errorf("take revision: %w", err)
 	}
 	t.revision = rev

@@ -896,3 +896,80 @@ func BenchmarkView(b *testing.B) {
 		}
 	})
 }
+
+// TestViewBeginsWithFirstStatement: a View's BEGIN goes with its first statement and its
+// rollback comes after it returns. The snapshot is still taken at the first statement and held
+// to the end, a failed first statement leaves the transaction usable, and every connection is
+// back in the pool, out of its transaction, once the rollbacks are done.
+func TestViewBeginsWithFirstStatement(t *testing.T) {
+	url := newDatabase(t)
+	db := open(t, url)
+	const key, other = "/subscriptions/s", "/subscriptions/t"
+	put := func(k string) {
+		t.Helper()
+		if err := db.Update(t.Context(), func(tx store.Tx) error {
+			_, err := tx.Put(t.Context(), store.Resource{Key: k, Body: []byte(`{}`)}, "")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(key)
+	err := db.View(t.Context(), func(tx store.Tx) error {
+		if _, err := tx.Get(t.Context(), other); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("first Get(%s) = %v; want ErrNotFound", other, err)
+		}
+		put(other) // after the snapshot: not seen
+		if _, err := tx.Get(t.Context(), key); err != nil {
+			t.Errorf("Get(%s) = %v; want nil", key, err)
+		}
+		if _, err := tx.Get(t.Context(), other); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Get(%s) committed after the View's first statement = %v; want ErrNotFound", other, err)
+		}
+		list, err := tx.List(t.Context(), store.ListOptions{})
+		if err != nil || len(list) != 1 {
+			t.Errorf("List = %d resources, %v; want 1, nil", len(list), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("View = %v; want nil", err)
+	}
+	if err := db.View(t.Context(), func(store.Tx) error { return nil }); err != nil {
+		t.Fatalf("View without statements = %v; want nil", err)
+	}
+	// A List as the first statement, read to the end.
+	err = db.View(t.Context(), func(tx store.Tx) error {
+		list, err := tx.List(t.Context(), store.ListOptions{})
+		if err != nil || len(list) != 2 {
+			t.Errorf("List = %d resources, %v; want 2, nil", len(list), err)
+		}
+		_, err = tx.Get(t.Context(), other)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("View = %v; want nil", err)
+	}
+
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var inTx int
+		if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'`).Scan(&inTx); err != nil {
+			t.Fatal(err)
+		}
+		st := db.pool.Stat()
+		if inTx == 0 && st.AcquiredConns() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the Views: %d sessions idle in a transaction, %d connections acquired; want 0 and 0", inTx, st.AcquiredConns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
