@@ -12,7 +12,10 @@
 //
 //   - LOCK TABLE takes no snapshot, and a SERIALIZABLE transaction takes its snapshot at its
 //     first query, which comes after the lock is granted: each writer sees every earlier
-//     writer's commit, so writers never fail each other with serialization errors;
+//     writer's commit, so writers do not fail each other with serialization errors (but for a
+//     rare one on a busy host: PostgreSQL releases a committing transaction's locks a moment
+//     before its serializable bookkeeping marks it committed, and a writer granted the lock in
+//     that moment counts as concurrent with it; Update retries it);
 //   - a writer takes its revision (value + 1 of the one row of table revision) while it holds
 //     the lock, and PostgreSQL releases a transaction's locks only after its commit is visible
 //     to new snapshots;

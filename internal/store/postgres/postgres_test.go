@@ -439,8 +439,11 @@ func TestRevisionOrderAcrossPools(t *testing.T) {
 	for _, db := range dbs {
 		retries += db.retries.Load()
 	}
-	if retries != 0 {
-		t.Errorf("writers retried %d times; want 0 (the revision lock precedes the snapshot)", retries)
+	// The lock precedes the snapshot, so writers almost never conflict; a snapshot taken first
+	// would have most of them retry. A rare retry is PostgreSQL's window between releasing a
+	// committer's locks and marking it committed for SSI (see "Revision order").
+	if retries > writers*each/20 {
+		t.Errorf("writers retried %d times in %d writes; want at most %d (the revision lock precedes the snapshot)", retries, writers*each, writers*each/20)
 	}
 }
 
