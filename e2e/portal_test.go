@@ -822,6 +822,25 @@ func TestPortalLocalEngine(t *testing.T) {
 		t.Errorf("connection = %s %q; want Approved %q", status, desc, "real servers too")
 	}
 	b.shot("approved")
+
+	// A session through the endpoint shows in the table (live), and the Reject dialog says it
+	// would cut it.
+	db, err := connect(ctxT(t), peAddress(t, c, "net-rg", "orders-app-pe"), "", "require", in.boot.Demo.ServerAdminPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	b.waitFor("one open session", `[...document.querySelectorAll('tr[data-connection^="orders-app-pe."] td.conn-sessions')].some(td => td.textContent === '1')`)
+	b.waitText(`#public-sessions`, "0 open sessions through the public endpoint")
+	b.selectConnection("orders-app-pe.")
+	b.click(`#connection-reject`)
+	b.waitText(`#dialog-text`, "This cuts 1 open session through it.")
+	b.shot("reject-cuts-session")
+	b.click(`#dialog-cancel`)
+	b.waitFor("the dialog to close", `!document.getElementById('dialog').open`)
+	if err := selectOne(t, db); err != nil {
+		t.Errorf("session after the cancelled rejection: %v", err)
+	}
 }
 
 // TestPortalApproveAuthorizationFailed: the database administrator loses the role while the

@@ -300,7 +300,7 @@ function serverView(id, tab) {
           }
         }));
       }
-      return {server, perms, conns, rules, endpoints};
+      return {server, perms, conns, rules, endpoints, open: await openSessions(id)};
     },
     render(d) {
       const s = d.server;
@@ -399,6 +399,8 @@ function publicAccess(v, d, s, p) {
             () => api.lro('PATCH', s.id, {version: V.postgresql, body: {properties: {network: {publicNetworkAccess: want}}}}));
         }}),
       h('label', {for: 'public-access'}, 'Allow public access to this server through the internet')),
+    d.open.error ? null : h('p', {id: 'public-sessions', class: 'muted'},
+      `${d.open.public} open session${d.open.public === 1 ? '' : 's'} through the public endpoint${on && d.open.public ? ' (disabling public access cuts them)' : ''}.`),
     why ? h('p', {id: 'public-access-why', class: 'why'}, why) : null);
 }
 
@@ -451,6 +453,29 @@ const VERBS = {
   remove: {Verb: 'Remove', ing: 'Removing', ed: 'removed', status: '', actions: [A.connDelete]},
 };
 
+// openSessions counts a server's open client sessions: through its public endpoint and per
+// private endpoint connection (lower-case id). Only counts, so that traffic alone does not
+// re-render the view; {error} when the caller may not list them or the node is down.
+async function openSessions(id) {
+  const list = await optional(api.list(`${id}/sessions`, V.postgresql));
+  if (list.error) return {error: list.error};
+  const open = {public: 0, byConn: {}};
+  for (const x of list) {
+    const c = x.properties.privateEndpointConnection;
+    if (x.properties.kind === 'Public') open.public++;
+    else if (c) open.byConn[c.id.toLowerCase()] = (open.byConn[c.id.toLowerCase()] || 0) + 1;
+  }
+  return open;
+}
+
+// cutText says how many open sessions ending these connections would cut, or '' if none or
+// unknown.
+function cutText(open, chosen) {
+  if (!open || open.error) return '';
+  const n = chosen.reduce((sum, c) => sum + (open.byConn[c.id.toLowerCase()] || 0), 0);
+  return n ? ` This cuts ${n} open session${n > 1 ? 's' : ''} through ${chosen.length > 1 ? 'them' : 'it'}.` : '';
+}
+
 function connections(v, d, s) {
   if (d.conns.error) {
     return h('section', {class: 'block'}, h('h3', {}, 'Private endpoint connections'), h('p', {class: 'why'}, d.conns.error));
@@ -461,7 +486,7 @@ function connections(v, d, s) {
   const button = kind => {
     const k = VERBS[kind];
     const why = reason(d.perms, k.actions);
-    const b = action(`connection-${kind}`, k.Verb, why, () => actOnConnections(v, kind, chosen), kind === 'approve');
+    const b = action(`connection-${kind}`, k.Verb, why, () => actOnConnections(v, kind, chosen, d.open), kind === 'approve');
     if (!why && !chosen.length) {
       const el = b.querySelector('button');
       el.disabled = true;
@@ -484,7 +509,8 @@ function connections(v, d, s) {
       h('td', {}, parseID(peID).name, net.vnet ? h('div', {class: 'muted'}, `${net.vnet} / ${net.subnet}`) : (pe.error ? h('div', {class: 'muted'}, `network not visible (${pe.error})`) : null)),
       h('td', {class: 'conn-state'}, stateBadge(st.status)),
       h('td', {class: 'conn-description'}, st.description || ''),
-      h('td', {}, pe.message || ''));
+      h('td', {}, pe.message || ''),
+      h('td', {class: 'conn-sessions'}, d.open.error ? '—' : String(d.open.byConn[c.id.toLowerCase()] || 0)));
   });
   const selectAll = h('input', {type: 'checkbox', id: 'select-all', checked: all, disabled: !conns.length, 'aria-label': 'Select all connections',
     onchange: e => { v.selected = new Set(e.target.checked ? conns.map(c => c.id) : []); redraw(); }});
@@ -494,17 +520,17 @@ function connections(v, d, s) {
       button('approve'), button('reject'), button('remove'),
       h('span', {id: 'connection-selection', class: 'muted', 'aria-live': 'polite'},
         chosen.length ? `${chosen.length} selected` : 'Select one or more connections to approve, reject or remove them.')),
-    table('Private endpoint connections', [selectAll, 'Connection name', 'Private endpoint', 'State', 'Description', 'Request message'],
+    table('Private endpoint connections', [selectAll, 'Connection name', 'Private endpoint', 'State', 'Description', 'Request message', 'Open sessions'],
       rows, 'No private endpoint connections.'));
 }
 
-async function actOnConnections(v, kind, chosen) {
+async function actOnConnections(v, kind, chosen, open) {
   const k = VERBS[kind];
   const names = chosen.map(c => c.name).join(', ');
   const many = chosen.length > 1;
   const answer = await ask({
     title: `${k.Verb} connection${many ? 's' : ''}`,
-    text: `Do you want to ${kind} the private endpoint connection${many ? 's' : ''} ${names}?`,
+    text: `Do you want to ${kind} the private endpoint connection${many ? 's' : ''} ${names}?` + (kind === 'approve' ? '' : cutText(open, chosen)),
     description: true,
     confirm: 'Yes',
   });
