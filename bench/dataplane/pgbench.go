@@ -60,6 +60,43 @@ type sample struct {
 	proxy   usage   // what the proxy used during the run
 	sysmon  float64 // wake-ups per second of the proxy's sysmon thread (Go proxies)
 	rss     int64   // the proxy's VmRSS at the end of the run, KiB
+	host    hostCPU // what every CPU of the host did during the run
+}
+
+// hostCPU is the host's CPU time during a run, from /proc/stat: busy (user, nice, system,
+// irq, softirq, steal) and idle (idle, iowait), over all CPUs.
+type hostCPU struct{ busy, idle time.Duration }
+
+// readHostCPU reads the host's CPU times so far (zero if /proc/stat cannot be read).
+func readHostCPU() hostCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return hostCPU{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	if len(f) < 9 || f[0] != "cpu" {
+		return hostCPU{}
+	}
+	tick := func(i int) time.Duration {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		return time.Duration(n) * time.Second / clockTicks
+	}
+	return hostCPU{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7) + tick(8), idle: tick(4) + tick(5)}
+}
+
+func (h hostCPU) minus(o hostCPU) hostCPU { return hostCPU{h.busy - o.busy, h.idle - o.idle} }
+
+// hostPerTx is the host's busy CPU time per transaction, µs: the proxy's, the clients' and
+// PostgreSQL's together.
+func hostPerTx(s sample) float64 { return perTx(s, float64(s.host.busy.Microseconds())) }
+
+// idleShare is the share of the host's CPU time that was idle during the run, %.
+func idleShare(s sample) float64 {
+	if s.host.busy+s.host.idle == 0 {
+		return 0
+	}
+	return 100 * float64(s.host.idle) / float64(s.host.busy+s.host.idle)
 }
 
 // cpuPerTx is the proxy's CPU time per transaction, µs.
@@ -261,9 +298,10 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 						return nil, err
 					}
 				}
-				u0, s0, t0 := procUsage(p.pid), sm.count(), time.Now()
+				u0, s0, t0, h0 := procUsage(p.pid), sm.count(), time.Now(), readHostCPU()
 				out, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
 				took := time.Since(t0)
+				host := readHostCPU().minus(h0)
 				counts := ps.stop()
 				if p.pid == pp {
 					e.prof.stop()
@@ -281,6 +319,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					return nil, fmt.Errorf("pgbench %s via %s: %w\n%s", t.name, p.name, err, out)
 				}
 				s.proxy = procUsage(p.pid).minus(u0).minus(idle[p.pid].scale(took, idleFor))
+				s.host = host
 				if p.go_ {
 					s.sysmon = float64(sm.count()-s0) / took.Seconds()
 				}
@@ -304,7 +343,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 				if prof != "" {
 					fmt.Printf("  profile %s", prof)
 				}
-				fmt.Printf("  (load %s)\n", loadAvg())
+				fmt.Printf("  host %.1f µs/tx, %.0f%% idle  (load %s)\n", hostPerTx(s), idleShare(s), loadAvg())
 				if l := perfLine(counts, s.txns); l != "" {
 					fmt.Printf("      per tx: %s\n", l)
 				}
@@ -405,6 +444,14 @@ func (r *benchResult) print() {
 			fmt.Printf("%-10s %-18s %9.0f %7.3f ms %8s %8s %8s %10s %10s %9s %8s %s\n",
 				t.name, p.name, r.median(t.name, p.name, tps), r.median(t.name, p.name, latency),
 				ratio(pDirect), ratio(warm), ratio(cold), conn, cpu, cs, mem, sm)
+		}
+	}
+	fmt.Println("\nhost CPU per transaction, all processes (proxy, pgbench, PostgreSQL; medians), and the host's idle share:")
+	for _, t := range tests {
+		for _, p := range r.paths {
+			if len(r.samples[t.name][p.name]) > 0 {
+				fmt.Printf("  %-10s %-18s %7.1f µs/tx  %4.1f%% idle\n", t.name, p.name, r.median(t.name, p.name, hostPerTx), r.median(t.name, p.name, idleShare))
+			}
 		}
 	}
 	fmt.Println("\nadded latency per query at 1 client over direct (medians of per-round differences):")
