@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -61,11 +62,13 @@ type sample struct {
 	sysmon  float64 // wake-ups per second of the proxy's sysmon thread (Go proxies)
 	rss     int64   // the proxy's VmRSS at the end of the run, KiB
 	host    hostCPU // what every CPU of the host did during the run
+	client  usage   // what pgbench used
 }
 
-// hostCPU is the host's CPU time during a run, from /proc/stat: busy (user, nice, system,
-// irq, softirq, steal) and idle (idle, iowait), over all CPUs.
-type hostCPU struct{ busy, idle time.Duration }
+// hostCPU is the host's CPU time during a run, from /proc/stat, over all CPUs: busy (user,
+// nice, system, irq, softirq), idle (idle, iowait) and steal (time a hypervisor gave to
+// other guests: a noisy neighbour, which makes runs of a VM incomparable).
+type hostCPU struct{ busy, idle, steal time.Duration }
 
 // readHostCPU reads the host's CPU times so far (zero if /proc/stat cannot be read).
 func readHostCPU() hostCPU {
@@ -82,21 +85,34 @@ func readHostCPU() hostCPU {
 		n, _ := strconv.ParseInt(f[i], 10, 64)
 		return time.Duration(n) * time.Second / clockTicks
 	}
-	return hostCPU{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7) + tick(8), idle: tick(4) + tick(5)}
+	return hostCPU{busy: tick(1) + tick(2) + tick(3) + tick(6) + tick(7), idle: tick(4) + tick(5), steal: tick(8)}
 }
 
-func (h hostCPU) minus(o hostCPU) hostCPU { return hostCPU{h.busy - o.busy, h.idle - o.idle} }
+func (h hostCPU) minus(o hostCPU) hostCPU {
+	return hostCPU{h.busy - o.busy, h.idle - o.idle, h.steal - o.steal}
+}
+
+// stealShare is the share of the host's CPU time stolen by the hypervisor during the run, %.
+func stealShare(s sample) float64 {
+	if all := s.host.busy + s.host.idle + s.host.steal; all > 0 {
+		return 100 * float64(s.host.steal) / float64(all)
+	}
+	return 0
+}
 
 // hostPerTx is the host's busy CPU time per transaction, µs: the proxy's, the clients' and
 // PostgreSQL's together.
 func hostPerTx(s sample) float64 { return perTx(s, float64(s.host.busy.Microseconds())) }
 
+// clientPerTx is pgbench's CPU time per transaction, µs.
+func clientPerTx(s sample) float64 { return perTx(s, float64(s.client.cpu.Microseconds())) }
+
 // idleShare is the share of the host's CPU time that was idle during the run, %.
 func idleShare(s sample) float64 {
-	if s.host.busy+s.host.idle == 0 {
-		return 0
+	if all := s.host.busy + s.host.idle + s.host.steal; all > 0 {
+		return 100 * float64(s.host.idle) / float64(all)
 	}
-	return 100 * float64(s.host.idle) / float64(s.host.busy+s.host.idle)
+	return 0
 }
 
 // cpuPerTx is the proxy's CPU time per transaction, µs.
@@ -227,7 +243,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		}
 	}
 	began := time.Now()
-	if _, err := runOne(ctx, pgbench, path{name: pDirect, host: e.socketDir, port: "5432", sslmode: "disable"}, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
+	if _, _, err := runOne(ctx, pgbench, path{name: pDirect, host: e.socketDir, port: "5432", sslmode: "disable"}, "-i", "-q", "-s", strconv.Itoa(cfg.scale)); err != nil {
 		return nil, err
 	}
 	fmt.Printf("pgbench -i -s %d through the unix socket: %v\n", cfg.scale, time.Since(began).Round(time.Millisecond))
@@ -280,7 +296,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 						return nil, err
 					}
 				} else if cfg.warmup > 0 {
-					if _, err := runOne(ctx, pgbench, p, append(slices.Clone(args), "-T", secs(cfg.warmup))...); err != nil {
+					if _, _, err := runOne(ctx, pgbench, p, append(slices.Clone(args), "-T", secs(cfg.warmup))...); err != nil {
 						return nil, err
 					}
 				}
@@ -299,7 +315,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					}
 				}
 				u0, s0, t0, h0 := procUsage(p.pid), sm.count(), time.Now(), readHostCPU()
-				out, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
+				out, client, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
 				took := time.Since(t0)
 				host := readHostCPU().minus(h0)
 				counts := ps.stop()
@@ -319,7 +335,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					return nil, fmt.Errorf("pgbench %s via %s: %w\n%s", t.name, p.name, err, out)
 				}
 				s.proxy = procUsage(p.pid).minus(u0).minus(idle[p.pid].scale(took, idleFor))
-				s.host = host
+				s.host, s.client = host, client
 				if p.go_ {
 					s.sysmon = float64(sm.count()-s0) / took.Seconds()
 				}
@@ -343,7 +359,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 				if prof != "" {
 					fmt.Printf("  profile %s", prof)
 				}
-				fmt.Printf("  host %.1f µs/tx, %.0f%% idle  (load %s)\n", hostPerTx(s), idleShare(s), loadAvg())
+				fmt.Printf("  host %.1f µs/tx, %.0f%% idle, %.0f%% steal  (load %s)\n", hostPerTx(s), idleShare(s), stealShare(s), loadAvg())
 				if l := perfLine(counts, s.txns); l != "" {
 					fmt.Printf("      per tx: %s\n", l)
 				}
@@ -357,18 +373,24 @@ func secs(d time.Duration) string { return strconv.Itoa(int(d.Seconds())) }
 
 // runOne runs pgbench against p as the administrator, with p's sslmode, and returns its
 // output.
-func runOne(ctx context.Context, pgbench string, p path, args ...string) (string, error) {
+// runOne runs pgbench and returns its output and what it used (CPU, context switches).
+func runOne(ctx context.Context, pgbench string, p path, args ...string) (string, usage, error) {
 	args = append(append([]string{"-h", p.host, "-p", p.port, "-U", adminLogin}, args...), "postgres")
 	cmd := exec.CommandContext(ctx, pgbench, args...)
 	cmd.Env = append(os.Environ(), "PGPASSWORD="+adminPassword, "PGSSLMODE="+p.sslmode)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		return "", ctx.Err()
+		return "", usage{}, ctx.Err()
 	}
 	if err != nil {
-		return "", fmt.Errorf("pgbench %s via %s: %w\n%s", strings.Join(args, " "), p.name, err, out)
+		return "", usage{}, fmt.Errorf("pgbench %s via %s: %w\n%s", strings.Join(args, " "), p.name, err, out)
 	}
-	return string(out), nil
+	var u usage
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		u.cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		u.switches = ru.Nvcsw + ru.Nivcsw
+	}
+	return string(out), u, nil
 }
 
 var (
@@ -446,11 +468,15 @@ func (r *benchResult) print() {
 				ratio(pDirect), ratio(warm), ratio(cold), conn, cpu, cs, mem, sm)
 		}
 	}
-	fmt.Println("\nhost CPU per transaction, all processes (proxy, pgbench, PostgreSQL; medians), and the host's idle share:")
+	fmt.Println("\nCPU per transaction (medians): the host's (every process), pgbench's, the rest (PostgreSQL, the kernel's\ninterrupt work, the proxy: its own column above), pgbench's context switches, and the host's idle and stolen shares:")
 	for _, t := range tests {
 		for _, p := range r.paths {
 			if len(r.samples[t.name][p.name]) > 0 {
-				fmt.Printf("  %-10s %-18s %7.1f µs/tx  %4.1f%% idle\n", t.name, p.name, r.median(t.name, p.name, hostPerTx), r.median(t.name, p.name, idleShare))
+				fmt.Printf("  %-10s %-18s host %6.1f µs  pgbench %5.1f µs  rest %6.1f µs  pgbench cs %.2f  %4.1f%% idle  %4.1f%% steal\n", t.name, p.name,
+					r.median(t.name, p.name, hostPerTx), r.median(t.name, p.name, clientPerTx),
+					r.median(t.name, p.name, func(s sample) float64 { return hostPerTx(s) - clientPerTx(s) }),
+					r.median(t.name, p.name, func(s sample) float64 { return perTx(s, float64(s.client.switches)) }),
+					r.median(t.name, p.name, idleShare), r.median(t.name, p.name, stealShare))
 			}
 		}
 	}
