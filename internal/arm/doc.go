@@ -151,10 +151,7 @@ func Current(ctx context.Context, tx store.Tx, key string) (*store.Resource, err
 // etag is set); PUT and DELETE go to put and del.
 func Child(ctx context.Context, st store.Store, req *Request, etag bool, put, del Handler) (*Response, error) {
 	t := req.Target
-	parent := t.ID.Parent()
-	if t.Collection {
-		parent = t.ID
-	}
+	parent := t.Parent()
 	if t.Collection || req.Method == "GET" {
 		if req.Method != "GET" {
 			return nil, MethodNotAllowed(req)

@@ -24,6 +24,17 @@ var statusOf = map[resource.Kind]int{
 	resource.Unavailable:        http.StatusServiceUnavailable,
 }
 
+// KindOfStatus is the error kind whose answers have HTTP status status (statusOf read
+// backwards); Internal for a status no kind has.
+func KindOfStatus(status int) resource.Kind {
+	for k, st := range statusOf {
+		if st == status {
+			return k
+		}
+	}
+	return resource.Internal
+}
+
 // ErrorBody is Azure's error response: {"error":{"code","message","target"}}.
 type ErrorBody struct {
 	Error ErrorDetail `json:"error"`

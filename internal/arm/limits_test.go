@@ -160,3 +160,15 @@ func TestReadBodyRefusesOversize(t *testing.T) {
 		}
 	}
 }
+
+// TestKindOfStatus: every kind's status reads back as the kind; a status no kind has is Internal.
+func TestKindOfStatus(t *testing.T) {
+	for k, st := range statusOf {
+		if got := KindOfStatus(st); got != k {
+			t.Errorf("KindOfStatus(%d) = %v; want %v", st, got, k)
+		}
+	}
+	if got := KindOfStatus(http.StatusTeapot); got != resource.Internal {
+		t.Errorf("KindOfStatus(418) = %v; want Internal", got)
+	}
+}

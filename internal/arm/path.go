@@ -42,6 +42,15 @@ type Target struct {
 	Name      string
 }
 
+// Parent returns the resource a child collection or a child resource hangs off: ID for a
+// collection, ID's parent for a resource.
+func (t Target) Parent() resource.ID {
+	if t.Collection {
+		return t.ID
+	}
+	return t.ID.Parent()
+}
+
 // Addressed returns the ARM ID of what the target addresses: the resource, or for a collection
 // or action the scope it hangs off. An extension resource at the root is
 // "/providers/{type}/{name}".

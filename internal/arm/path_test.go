@@ -74,3 +74,13 @@ func TestParseExtensionTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetParent(t *testing.T) {
+	const server = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/db"
+	for _, path := range []string{server + "/firewallRules", server + "/firewallRules/r"} {
+		got, ok := ParseTarget(path)
+		if !ok || got.Parent().String() != server {
+			t.Errorf("ParseTarget(%q).Parent() = %s (ok %v); want %s", path, got.Parent(), ok, server)
+		}
+	}
+}

@@ -98,7 +98,7 @@ func (s *sessionSource) Owner(ctx context.Context, tx store.Tx, node, address st
 func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node string) (*arm.Response, error) {
 	unreachable := func(why string) error {
 		return resource.Errorf(resource.Unavailable, "NodeUnreachable",
-			"The open sessions of server '%s' are known to its data-plane node '%s' only, %s.", serverOf(req.Target).Name(), node, why)
+			"The open sessions of server '%s' are known to its data-plane node '%s' only, %s.", req.Target.Parent().Name(), node, why)
 	}
 	if by := req.Header.Get(forwardedHeader); by != "" {
 		s.log.Warn("sessions request forwarded to the wrong replica", "from", by, "node", node)
@@ -159,34 +159,5 @@ func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node stri
 		s.log.Warn("forwarded sessions request failed", "node", node, "status", resp.StatusCode)
 		return nil, unreachable("which answered with an error")
 	}
-	return nil, &resource.Error{Kind: kindOfStatus(resp.StatusCode), Code: e.Error.Code, Message: e.Error.Message}
-}
-
-// serverOf returns the server a sessions target addresses.
-func serverOf(t arm.Target) resource.ID {
-	if t.Collection {
-		return t.ID
-	}
-	return t.ID.Parent()
-}
-
-// kindOfStatus is the error kind an HTTP status stands for.
-func kindOfStatus(status int) resource.Kind {
-	switch status {
-	case http.StatusBadRequest:
-		return resource.Invalid
-	case http.StatusUnauthorized:
-		return resource.Unauthenticated
-	case http.StatusForbidden:
-		return resource.Forbidden
-	case http.StatusNotFound:
-		return resource.NotFound
-	case http.StatusConflict:
-		return resource.Conflict
-	case http.StatusTooManyRequests:
-		return resource.TooManyRequests
-	case http.StatusServiceUnavailable:
-		return resource.Unavailable
-	}
-	return resource.Internal
+	return nil, &resource.Error{Kind: arm.KindOfStatus(resp.StatusCode), Code: e.Error.Code, Message: e.Error.Message}
 }

@@ -299,10 +299,7 @@ func (p *Provider) servePrivateLink(ctx context.Context, req *arm.Request) (*arm
 		return nil, arm.MethodNotAllowed(req)
 	}
 	t := req.Target
-	server := t.ID
-	if !t.Collection {
-		server = t.ID.Parent()
-	}
+	server := t.Parent()
 	var s Server
 	if err := p.view(ctx, func(tx store.Tx) error { var err error; s, _, err = loadServer(ctx, tx, server); return err }); err != nil {
 		return nil, err

@@ -77,10 +77,7 @@ func (p *Provider) serveSessions(ctx context.Context, req *arm.Request) (*arm.Re
 		return nil, arm.MethodNotAllowed(req)
 	}
 	t := req.Target
-	server := t.ID
-	if !t.Collection {
-		server = t.ID.Parent()
-	}
+	server := t.Parent()
 	var owner string
 	conns := map[string]string{} // private endpoint ID (lower case) -> connection ID
 	err := p.view(ctx, func(tx store.Tx) error {
