@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pglink/pglink/internal/pgtest"
+	"github.com/pglink/pglink/internal/server"
 )
 
 // replica is one `pglink serve` process of TestThreeReplicas: its own data dir, API address,
@@ -528,6 +529,54 @@ func storeRestart(t *testing.T, store *pgtest.Cluster, rs []*replica) {
 				t.Fatalf("%s does not take writes 15s after the store is back: %d %v %s", r.name, st, err, body)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// TestSessionsBehindOnePublicURL: two replicas with real data planes serve behind one public
+// URL (replica A's address, as a load balancer would be). Asking either for the open sessions
+// of a server held by the other's node reaches that node at its own address (the listener's,
+// --node-url's default), not the public URL, which would lead back to the asker.
+func TestSessionsBehindOnePublicURL(t *testing.T) {
+	url := pgtest.New(t).CreateDatabase(t)
+	addrA := freeAddr(t)
+	public := "https://" + addrA
+	var ins []*instance
+	for i, listen := range []string{addrA, "127.0.0.1:0"} {
+		ins = append(ins, startLocal(t, func(c *server.Config) {
+			c.Listen, c.Store, c.PublicURL, c.Gateway = listen, url, public, "embedded"
+			c.NodeName = fmt.Sprintf("node-%c", 'a'+i)
+		}))
+	}
+	a, b := ins[0], ins[1]
+	atB := &instance{t: t, dir: b.dir, cfg: b.cfg, srv: b.srv, boot: b.boot}
+	atB.boot.ARMEndpoint = "https://" + b.srv.Addr()
+	atB.boot.AuthorityHost = atB.boot.ARMEndpoint
+
+	c := newClients(t, a)
+	c.group(t, "rg")
+	owner := map[string]string{} // node -> a server it holds
+	for _, name := range []string{"db1", "db2"} {
+		c.localServer(t, "rg", name)
+		node, _ := serverDataPlane(t, c, "rg", name)["node"].(string)
+		owner[node] = name
+	}
+	if owner["node-a"] == "" || owner["node-b"] == "" {
+		t.Fatalf("servers by node = %v; want one on node-a and one on node-b", owner)
+	}
+	nodes := a.do(t, "GET", "/pglink/v1/nodes", a.token(), nil, nil)
+	for _, n := range get(nodes.body, "value").([]any) {
+		if want := map[string]string{"node-a": "https://" + addrA, "node-b": "https://" + b.srv.Addr()}[get(n, "name").(string)]; get(n, "address") != want || get(n, "endpoint") != public {
+			t.Errorf("node %v: address %v, endpoint %v; want %s, %s", get(n, "name"), get(n, "address"), get(n, "endpoint"), want, public)
+		}
+	}
+	for _, via := range []*instance{a, atB} {
+		for node, name := range owner {
+			path := "/subscriptions/" + a.boot.SubscriptionID + "/resourceGroups/rg/providers/Microsoft.DBforPostgreSQL/flexibleServers/" + name + "/sessions?api-version=2024-08-01"
+			got := via.do(t, "GET", path, a.token(), nil, nil) // tokens name the public URL
+			if _, ok := get(got.body, "value").([]any); got.status != 200 || !ok {
+				t.Errorf("sessions of %s (on %s) through %s = %d %s; want 200 and a list", name, node, via.boot.ARMEndpoint, got.status, got.raw)
+			}
 		}
 	}
 }

@@ -86,6 +86,7 @@ func storeCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pglink store migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir whose SQLite store to migrate when --store is not given")
+	fs.StringVar(&cfg.NodeURL, "node-url", "", "https://HOST[:PORT] other replicas reach this process itself at, when --public-url names a load balancer (default: https://LISTEN)")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: sqlite:PATH or postgres://user:password@host:port/database (default $"+storeEnv+", else SQLite in the data dir)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -113,6 +114,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the store, keys, certificates and bootstrap.json")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTPS address of the API, identity endpoints and portal")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "https://HOST[:PORT] clients use when replicas serve behind one address (a load balancer); default: https://LISTEN")
+	fs.StringVar(&cfg.NodeURL, "node-url", "", "https://HOST[:PORT] other replicas reach this process itself at, when --public-url names a load balancer (default: https://LISTEN)")
 	fs.StringVar(&cfg.Store, "store", cfg.Store, "store: empty for SQLite in the data dir, sqlite:PATH, or postgres://user:password@host:port/database (default $"+storeEnv+")")
 	fs.StringVar(&cfg.NodeName, "node-name", "", "name of this process's data-plane node among replicas on one store (default: the host name)")
 	fs.StringVar(&cfg.Zone, "zone", "", "availability zone label of this node (servers placed on it report it)")

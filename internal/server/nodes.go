@@ -265,6 +265,7 @@ type nodeView struct {
 	Zone            string    `json:"zone,omitempty"`
 	Network         string    `json:"endpointNetwork"`
 	Endpoint        string    `json:"endpoint"`
+	Address         string    `json:"address,omitempty"` // where other replicas reach it
 	Servers         int       `json:"servers"`
 	AppliedRevision int64     `json:"appliedRevision"`
 	Started         time.Time `json:"started"`
@@ -354,7 +355,7 @@ func (a *nodesAPI) list(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := []nodeView{}
 	for _, n := range nodes {
-		v := nodeView{Name: n.Name, Status: resource.NodeUnreachable, Zone: n.Zone, Network: n.Network, Endpoint: n.Endpoint,
+		v := nodeView{Name: n.Name, Status: resource.NodeUnreachable, Zone: n.Zone, Network: n.Network, Endpoint: n.Endpoint, Address: n.Address,
 			Servers: count[n.Name], AppliedRevision: n.Applied, Started: n.Started.UTC(), LastHeartbeat: n.Heartbeat.UTC()}
 		if n.Live(now) {
 			v.Status = resource.NodeAvailable

@@ -47,7 +47,11 @@ type Config struct {
 	// balancer), e.g. "https://pglink.example.com": the token issuer, the accepted audience, the
 	// polling URLs and bootstrap.json's endpoints name it, so a token or an operation from one
 	// replica is good at every other. "" means this process's own https://LISTEN address.
-	PublicURL       string
+	PublicURL string
+	// NodeURL is the https://HOST[:PORT] at which the other replicas reach this process itself
+	// (to ask the node that holds a server for its open sessions) when PublicURL names a load
+	// balancer. "" means https://LISTEN, or, when Listen is on every address, PublicURL.
+	NodeURL         string
 	Store           string // "" for SQLite in DataDir, sqlite:PATH, or a postgres:// or postgresql:// URL
 	EndpointNetwork string // address block for data-plane endpoints
 	DNSListen       string // address of the nameserver's public view (UDP and TCP); "" for no nameserver
@@ -280,6 +284,10 @@ func (s *Server) start(ctx context.Context) error {
 	if public != "" {
 		endpoint = public
 	}
+	address, err := nodeURL(cfg.NodeURL, ln.Addr(), endpoint)
+	if err != nil {
+		return err
+	}
 	if caFile, err = filepath.Abs(caFile); err != nil {
 		return err
 	}
@@ -344,7 +352,7 @@ func (s *Server) start(ctx context.Context) error {
 			parts = append(parts, "dns")
 		}
 		agent = newNodeAgent(s.st, s.log, store.Node{Name: scope.Node, Zone: cfg.Zone, Network: scope.Network.String(),
-			Endpoint: endpoint, Started: time.Now()}, shared, parts...)
+			Endpoint: endpoint, Address: address, Started: time.Now()}, shared, parts...)
 		rec = &dataplane.Reconciler{St: s.st, Gate: s.gateway, Engine: eng.(dataplane.Engine), Scope: scope, Log: s.log,
 			Applied: agent.setApplied("gateway")}
 		// A change is enforced, and resolvable, here and on every other live node before it is
@@ -640,6 +648,23 @@ func publicURL(raw string) (string, error) {
 		return "", fmt.Errorf("public URL %q: want https://HOST[:PORT] with no path", raw)
 	}
 	return u.Scheme + "://" + u.Host, nil
+}
+
+// nodeURL returns the address other replicas dial this process at: --node-url (checked as
+// --public-url is), else the listener's own address unless it listens on every address of the
+// host (no one address names it), else endpoint.
+func nodeURL(raw string, ln net.Addr, endpoint string) (string, error) {
+	if raw != "" {
+		u, err := publicURL(raw)
+		if err != nil {
+			return "", fmt.Errorf("node URL %q: want https://HOST[:PORT] with no path", raw)
+		}
+		return u, nil
+	}
+	if a, ok := ln.(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+		return endpoint, nil
+	}
+	return "https://" + ln.String(), nil
 }
 
 // hostOf returns the host name of an absolute URL.

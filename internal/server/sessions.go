@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pglink/pglink/internal/arm"
@@ -32,7 +34,7 @@ const (
 )
 
 // sessionSource finds servers' open sessions for the sessions type: in this node's gateway, or
-// by asking the replica of the node that holds the server, at the node's registered endpoint,
+// by asking the replica of the node that holds the server, at the node's own address,
 // with a short-lived token for the caller that this replica issues for that one (the replicas
 // share their signing keys), so that replica authenticates and authorizes the caller again.
 type sessionSource struct {
@@ -40,8 +42,11 @@ type sessionSource struct {
 	gate   gate
 	issuer *identity.Issuer
 	self   string // this process's node
-	client *http.Client
+	tls    *tls.Config
 	log    *slog.Logger
+
+	mu      sync.Mutex
+	clients map[string]*http.Client // by the TLS server name they verify: one per public host
 }
 
 // newSessionSource returns the source of node self; ca (zero with an operator's certificate,
@@ -56,11 +61,27 @@ func newSessionSource(st store.Store, g gate, issuer *identity.Issuer, self stri
 		tc.RootCAs = x509.NewCertPool()
 		tc.RootCAs.AddCert(c)
 	}
+	return &sessionSource{st: st, gate: g, issuer: issuer, self: self, tls: tc, log: log.With("component", "sessions"),
+		clients: map[string]*http.Client{}}, nil
+}
+
+// client returns the HTTP client that verifies the certificate of the replicas reached for
+// serverName (the host of their --public-url when they have one: every replica's certificate
+// names it, whatever address it is dialled at).
+func (s *sessionSource) client(serverName string) *http.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.clients[serverName]; ok {
+		return c
+	}
+	tc := s.tls.Clone()
+	tc.ServerName = serverName
 	tr := &http.Transport{TLSClientConfig: tc, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute,
 		ResponseHeaderTimeout: forwardTimeout}
-	return &sessionSource{st: st, gate: g, issuer: issuer, self: self, log: log.With("component", "sessions"),
-		client: &http.Client{Transport: tr, Timeout: forwardTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}, nil
+	c := &http.Client{Transport: tr, Timeout: forwardTimeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	s.clients[serverName] = c
+	return c
 }
 
 var _ postgresql.Sessions = (*sessionSource)(nil)
@@ -102,7 +123,7 @@ func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node stri
 	}
 	if by := req.Header.Get(forwardedHeader); by != "" {
 		s.log.Warn("sessions request forwarded to the wrong replica", "from", by, "node", node)
-		return nil, unreachable("and the replica at that node's registered endpoint is not it (check its --public-url)")
+		return nil, unreachable("and the replica at that node's registered address is not it (check its --node-url)")
 	}
 	var n *store.Node
 	err := s.st.View(ctx, func(tx store.Tx) error {
@@ -117,7 +138,13 @@ func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node stri
 	if err != nil {
 		return nil, err
 	}
-	if n == nil || !n.Live(time.Now()) || n.Endpoint == "" {
+	// Dial the node's own address; its endpoint may be the load balancer every replica serves
+	// behind, which would hand the request to any of them.
+	var base string
+	if n != nil {
+		base = cmp.Or(n.Address, n.Endpoint)
+	}
+	if n == nil || !n.Live(time.Now()) || base == "" {
 		return nil, unreachable("which is Unreachable; retry once it is back")
 	}
 	path := req.Target.ID.String()
@@ -126,7 +153,7 @@ func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node stri
 	}
 	fctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(fctx, http.MethodGet, strings.TrimSuffix(n.Endpoint, "/")+path+"?api-version="+req.APIVersion, nil)
+	hr, err := http.NewRequestWithContext(fctx, http.MethodGet, strings.TrimSuffix(base, "/")+path+"?api-version="+req.APIVersion, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -138,9 +165,9 @@ func (s *sessionSource) Forward(ctx context.Context, req *arm.Request, node stri
 	hr.Header.Set("Accept", "application/json")
 	hr.Header.Set("x-ms-correlation-request-id", req.CorrelationID)
 	hr.Header.Set(forwardedHeader, s.self)
-	resp, err := s.client.Do(hr)
+	resp, err := s.client(hostOf(n.Endpoint)).Do(hr)
 	if err != nil {
-		s.log.Warn("forward sessions request", "node", node, "endpoint", n.Endpoint, "err", err)
+		s.log.Warn("forward sessions request", "node", node, "address", base, "err", err)
 		return nil, unreachable("which did not answer; retry in a few seconds")
 	}
 	defer resp.Body.Close()

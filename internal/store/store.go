@@ -118,7 +118,10 @@ type Node struct {
 	Name     string // unique (--node-name)
 	Zone     string // availability zone label, "" for none
 	Network  string // the CIDR block its data-plane addresses come from
-	Endpoint string // the API address of the process, for operators
+	Endpoint string // the API address of the process, for operators (--public-url when set)
+	// Address is the https URL at which other replicas reach this process itself, not the
+	// load balancer in front of all of them; "" when it has none (then Endpoint is used).
+	Address string
 	// Applied is the highest revision its data plane enforces: a change committed at that
 	// revision or before is in force in its gateway and nameserver.
 	Applied   int64

@@ -65,9 +65,12 @@ var schemaV1 string
 //go:embed schema_v2.sql
 var schemaV2 string
 
+//go:embed schema_v3.sql
+var schemaV3 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1, schemaV2}
+var migrations = []string{schemaV1, schemaV2, schemaV3}
 
 // SchemaVersion returns the schema version this pglink writes and reads.
 func SchemaVersion() int { return len(migrations) }
@@ -1171,12 +1174,12 @@ func (d *DB) PutNode(ctx context.Context, n store.Node) error {
 		return errors.New("put node: empty name")
 	}
 	_, err := d.pool.Exec(ctx,
-		`INSERT INTO nodes (name, zone, network, endpoint, applied, started, heartbeat, expires)
-		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		`INSERT INTO nodes (name, zone, network, endpoint, address, applied, started, heartbeat, expires)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 		 ON CONFLICT (name) DO UPDATE SET zone = excluded.zone, network = excluded.network,
-		 endpoint = excluded.endpoint, applied = greatest(nodes.applied, excluded.applied),
+		 endpoint = excluded.endpoint, address = excluded.address, applied = greatest(nodes.applied, excluded.applied),
 		 started = excluded.started, heartbeat = excluded.heartbeat, expires = excluded.expires`,
-		n.Name, n.Zone, n.Network, n.Endpoint, n.Applied, normTime(n.Started), normTime(n.Heartbeat), normTime(n.Expires))
+		n.Name, n.Zone, n.Network, n.Endpoint, n.Address, n.Applied, normTime(n.Started), normTime(n.Heartbeat), normTime(n.Expires))
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.Name, unavailable(err))
 	}
@@ -1198,13 +1201,13 @@ func nodes(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }) ([]store.Node, error) {
 	rows, err := q.Query(ctx,
-		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
+		`SELECT name, zone, network, endpoint, address, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", unavailable(err))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Node, error) {
 		var n store.Node
-		err := row.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Applied, &n.Started, &n.Heartbeat, &n.Expires)
+		err := row.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Address, &n.Applied, &n.Started, &n.Heartbeat, &n.Expires)
 		n.Started, n.Heartbeat, n.Expires = normTime(n.Started), normTime(n.Heartbeat), normTime(n.Expires)
 		return n, err
 	})

@@ -38,9 +38,12 @@ var schemaV4 string
 //go:embed schema_v5.sql
 var schemaV5 string
 
+//go:embed schema_v6.sql
+var schemaV6 string
+
 // migrations[i] moves the schema from version i to version i+1; the version is kept in
 // meta.schema_version. Append to it; never edit an entry that has shipped.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5, schemaV6}
 
 // SchemaVersion returns the schema version this pglink writes and reads.
 func SchemaVersion() int { return len(migrations) }
@@ -820,12 +823,12 @@ func (d *DB) PutNode(ctx context.Context, n store.Node) error {
 		return errors.New("put node: empty name")
 	}
 	_, err := d.write.ExecContext(ctx,
-		`INSERT INTO nodes (name, zone, network, endpoint, applied, started, heartbeat, expires)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		`INSERT INTO nodes (name, zone, network, endpoint, address, applied, started, heartbeat, expires)
+		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		 ON CONFLICT (name) DO UPDATE SET zone = excluded.zone, network = excluded.network,
-		 endpoint = excluded.endpoint, applied = max(nodes.applied, excluded.applied),
+		 endpoint = excluded.endpoint, address = excluded.address, applied = max(nodes.applied, excluded.applied),
 		 started = excluded.started, heartbeat = excluded.heartbeat, expires = excluded.expires`,
-		n.Name, n.Zone, n.Network, n.Endpoint, n.Applied, formatTime(normTime(n.Started)),
+		n.Name, n.Zone, n.Network, n.Endpoint, n.Address, n.Applied, formatTime(normTime(n.Started)),
 		formatTime(normTime(n.Heartbeat)), formatTime(normTime(n.Expires)))
 	if err != nil {
 		return fmt.Errorf("put node %s: %w", n.Name, err)
@@ -848,7 +851,7 @@ func nodes(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }) ([]store.Node, error) {
 	rows, err := q.QueryContext(ctx,
-		`SELECT name, zone, network, endpoint, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
+		`SELECT name, zone, network, endpoint, address, applied, started, heartbeat, expires FROM nodes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -857,7 +860,7 @@ func nodes(ctx context.Context, q interface {
 	for rows.Next() {
 		var n store.Node
 		var started, heartbeat, expires string
-		if err := rows.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Applied, &started, &heartbeat, &expires); err != nil {
+		if err := rows.Scan(&n.Name, &n.Zone, &n.Network, &n.Endpoint, &n.Address, &n.Applied, &started, &heartbeat, &expires); err != nil {
 			return nil, fmt.Errorf("list nodes: %w", err)
 		}
 		for _, f := range []struct {

@@ -1634,7 +1634,7 @@ func testNodes(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := store.Node{Name: "a", Zone: "1", Network: "127.77.0.0/16", Endpoint: "https://127.0.0.1:1", Applied: 7,
+	a := store.Node{Name: "a", Zone: "1", Network: "127.77.0.0/16", Endpoint: "https://db.example:1", Address: "https://127.0.0.1:1", Applied: 7,
 		Started: at(0), Heartbeat: at(time.Second), Expires: at(6 * time.Second)}
 	b := store.Node{Name: "b", Network: "127.78.0.0/16", Applied: 3, Started: at(0), Heartbeat: at(0), Expires: at(5 * time.Second)}
 	for _, n := range []store.Node{b, a} {
@@ -1656,7 +1656,7 @@ func testNodes(t *testing.T, s store.Store) {
 	for i := range want {
 		g, w := got[i], want[i]
 		if g.Name != w.Name || g.Zone != w.Zone || g.Network != w.Network || g.Endpoint != w.Endpoint ||
-			g.Applied != w.Applied || !g.Started.Equal(w.Started) || !g.Heartbeat.Equal(w.Heartbeat) || !g.Expires.Equal(w.Expires) {
+			g.Address != w.Address || g.Applied != w.Applied || !g.Started.Equal(w.Started) || !g.Heartbeat.Equal(w.Heartbeat) || !g.Expires.Equal(w.Expires) {
 			t.Errorf("Nodes()[%d] = %+v; want %+v", i, g, w)
 		}
 	}
