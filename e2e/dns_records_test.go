@@ -43,6 +43,16 @@ func TestDNSRecordSetsARM(t *testing.T) {
 	// Record types in any case; the stored type is Azure's spelling.
 	a := map[string]any{"properties": map[string]any{"ttl": 60, "aRecords": []any{map[string]string{"ipv4Address": "10.0.0.4"}}}}
 	want("create a/www", in.do(t, "PUT", zone+"/a/www"+v, tok, a, nil), 201, "")
+	// az creates record sets and links with If-None-Match: * too: 412 when they exist.
+	inm := map[string]string{"If-None-Match": "*"}
+	want("create A/www again with If-None-Match: *", in.do(t, "PUT", zone+"/A/www"+v, tok, a, inm), 412, "PreconditionFailed")
+	want("create A/new with If-None-Match: *", in.do(t, "PUT", zone+"/A/new"+v, tok, a, inm), 201, "")
+	want("delete A/new", in.do(t, "DELETE", zone+"/A/new"+v, tok, nil, nil), 200, "")
+	vnet := strings.SplitN(c.vnet(t, "rg", "vnet1"), "/subnets/", 2)[0]
+	link := map[string]any{"location": "global", "properties": map[string]any{"virtualNetwork": map[string]string{"id": vnet}, "registrationEnabled": false}}
+	want("create link with If-None-Match: *", in.do(t, "PUT", zone+"/virtualNetworkLinks/l1"+v, tok, link, inm), 201, "")
+	want("create link again with If-None-Match: *", in.do(t, "PUT", zone+"/virtualNetworkLinks/l1"+v, tok, link, inm), 412, "PreconditionFailed")
+	want("delete link", in.do(t, "DELETE", zone+"/virtualNetworkLinks/l1"+v, tok, nil, nil), 200, "")
 	r = in.do(t, "GET", zone+"/A/www"+v, tok, nil, nil)
 	want("get A/www", r, 200, "")
 	props, _ := r.body["properties"].(map[string]any)
