@@ -310,11 +310,12 @@ func (e *endpoint) serveUDP() {
 			out = append(out[:0], b...)
 			binary.BigEndian.PutUint16(out, req.Id)
 		} else {
-			out = v.packedReply(out[:0], &req, true, e.log)
+			var failed bool
+			out, failed = e.reply(v, out[:0], &req)
 			if out == nil {
 				continue
 			}
-			if ok && len(memo) < maxMemo {
+			if ok && !failed && len(memo) < maxMemo {
 				kept := append([]byte(nil), out...)
 				binary.BigEndian.PutUint16(kept, 0)
 				memo[string(key)] = kept
@@ -322,6 +323,21 @@ func (e *endpoint) serveUDP() {
 		}
 		e.udp.WriteToUDPAddrPort(out, from)
 	}
+}
+
+// reply appends v's packed UDP reply to req to dst. Should building it panic, it logs that and
+// answers SERVFAIL (failed true): one query never stops a reader, and so the listener.
+func (e *endpoint) reply(v *View, dst []byte, req *mdns.Msg) (out []byte, failed bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			e.log.Error("dns handler panic", "addr", e.addr, "panic", fmt.Sprint(p))
+			m := new(mdns.Msg)
+			m.SetRcode(req, mdns.RcodeServerFailure)
+			out, _ = m.PackBuffer(dst[:0])
+			failed = true
+		}
+	}()
+	return v.packedReply(dst, req, true, e.log), false
 }
 
 // answer appends the packed reply to req to dst.

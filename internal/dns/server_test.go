@@ -224,3 +224,22 @@ func TestApplyResolvers(t *testing.T) {
 		t.Error("WaitApplied(7) returned nil before revision 7 was applied")
 	}
 }
+
+// TestServerSurvivesPanic: should answering a query panic (here: a view with a nil zone), the
+// listener answers SERVFAIL over UDP and TCP and goes on serving once the view is good again.
+func TestServerSurvivesPanic(t *testing.T) {
+	s, addr := testServer(t)
+	good := s.public.view.Load()
+	s.public.view.Store(&View{private: []*Zone{nil}})
+	for _, n := range []string{"udp", "tcp"} {
+		if m := exchange(t, n, addr, query("orders.example.test", mdns.TypeA)); m.Rcode != mdns.RcodeServerFailure {
+			t.Errorf("%s answer from a broken view: rcode %s; want SERVFAIL", n, mdns.RcodeToString[m.Rcode])
+		}
+	}
+	s.public.view.Store(good)
+	for _, n := range []string{"udp", "tcp"} {
+		if m := exchange(t, n, addr, query("orders.example.test", mdns.TypeA)); m.Rcode != mdns.RcodeSuccess || len(m.Answer) == 0 {
+			t.Errorf("%s answer after the panic: %v; want the address", n, m)
+		}
+	}
+}
