@@ -43,6 +43,13 @@ func TestDNSRecordSetsARM(t *testing.T) {
 	// Record types in any case; the stored type is Azure's spelling.
 	a := map[string]any{"properties": map[string]any{"ttl": 60, "aRecords": []any{map[string]string{"ipv4Address": "10.0.0.4"}}}}
 	want("create a/www", in.do(t, "PUT", zone+"/a/www"+v, tok, a, nil), 201, "")
+	// "*" is a whole leftmost label only, and never in a zone's name.
+	want("create A/*.wild", in.do(t, "PUT", zone+"/A/*.wild"+v, tok, a, nil), 201, "")
+	want("delete A/*.wild", in.do(t, "DELETE", zone+"/A/*.wild"+v, tok, nil, nil), 200, "")
+	for _, bad := range []string{"a*b", "www.*", "**", "*.*"} {
+		want("record set "+bad, in.do(t, "PUT", zone+"/A/"+bad+v, tok, a, nil), 400, "InvalidResourceName")
+	}
+	want("zone name with *", in.do(t, "PUT", strings.TrimSuffix(zone, "zone.test")+"*.zone.test"+v, tok, map[string]any{"location": "global"}, nil), 400, "InvalidResourceName")
 	// az creates record sets and links with If-None-Match: * too: 412 when they exist.
 	inm := map[string]string{"If-None-Match": "*"}
 	want("create A/www again with If-None-Match: *", in.do(t, "PUT", zone+"/A/www"+v, tok, a, inm), 412, "PreconditionFailed")

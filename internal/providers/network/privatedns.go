@@ -162,20 +162,26 @@ func checkZoneName(name string) error {
 		return resource.Errorf(resource.Invalid, "InvalidResourceName",
 			"The private DNS zone name '%s' is not valid: use a DNS name of at least two labels (for example privatelink.postgres.database.azure.com), each of 1 to 63 letters, digits, '-' or '_', 253 characters in all.", name)
 	}
-	if len(name) > 253 || strings.Count(name, ".") < 1 || !validLabels(name) {
+	if len(name) > 253 || strings.Count(name, ".") < 1 || !validLabels(name, false) {
 		return bad()
 	}
 	return nil
 }
 
-// validLabels reports whether name is dot-separated labels of 1-63 letters, digits, '-' or '_'.
-func validLabels(name string) bool {
+// validLabels reports whether name is dot-separated labels of 1-63 letters, digits, '-' or '_';
+// with wildcard, the leftmost label may also be "*" (a wildcard record set, as in Azure).
+func validLabels(name string, wildcard bool) bool {
+	if wildcard && (name == "*" || strings.HasPrefix(name, "*.")) {
+		if name = strings.TrimPrefix(strings.TrimPrefix(name, "*"), "."); name == "" {
+			return true
+		}
+	}
 	for _, l := range strings.Split(name, ".") {
 		if len(l) == 0 || len(l) > 63 {
 			return false
 		}
 		for _, c := range l {
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '*') {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 				return false
 			}
 		}
@@ -644,14 +650,14 @@ func (p *Provider) serveRecordSet(ctx context.Context, req *arm.Request) (*arm.R
 }
 
 // checkRecordSetName applies the rule for relative record set names: "@" for the apex, or
-// dot-separated labels ("*" allowed as a label).
+// dot-separated labels, the leftmost of which may be "*".
 func checkRecordSetName(name, zone string) error {
 	if name == "@" {
 		return nil
 	}
-	if !validLabels(name) || len(name)+1+len(zone) > 253 {
+	if !validLabels(name, true) || len(name)+1+len(zone) > 253 {
 		return resource.Errorf(resource.Invalid, "InvalidResourceName",
-			"The record set name '%s' is not valid: use '@' for the zone apex, or labels of 1 to 63 letters, digits, '-', '_' or '*', with the zone name 253 characters at most.", name)
+			"The record set name '%s' is not valid: use '@' for the zone apex, or labels of 1 to 63 letters, digits, '-' or '_' (the leftmost may be '*'), with the zone name 253 characters at most.", name)
 	}
 	return nil
 }
@@ -797,7 +803,7 @@ func normRecordSet(in RecordSet, rtype string, id resource.ID, zone string) (Rec
 		return resource.Errorf(resource.Invalid, "BadRequest", format, args...)
 	}
 	host := func(what, v string) error {
-		if v == "" || len(v) > 253 || !validLabels(strings.TrimSuffix(v, ".")) {
+		if v == "" || len(v) > 253 || !validLabels(strings.TrimSuffix(v, "."), false) {
 			return bad("The %s '%s' of record set '%s' is not a valid DNS name.", what, v, id.Name())
 		}
 		return nil
