@@ -63,6 +63,7 @@ type sample struct {
 	rss     int64   // the proxy's VmRSS at the end of the run, KiB
 	host    hostCPU // what every CPU of the host did during the run
 	client  usage   // what pgbench used
+	pg      usage   // what the server's PostgreSQL used (postmaster, backends, background processes)
 }
 
 // hostCPU is the host's CPU time during a run, from /proc/stat, over all CPUs: busy (user,
@@ -103,6 +104,9 @@ func stealShare(s sample) float64 {
 // hostPerTx is the host's busy CPU time per transaction, µs: the proxy's, the clients' and
 // PostgreSQL's together.
 func hostPerTx(s sample) float64 { return perTx(s, float64(s.host.busy.Microseconds())) }
+
+// pgPerTx is what the server's PostgreSQL used per transaction, µs.
+func pgPerTx(s sample) float64 { return perTx(s, float64(s.pg.cpu.Microseconds())) }
 
 // clientPerTx is pgbench's CPU time per transaction, µs.
 func clientPerTx(s sample) float64 { return perTx(s, float64(s.client.cpu.Microseconds())) }
@@ -247,6 +251,10 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		return nil, err
 	}
 	fmt.Printf("pgbench -i -s %d through the unix socket: %v\n", cfg.scale, time.Since(began).Round(time.Millisecond))
+	pm, err := postmasterPID(e.socketDir)
+	if err != nil {
+		return nil, err
+	}
 	sm := newSysmonCounter(pp)
 	fmt.Printf("pglink's sysmon thread: %s (%s)\n", sm.tid, sm.how)
 	// What each proxy uses when idle (pglink's control plane polls) is subtracted from what it
@@ -314,10 +322,11 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 						return nil, err
 					}
 				}
-				u0, s0, t0, h0 := procUsage(p.pid), sm.count(), time.Now(), readHostCPU()
+				u0, s0, t0, h0, pgm := procUsage(p.pid), sm.count(), time.Now(), readHostCPU(), startPgMeter(pm)
 				out, client, err := runOne(ctx, pgbench, p, append(args, "-T", secs(d))...)
 				took := time.Since(t0)
 				host := readHostCPU().minus(h0)
+				pgUse := pgm.finish()
 				counts := ps.stop()
 				if p.pid == pp {
 					e.prof.stop()
@@ -335,7 +344,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 					return nil, fmt.Errorf("pgbench %s via %s: %w\n%s", t.name, p.name, err, out)
 				}
 				s.proxy = procUsage(p.pid).minus(u0).minus(idle[p.pid].scale(took, idleFor))
-				s.host, s.client = host, client
+				s.host, s.client, s.pg = host, client, pgUse
 				if p.go_ {
 					s.sysmon = float64(sm.count()-s0) / took.Seconds()
 				}
@@ -359,7 +368,8 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 				if prof != "" {
 					fmt.Printf("  profile %s", prof)
 				}
-				fmt.Printf("  host %.1f µs/tx, %.0f%% idle, %.0f%% steal  (load %s)\n", hostPerTx(s), idleShare(s), stealShare(s), loadAvg())
+				fmt.Printf("  host %.1f µs/tx (PostgreSQL %.1f, %.2f cs), %.0f%% idle, %.0f%% steal  (load %s)\n", hostPerTx(s), pgPerTx(s),
+					perTx(s, float64(s.pg.switches)), idleShare(s), stealShare(s), loadAvg())
 				if l := perfLine(counts, s.txns); l != "" {
 					fmt.Printf("      per tx: %s\n", l)
 				}
@@ -468,14 +478,16 @@ func (r *benchResult) print() {
 				ratio(pDirect), ratio(warm), ratio(cold), conn, cpu, cs, mem, sm)
 		}
 	}
-	fmt.Println("\nCPU per transaction (medians): the host's (every process), pgbench's, the rest (PostgreSQL, the kernel's\ninterrupt work, the proxy: its own column above), pgbench's context switches, and the host's idle and stolen shares:")
+	fmt.Println("\nCPU per transaction (medians): the host's (every process), pgbench's, PostgreSQL's (postmaster, backends,\nbackground processes), the rest (the proxy: its own column above, and the kernel's interrupt work),\npgbench's and PostgreSQL's context switches, and the host's idle and stolen shares:")
 	for _, t := range tests {
 		for _, p := range r.paths {
 			if len(r.samples[t.name][p.name]) > 0 {
-				fmt.Printf("  %-10s %-18s host %6.1f µs  pgbench %5.1f µs  rest %6.1f µs  pgbench cs %.2f  %4.1f%% idle  %4.1f%% steal\n", t.name, p.name,
+				fmt.Printf("  %-10s %-18s host %6.1f µs  pgbench %5.1f µs  PostgreSQL %5.1f µs  rest %6.1f µs  cs pgbench %.2f PostgreSQL %.2f  %4.1f%% idle  %4.1f%% steal\n", t.name, p.name,
 					r.median(t.name, p.name, hostPerTx), r.median(t.name, p.name, clientPerTx),
-					r.median(t.name, p.name, func(s sample) float64 { return hostPerTx(s) - clientPerTx(s) }),
+					r.median(t.name, p.name, pgPerTx),
+					r.median(t.name, p.name, func(s sample) float64 { return hostPerTx(s) - clientPerTx(s) - pgPerTx(s) }),
 					r.median(t.name, p.name, func(s sample) float64 { return perTx(s, float64(s.client.switches)) }),
+					r.median(t.name, p.name, func(s sample) float64 { return perTx(s, float64(s.pg.switches)) }),
 					r.median(t.name, p.name, idleShare), r.median(t.name, p.name, stealShare))
 			}
 		}
