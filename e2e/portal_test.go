@@ -8,16 +8,19 @@ import (
 	"log"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -111,10 +114,49 @@ func newBrowser(t *testing.T, in *instance) *browser {
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// No page of the portal or the identity provider may send a request off this machine: every
+	// request the browser sends is to a loopback address (or a data: URL). Checked when the
+	// test ends, before the browser stops (cleanups run last-registered first).
+	var mu sync.Mutex
+	var external []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && !loopbackURL(e.Request.URL) {
+			mu.Lock()
+			external = append(external, e.Request.URL)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(external) > 0 {
+			t.Errorf("the browser sent requests off this machine: %q", external)
+		}
+	})
 	b := &browser{t: t, ctx: ctx, base: in.boot.ARMEndpoint + "/", dir: artifactDir(t)}
 	b.run(emulation.SetDeviceMetricsOverride(1280, 800, 1, false))
 	t.Logf("screenshots in %s", b.dir)
 	return b
+}
+
+// loopbackURL reports whether a request to raw stays on this machine: a data: or about: URL,
+// or one whose host is a loopback address or localhost.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "data", "about", "blob":
+		return true
+	case "http", "https", "ws", "wss":
+		if u.Hostname() == "localhost" {
+			return true
+		}
+		ip, err := netip.ParseAddr(u.Hostname())
+		return err == nil && ip.IsLoopback()
+	}
+	return false
 }
 
 // run runs actions, failing the test if they fail or take over 30 seconds.
