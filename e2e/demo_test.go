@@ -1,7 +1,15 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
+	"time"
 
 	pg "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/postgresql/armpostgresqlflexibleservers/v4"
 
@@ -56,5 +64,75 @@ func TestDemoNotOnUsedDataDir(t *testing.T) {
 	in.restart()
 	if in.boot.Demo != nil {
 		t.Errorf("bootstrap demo = %+v; want none on a used data dir", in.boot.Demo)
+	}
+}
+
+// TestDemoServeCommand runs the README's first command, `pglink serve --demo --data-dir DIR`
+// (the built binary, on the default engine, with a free address): it prints where to sign in
+// and each demo user's password, the passwords bootstrap.json holds, and the server gets Ready.
+func TestDemoServeCommand(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := regexp.MustCompile("(?s)```sh\n([^\n]*)").FindSubmatch(readme)
+	if first == nil || !strings.Contains(string(first[1]), "pglink serve --demo") || !strings.Contains(string(first[1]), "dba@pglink.local") {
+		t.Fatalf("the README's first command is %q; want pglink serve --demo, saying where to sign in as dba@pglink.local", first)
+	}
+	requirePGTool(t, "initdb")
+	bin := buildPglink(t)
+	dir, addr := traversableDir(t), freeAddr(t)
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, "serve", "--demo", "--data-dir", dir, "--listen", addr, "--dns-listen", "127.0.0.1:0",
+		"--endpoint-network", fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250)))
+	cmd.Stderr = io.MultiWriter(t.Output(), out)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		stopGatewayProcess(t, bin, dir)
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(string(out.Bytes()), "pglink demo: open https://"+addr+"/ in a browser") {
+		if time.Now().After(deadline) {
+			t.Fatalf("pglink serve --demo did not say where to sign in; it wrote:\n%s", out.Bytes())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	boot, err := server.ReadBootstrap(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if boot.Demo == nil || len(boot.Demo.Users) != 2 {
+		t.Fatalf("bootstrap.json demo = %+v; want two users", boot.Demo)
+	}
+	printed := string(out.Bytes())
+	roles := map[string]bool{}
+	for _, u := range boot.Demo.Users {
+		line := regexp.MustCompile(`(?m)^\s*` + regexp.QuoteMeta(u.Username) + `\s+password\s+` + regexp.QuoteMeta(u.Password) + `\s`)
+		if u.Password == "" || !line.MatchString(printed) {
+			t.Errorf("pglink serve --demo did not print %s with its password from bootstrap.json; it wrote:\n%s", u.Username, printed)
+		}
+		roles[u.Username] = true
+	}
+	if !roles["dba@pglink.local"] || !roles["netadmin@pglink.local"] {
+		t.Errorf("demo users = %v; want dba@pglink.local and netadmin@pglink.local", roles)
+	}
+	in := &instance{t: t, dir: dir, boot: boot}
+	c := newClients(t, in)
+	for {
+		srv, err := c.servers.Get(ctxT(t), "db-rg", "orders-db", nil)
+		if err == nil && *srv.Properties.State == pg.ServerStateReady {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo server is not Ready: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := *c.onlyConnection(t, "db-rg", "orders-db").Properties.PrivateLinkServiceConnectionState.Status; got != pg.PrivateEndpointServiceConnectionStatusPending {
+		t.Errorf("demo connection = %s; want Pending", got)
 	}
 }

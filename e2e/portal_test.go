@@ -8,16 +8,19 @@ import (
 	"log"
 	"math/rand/v2"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -111,10 +114,49 @@ func newBrowser(t *testing.T, in *instance) *browser {
 	if err := chromedp.Run(ctx); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// No page of the portal or the identity provider may send a request off this machine: every
+	// request the browser sends is to a loopback address (or a data: URL). Checked when the
+	// test ends, before the browser stops (cleanups run last-registered first).
+	var mu sync.Mutex
+	var external []string
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if e, ok := ev.(*network.EventRequestWillBeSent); ok && !loopbackURL(e.Request.URL) {
+			mu.Lock()
+			external = append(external, e.Request.URL)
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(external) > 0 {
+			t.Errorf("the browser sent requests off this machine: %q", external)
+		}
+	})
 	b := &browser{t: t, ctx: ctx, base: in.boot.ARMEndpoint + "/", dir: artifactDir(t)}
 	b.run(emulation.SetDeviceMetricsOverride(1280, 800, 1, false))
 	t.Logf("screenshots in %s", b.dir)
 	return b
+}
+
+// loopbackURL reports whether a request to raw stays on this machine: a data: or about: URL,
+// or one whose host is a loopback address or localhost.
+func loopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	switch u.Scheme {
+	case "data", "about", "blob":
+		return true
+	case "http", "https", "ws", "wss":
+		if u.Hostname() == "localhost" {
+			return true
+		}
+		ip, err := netip.ParseAddr(u.Hostname())
+		return err == nil && ip.IsLoopback()
+	}
+	return false
 }
 
 // run runs actions, failing the test if they fail or take over 30 seconds.
@@ -361,9 +403,15 @@ func TestPortalApproveConnection(t *testing.T) {
 		t.Errorf("connection after approval = %s %q; want Approved %q", status, desc, why)
 	}
 
-	// The activity log shows the approval, filtered by caller and resource.
+	// The activity log shows the approval, filtered by caller and resource. Two more events by
+	// the same caller are planted for the filters to hide: one on another resource of the
+	// server, and one on a connection three hours ago.
+	plantEvent(t, in, in.boot.Demo.Server+"/firewallRules/other-rule-marker", time.Now())
+	plantEvent(t, in, in.boot.Demo.Server+"/privateEndpointConnections/old-conn-marker", time.Now().Add(-3*time.Hour))
 	b.run(chromedp.Navigate(b.base + "#/activity"))
 	b.waitText(`#view-title`, "Activity log")
+	b.waitText(`main table tbody`, "other-rule-marker")
+	b.waitText(`main table tbody`, "old-conn-marker")
 	b.run(chromedp.SendKeys(`#activity-caller`, "dba@", chromedp.ByQuery), chromedp.SendKeys(`#activity-resource`, "privateEndpointConnections", chromedp.ByQuery))
 	b.waitText(`main table tbody`, "dba@pglink.local")
 	var others int
@@ -371,9 +419,13 @@ func TestPortalApproveConnection(t *testing.T) {
 	if others != 0 {
 		t.Errorf("activity log filtered by caller dba@ shows %d rows of other callers", others)
 	}
-	// The timespan reloads the log: the approval is within the last hour.
+	b.waitFor("the resource filter to hide the firewall rule's event", `!document.querySelector('main table tbody').innerText.includes('other-rule-marker')`)
+	b.waitText(`main table tbody`, "old-conn-marker")
+	// The timespan reloads the log: the approval is within the last hour, the planted
+	// connection event is not.
 	b.setValue(`#activity-time`, "1")
-	b.waitText(`main table tbody`, "dba@pglink.local")
+	b.waitFor("the timespan to hide the event of three hours ago", `!document.querySelector('main table tbody').innerText.includes('old-conn-marker')`)
+	b.waitText(`main table tbody`, "orders-app-pe.")
 	b.shot("activity-log")
 
 	// Sign out: the portal forgets the session and offers Sign in again, and the session's
@@ -400,6 +452,32 @@ func TestPortalApproveConnection(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "invalid_grant") {
 		t.Errorf("refresh with the signed-out session's token: %d %s; want 400 invalid_grant", resp.StatusCode, body)
+	}
+}
+
+// plantEvent appends to the activity log a copy of dba@pglink.local's latest event, about
+// resourceID at the time at.
+func plantEvent(t *testing.T, in *instance, resourceID string, at time.Time) {
+	t.Helper()
+	st := in.srv.Store()
+	evs, err := st.Events(t.Context(), store.EventQuery{Subscription: in.boot.SubscriptionID, Caller: "dba@pglink.local", Limit: 1})
+	if err != nil || len(evs) == 0 {
+		t.Fatalf("dba@pglink.local's latest event: %v (%d events)", err, len(evs))
+	}
+	var body map[string]any
+	if err := json.Unmarshal(evs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	stamp := at.UTC().Format(time.RFC3339Nano)
+	body["resourceId"], body["eventTimestamp"], body["submissionTimestamp"] = resourceID, stamp, stamp
+	raw, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := evs[0]
+	e.Seq, e.Time, e.ResourceID, e.Body = 0, at, resourceID, raw
+	if err := st.Update(t.Context(), func(tx store.Tx) error { return tx.AppendEvent(t.Context(), e) }); err != nil {
+		t.Fatalf("plant an event: %v", err)
 	}
 }
 
