@@ -99,6 +99,12 @@ func TestSeparationOfDuties(t *testing.T) {
 	grant(ownP, sub, "Owner")
 	net, db, reader, owner := in.as(t, netP), in.as(t, dbP), in.as(t, readP), in.as(t, ownP)
 
+	// A list of what the caller may read only in part is served filtered, and empty when
+	// nothing is in it yet (not refused).
+	if page, err := net.pes.NewListBySubscriptionPager(nil).NextPage(ctxT(t)); err != nil || len(page.Value) != 0 {
+		t.Errorf("network admin lists private endpoints in the subscription before there are any: %v; want an empty list", err)
+	}
+
 	// The network administrator builds its network and asks for a manual connection.
 	subnet := net.vnet(t, "net", "vnet1")
 	pe, err := net.endpoint(t, "net", "pe1", subnet, *srv.ID, true, "please")
@@ -146,6 +152,15 @@ func TestSeparationOfDuties(t *testing.T) {
 	netRBAC := rbac{defs: nf.NewRoleDefinitionsClient(), assigns: nf.NewRoleAssignmentsClient()}
 	if ids := netRBAC.assignments(t, sub, ""); len(ids) != 1 || !strings.HasPrefix(strings.ToLower(ids[0]), strings.ToLower(netRG)+"/") {
 		t.Errorf("network admin lists role assignments %v; want only its own, in the network group", ids)
+	}
+	if ids := netRBAC.assignments(t, sub, "assignedTo('"+dbP.objectID+"')"); len(ids) != 0 {
+		t.Errorf("network admin lists the database admin's role assignments %v; want none", ids)
+	}
+	if ids := netRBAC.assignments(t, sub, "assignedTo('"+resource.NewGUID()+"')"); len(ids) != 0 {
+		t.Errorf("network admin lists role assignments of no principal %v; want none", ids)
+	}
+	if defs := netRBAC.definitions(t, sub, "roleName eq 'No such role'"); len(defs) != 0 {
+		t.Errorf("network admin lists role definitions named 'No such role': %d; want none", len(defs))
 	}
 
 	// Approving takes the approval action on the server besides the connection write: a

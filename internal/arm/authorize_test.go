@@ -217,6 +217,35 @@ func TestAuthorizeListFilter(t *testing.T) {
 	}
 }
 
+// TestAuthorizeFilteredEmptyList: a list the caller reaches but may not read at its scope is
+// served empty, not refused, when there is nothing in it or nothing after its $skipToken.
+func TestAuthorizeFilteredEmptyList(t *testing.T) {
+	var f *fixture
+	f, _ = authzFixture(t, fakePerms{reaches: []string{rgPath}}, func(ctx context.Context, req *arm.Request) (*arm.Response, error) {
+		typ := widgetType
+		if req.Query.Get("parts") != "" {
+			typ = partType // none stored
+		}
+		return req.Page(ctx, f.st, store.ListOptions{Parent: strings.ToLower(rgPath), Type: typ},
+			func(r store.Resource) (any, error) { return r.ID, nil })
+	})
+	for _, path := range []string{
+		rgPath + "/providers/" + widgetType + "?api-version=" + apiVersion + "&$skipToken=~",
+		rgPath + "/providers/" + widgetType + "?api-version=" + apiVersion + "&parts=1",
+	} {
+		w := httptest.NewRecorder()
+		f.front.ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), "GET", path, nil))
+		if w.Code != http.StatusOK {
+			t.Errorf("GET %s (nothing listed) = %d %s; want 200 and an empty list", path, w.Code, w.Body)
+			continue
+		}
+		var got struct{ Value []any }
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.Value == nil || len(got.Value) != 0 {
+			t.Errorf("GET %s (nothing listed) = %s, %v; want an empty value", path, w.Body, err)
+		}
+	}
+}
+
 // TestAuthorizeLinked: a provider's linked check names the request's own action and scope
 // and each linked action denied, and loads the caller's permissions once per request.
 func TestAuthorizeLinked(t *testing.T) {

@@ -49,6 +49,9 @@ func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOption
 // query for the page, not one per item): render gets the page's items the caller may read, in
 // key order, and returns one value per item (nil to skip it).
 func (r *Request) PageTxBatch(ctx context.Context, tx store.Tx, opts store.ListOptions, render func([]store.Resource) ([]any, error)) (*Response, error) {
+	if r.filter != nil {
+		r.filtered = true // the list is filtered below, even when it turns out to have no items
+	}
 	size := r.PageSize()
 	opts.After = r.Query.Get("$skipToken")
 	opts.Limit = size + 1

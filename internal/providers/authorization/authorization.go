@@ -328,9 +328,11 @@ func (p *Provider) listDefinitions(ctx context.Context, req *arm.Request, scope 
 	}
 	var out []Definition
 	for _, d := range all {
-		if f.RoleName != "" && !strings.EqualFold(d.Properties.RoleName, f.RoleName) ||
+		// Visible first: it must see every item, or a list that matches nothing is refused.
+		if !req.Visible(TypeRoleDefinition, d.ID) ||
+			f.RoleName != "" && !strings.EqualFold(d.Properties.RoleName, f.RoleName) ||
 			f.RoleType != "" && !strings.EqualFold(d.Properties.Type, f.RoleType) ||
-			!visibleAt(d, scope.String(), f.AtScopeAndBelow) || !req.Visible(TypeRoleDefinition, d.ID) {
+			!visibleAt(d, scope.String(), f.AtScopeAndBelow) {
 			continue
 		}
 		out = append(out, d)
@@ -590,7 +592,8 @@ func (p *Provider) listAssignments(ctx context.Context, req *arm.Request, scope 
 	var keys []string
 	var out []Assignment
 	for _, a := range as { // ordered by key
-		if f.selects(a.doc.Properties, scope.String()) && req.Visible(TypeRoleAssignment, a.doc.ID) {
+		// Visible first: it must see every item, or a list that matches nothing is refused.
+		if req.Visible(TypeRoleAssignment, a.doc.ID) && f.selects(a.doc.Properties, scope.String()) {
 			keys = append(keys, a.key)
 			out = append(out, a.doc)
 		}
