@@ -298,3 +298,43 @@ func TestConcurrentMixedRequests(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestActivityLogOfOneGroup: a Reader of one resource group, who may not read the
+// subscription's activity log, reads that group's (a resourceGroupName or resourceUri filter
+// inside it), as in Azure, and nothing of another group's.
+func TestActivityLogOfOneGroup(t *testing.T) {
+	in := start(t, nil)
+	c := newClients(t, in)
+	since := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)
+	c.group(t, "rg")
+	c.group(t, "other")
+	mine, theirs := c.server(t, "rg", "db1"), c.server(t, "other", "db2")
+	cli := in.adminCLI(t)
+	p := in.addServicePrincipal(t, cli, "rg-reader")
+	sub := "/subscriptions/" + in.boot.SubscriptionID
+	cli.ok(nil, "role", "assignment", "create", "--assignee", p.clientID, "--role", "Reader", "--scope", sub+"/resourceGroups/rg")
+	tok := in.tokenFor(t, p.clientID, p.secret)
+	list := func(f string) response {
+		q := url.Values{"api-version": {"2015-04-01"}, "$filter": {"eventTimestamp ge '" + since + "'" + f}}
+		return in.do(t, "GET", sub+"/providers/Microsoft.Insights/eventtypes/management/values?"+q.Encode(), tok, nil, nil)
+	}
+	for _, f := range []string{"", " and resourceGroupName eq 'other'", " and resourceUri eq '" + *theirs.ID + "'",
+		" and resourceGroupName eq 'rg' and resourceUri eq '" + *theirs.ID + "'", " and resourceGroupName eq 'rg/../other'",
+		" and resourceUri eq '/subscriptions/" + resource.NewGUID() + "/resourceGroups/rg'"} {
+		if r := list(f); r.status != http.StatusForbidden || r.code() != "AuthorizationFailed" {
+			t.Errorf("activity log%s as the group's reader: %d %s; want 403 AuthorizationFailed", f, r.status, r.raw)
+		}
+	}
+	for _, f := range []string{" and resourceGroupName eq 'RG'", " and resourceUri eq '" + *mine.ID + "'"} {
+		r := list(f)
+		evs, _ := r.body["value"].([]any)
+		if r.status != http.StatusOK || len(evs) == 0 {
+			t.Fatalf("activity log%s as the group's reader: %d %s; want its events", f, r.status, r.raw)
+		}
+		for _, e := range evs {
+			if g, _ := get(e, "resourceGroupName").(string); !strings.EqualFold(g, "rg") {
+				t.Errorf("activity log%s shows an event of group %q: %v", f, g, e)
+			}
+		}
+	}
+}

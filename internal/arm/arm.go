@@ -91,6 +91,12 @@ type Type struct {
 	// permissions): the front door checks no action; the handler must scope its answer to
 	// req.Caller.
 	SelfService bool
+	// NarrowScope, when set, names the scope a GET confines itself to, narrower than the one it
+	// addresses (the activity log's resource group or resource filter), or "": a caller who
+	// may not read the addressed scope may still make the request with the action there. The
+	// front door takes it only inside the addressed subscription; the handler must serve
+	// nothing outside it.
+	NarrowScope func(*Request) string
 
 	ownAuthz bool // the handler authorizes (the polling endpoints)
 }

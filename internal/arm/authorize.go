@@ -138,6 +138,13 @@ func (s *Server) authorize(ctx context.Context, req *Request, typ *Type) error {
 	if p.Allowed(req.Action, scope) {
 		return nil
 	}
+	if req.Method == http.MethodGet && typ.NarrowScope != nil {
+		sub := "/subscriptions/" + t.ID.Subscription + "/"
+		if n := typ.NarrowScope(req); t.ID.Subscription != "" && len(n) > len(sub) && strings.EqualFold(n[:len(sub)], sub) &&
+			p.Allowed(req.Action, n) {
+			return nil
+		}
+	}
 	// A provider's location metadata (capabilities) describes no resource: anyone who holds a
 	// role in the subscription may read it, so az's server commands work for a database
 	// administrator whose role is on one resource group.

@@ -32,7 +32,26 @@ var APIVersions = []string{"2015-04-01", "2017-03-01-preview"}
 // Type returns the activity log resource type for the front door.
 func Type(st store.Store) arm.Type {
 	return arm.Type{Name: "Microsoft.Insights/eventtypes/values", APIVersions: APIVersions,
-		Handler: func(ctx context.Context, req *arm.Request) (*arm.Response, error) { return serve(ctx, st, req) }}
+		Handler:     func(ctx context.Context, req *arm.Request) (*arm.Response, error) { return serve(ctx, st, req) },
+		NarrowScope: filterScope}
+}
+
+// filterScope is the scope a request's $filter confines it to: the resource of resourceUri or
+// resourceId, if it lies in the subscription, else the group of resourceGroupName, else none.
+// A caller who may read the activity log there, and not at the subscription (a Reader of one
+// resource group), sees its events, as in Azure.
+func filterScope(req *arm.Request) string {
+	sub := "/subscriptions/" + req.Target.ID.Subscription
+	q, err := parseFilter(strings.ToLower(req.Target.ID.Subscription), req.Query.Get("$filter"))
+	switch {
+	case err != nil:
+		return ""
+	case q.ResourceID != "" && len(q.ResourceID) > len(sub) && strings.EqualFold(q.ResourceID[:len(sub)+1], sub+"/"):
+		return q.ResourceID
+	case q.ResourceGroup != "" && !strings.Contains(q.ResourceGroup, "/"):
+		return sub + "/resourceGroups/" + q.ResourceGroup
+	}
+	return ""
 }
 
 var (
