@@ -108,22 +108,33 @@ func (m *pgMeter) finish() usage {
 	return u
 }
 
-// cpu is the postmaster's CPU time with its reaped children's and its live children's.
+// cpu is the postmaster's CPU time with its reaped children's and its live children's. A
+// child reaped between the two reads would be counted in neither, or twice: the reads are
+// repeated until the postmaster's count did not change across them.
 func (m *pgMeter) cpu() time.Duration {
-	f := statFields(m.postmaster)
-	if len(f) < 15 {
-		return 0
+	own := func() time.Duration {
+		f := statFields(m.postmaster)
+		if len(f) < 15 {
+			return 0
+		}
+		var ticks int64
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(f[i], 10, 64)
+			ticks += n
+		}
+		return time.Duration(ticks) * time.Second / clockTicks
 	}
-	var ticks int64
-	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
-		n, _ := strconv.ParseInt(f[i], 10, 64)
-		ticks += n
+	for range 10 {
+		before := own()
+		d := before
+		for _, pid := range children(m.postmaster) {
+			d += procUsage(pid).cpu
+		}
+		if own() == before {
+			return d
+		}
 	}
-	d := time.Duration(ticks) * time.Second / clockTicks
-	for _, pid := range children(m.postmaster) {
-		d += procUsage(pid).cpu
-	}
-	return d
+	return 0
 }
 
 // statFields returns the fields of /proc/pid/stat after the command name (state first).

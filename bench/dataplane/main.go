@@ -2,7 +2,7 @@
 // run: PostgreSQL's own unix socket ("direct") and PgBouncer in session mode, both pointing at
 // the same PostgreSQL that pglink runs for a flexible server.
 //
-//	go run ./bench/dataplane [-rounds 5] [-duration 8s] [-warmup 2s] [-churn 5s] [-toggles 100] [-sessions 1000] [-keep]
+//	go run ./bench/dataplane [-rounds 5] [-duration 8s] [-warmup 6s] [-churn 5s] [-toggles 100] [-sessions 1000] [-keep]
 //	go run ./bench/dataplane -pgbench-only -tests c=1,c=8 -paths "direct,PgBouncer TLS,pglink TLS"
 //
 // It builds cmd/pglink, runs `pglink serve` as a child process on a fresh data dir, and through
@@ -12,7 +12,8 @@
 //     and TLS (PgBouncer with client_tls_*; libpq sslmode=require), PgBouncer with a warm pool
 //     and with a cold one, rounds interleaved: TPS, latency, medians of per-round ratios, added
 //     latency per query, proxy CPU and context switches per transaction, pglink's sysmon
-//     wake-ups per second and RSS;
+//     wake-ups per second and RSS; each run but a cold one is measured after its warm-up, its
+//     own first seconds, so that its sessions and their PostgreSQL backends are warm;
 //  2. approve → first successful query and reject → open session cut, over many private
 //     endpoints, timed from the request and from the API's answer;
 //  3. pglink's RSS before and after opening many idle sessions through a private endpoint;
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -40,7 +42,7 @@ import (
 type config struct {
 	rounds   int           // interleaved pgbench rounds
 	duration time.Duration // pgbench -T of the -S runs
-	warmup   time.Duration // pgbench -T of the run before each -S run (but cold ones)
+	warmup   time.Duration // the first part of each run (but cold ones), not measured
 	churn    time.Duration // pgbench -T of the -C runs
 	scale    int           // pgbench -i -s
 	toggles  int           // approve/reject toggles
@@ -51,6 +53,7 @@ type config struct {
 	only     string        // comma-separated pgbench tests to run ("c=1,c=8"); "" for all
 	paths    string        // comma-separated paths to run ("direct,PgBouncer TLS,pglink TLS"); "" for all
 	short    bool          // pgbench only: no toggles, memory or goals
+	hold     bool          // set up, print how to reach each path, wait for an interrupt
 	perf     bool          // count the proxies' system calls with perf stat
 }
 
@@ -65,7 +68,7 @@ func main() {
 	var cfg config
 	flag.IntVar(&cfg.rounds, "rounds", 5, "interleaved pgbench rounds (medians are reported)")
 	flag.DurationVar(&cfg.duration, "duration", 8*time.Second, "length of each pgbench -S run")
-	flag.DurationVar(&cfg.warmup, "warmup", 2*time.Second, "length of the warm-up run before each pgbench run (0: none)")
+	flag.DurationVar(&cfg.warmup, "warmup", 6*time.Second, "the first part of each pgbench run (but cold ones), its warm-up, which is not measured (0: none)")
 	flag.DurationVar(&cfg.churn, "churn", 5*time.Second, "length of each pgbench -C (connection setup) run")
 	flag.IntVar(&cfg.scale, "scale", 10, "pgbench -i scale factor")
 	flag.IntVar(&cfg.toggles, "toggles", 100, "approve/reject toggles, each on a fresh private endpoint")
@@ -77,6 +80,7 @@ func main() {
 	flag.StringVar(&cfg.paths, "paths", "", "comma-separated `list` of the paths to run (direct, PgBouncer, PgBouncer cold, pglink, PgBouncer TLS, PgBouncer TLS cold, pglink TLS; default all)")
 	flag.BoolVar(&cfg.perf, "perf", false, "count each proxy's system calls, context switches and CPU migrations per transaction with perf stat")
 	flag.BoolVar(&cfg.short, "pgbench-only", false, "run the pgbench tests only: no toggles, no memory measurement, no goals")
+	flag.BoolVar(&cfg.hold, "hold", false, "set everything up, print how to reach each path (for pgbench, perf or strace by hand), and wait for Ctrl-C")
 	flag.Parse()
 	if cfg.rounds < 1 || cfg.toggles < 1 || cfg.sessions < 1 || cfg.duration < time.Second || cfg.churn < time.Second {
 		fmt.Fprintln(os.Stderr, "bench: -rounds, -toggles and -sessions must be at least 1, -duration and -churn at least 1s")
@@ -120,6 +124,21 @@ func run(ctx context.Context, cfg config) (err error) {
 	fmt.Printf("private endpoint %s; PgBouncer %s (session mode, pool %d, client TLS prefer) on %s\n\n",
 		env.peAddr, env.bouncer.version, bouncerPool, env.bouncer.addr)
 
+	if cfg.hold {
+		pm, _ := postmasterPID(env.socketDir)
+		peHost, pePort, _ := net.SplitHostPort(env.peAddr)
+		bHost, bPort, _ := net.SplitHostPort(env.bouncer.addr)
+		fmt.Printf("holding: pglink pid %d, PgBouncer pid %d, postmaster pid %d; user %s, password %s\n"+
+			"  %s/pgbench -i -s %d -h %s -U %s postgres   (once)\n"+
+			"  pglink:    %s/pgbench -S -M simple -c 8 -j 2 -T 8 -h %s -p %s -U %s postgres   (PGSSLMODE=require for TLS)\n"+
+			"  PgBouncer: %s/pgbench -S -M simple -c 8 -j 2 -T 8 -h %s -p %s -U %s postgres\n"+
+			"  direct:    %s/pgbench -S -M simple -c 8 -j 2 -T 8 -h %s -U %s postgres\nCtrl-C ends it.\n",
+			env.pglink.pid(), env.bouncer.pid(), pm, adminLogin, adminPassword,
+			cfg.pgBin, cfg.scale, env.socketDir, adminLogin,
+			cfg.pgBin, peHost, pePort, adminLogin, cfg.pgBin, bHost, bPort, adminLogin, cfg.pgBin, env.socketDir, adminLogin)
+		<-ctx.Done()
+		return nil
+	}
 	bench, err := runPgbench(ctx, env, cfg)
 	if err != nil {
 		return err
