@@ -30,3 +30,23 @@ func TestPgMeter(t *testing.T) {
 		t.Errorf("meter: %v CPU; want the busy child's (at least 50ms)", u.cpu)
 	}
 }
+
+// TestWarmProgress: a run's figures are those of its -P 1 intervals after the warm-up.
+func TestWarmProgress(t *testing.T) {
+	out := `progress: 1.0 s, 5000.0 tps, lat 1.600 ms stddev 0.1, 0 failed
+progress: 2.0 s, 9000.0 tps, lat 0.900 ms stddev 0.1, 0 failed
+progress: 3.0 s, 10000.0 tps, lat 0.800 ms stddev 0.1, 0 failed
+progress: 4.0 s, 30000.0 tps, lat 0.200 ms stddev 0.1, 0 failed
+tps = 13500.0 (without initial connection time)
+`
+	s := sample{tps: 13500}
+	if err := warmProgress(&s, out, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if s.tps != 20000 || s.txns != 40000 || s.latency != (10000*0.8+30000*0.2)/40000 {
+		t.Errorf("after a 2s warm-up: %v tps, %v txns, %v ms; want 20000, 40000, 0.35", s.tps, s.txns, s.latency)
+	}
+	if err := warmProgress(&s, out, 4*time.Second); err == nil {
+		t.Error("no interval after the warm-up: no error")
+	}
+}
