@@ -217,8 +217,8 @@ func New(cfg Config) *Gateway {
 	if n <= 0 {
 		n = max(runtime.GOMAXPROCS(0)-1, 1)
 	}
-	for range n {
-		r, err := newReactor(g.log)
+	for i := range n {
+		r, err := newReactor(g.log, i)
 		if err != nil {
 			g.log.Warn("no event loop; sessions are relayed by goroutines", "err", err)
 			break

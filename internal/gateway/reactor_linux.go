@@ -88,6 +88,8 @@ type reactor struct {
 	yielded time.Time // when the loop last let other goroutines run
 	// runnable is read by yield: the runtime's count of goroutines waiting to run.
 	runnable [1]metrics.Sample
+	index    int     // the loop's number among the gateway's
+	pin      pinning // see pin_linux.go
 }
 
 // rsess is a session relayed by the reactor. Fields are owned by the loop goroutine, except
@@ -116,7 +118,7 @@ type rsess struct {
 	queued  bool      // in reactor.again
 }
 
-func newReactor(log *slog.Logger) (*reactor, error) {
+func newReactor(log *slog.Logger, index int) (*reactor, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll_create1: %w", err)
@@ -126,7 +128,7 @@ func newReactor(log *slog.Logger) (*reactor, error) {
 		syscall.Close(epfd)
 		return nil, fmt.Errorf("pipe2: %w", err)
 	}
-	r := &reactor{epfd: epfd, wakeR: p[0], wakeW: p[1], log: log,
+	r := &reactor{epfd: epfd, wakeR: p[0], wakeW: p[1], log: log, index: index,
 		byFd: map[int32]*rsess{}, timed: map[*rsess]struct{}{}, buf: make([]byte, relayBufSize)}
 	r.runnable[0].Name = "/sched/goroutines/runnable:goroutines"
 	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, r.wakeR, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(r.wakeR)}); err != nil {
@@ -347,6 +349,7 @@ func (r *reactor) run() {
 	if err := batchThread(); err != nil {
 		r.log.Debug("event loop: no batch scheduling", "err", err)
 	}
+	r.initPin()
 	defer func() {
 		r.mu.Lock()
 		r.closeFds()
@@ -393,6 +396,7 @@ func (r *reactor) run() {
 				}
 			}
 		}
+		r.repin()
 	}
 }
 

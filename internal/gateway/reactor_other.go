@@ -14,7 +14,7 @@ type reactor struct{}
 
 type rsess struct{}
 
-func newReactor(*slog.Logger) (*reactor, error) {
+func newReactor(*slog.Logger, int) (*reactor, error) {
 	return nil, errors.New("the event loop needs Linux")
 }
 
