@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -48,5 +49,28 @@ tps = 13500.0 (without initial connection time)
 	}
 	if err := warmProgress(&s, out, 4*time.Second); err == nil {
 		t.Error("no interval after the warm-up: no error")
+	}
+}
+
+// TestRunOrder: every path runs once a round, compared runs are adjacent, and the order
+// reverses every other round.
+func TestRunOrder(t *testing.T) {
+	all := []path{{name: pDirect}, {name: pBouncer}, {name: pBouncerCold}, {name: pPglink}, {name: pBouncerTLS}, {name: pBouncerTLSc}, {name: pPglinkTLS}}
+	names := func(ps []path) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.name)
+		}
+		return out
+	}
+	r1, r2 := names(runOrder(all, 1)), names(runOrder(all, 2))
+	if len(r1) != len(all) || !slices.Equal(r1, []string{pDirect, pPglink, pBouncer, pBouncerCold, pBouncerTLSc, pBouncerTLS, pPglinkTLS}) {
+		t.Errorf("round 1: %v", r1)
+	}
+	if slices.Reverse(r2); !slices.Equal(r1, r2) {
+		t.Errorf("round 2 reversed: %v; want round 1's order", r2)
+	}
+	some := names(runOrder([]path{{name: pPglinkTLS}, {name: pBouncer}, {name: pPglink}}, 1))
+	if !slices.Equal(some, []string{pPglink, pBouncer, pPglinkTLS}) {
+		t.Errorf("a selection: %v", some)
 	}
 }

@@ -194,7 +194,7 @@ func sysmon(s sample) float64   { return s.sysmon }
 func rssMiB(s sample) float64   { return float64(s.rss) / 1024 }
 
 // runPgbench initializes the pgbench tables through the unix socket, then runs every test on
-// every path, rounds interleaved (the order of the paths rotates from round to round): each
+// every path, rounds interleaved (in runOrder): each
 // run but a cold one is measured after its own first -warmup seconds (warmProgress). PgBouncer's
 // pool is emptied after each of its runs, so that 64 clients on the next path find
 // PostgreSQL's max_connections (100) free.
@@ -292,9 +292,7 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 			if t.churn {
 				d = cfg.churn
 			}
-			n := len(r.paths)
-			for i := range n {
-				p := r.paths[(i+round-1)%n]
+			for _, p := range runOrder(r.paths, round) {
 				if t.churn && p.cold {
 					continue // PgBouncer keeps its pool through a churn run: cold is warm after the first
 				}
@@ -400,6 +398,26 @@ func runPgbench(ctx context.Context, e *env, cfg config) (*benchResult, error) {
 		}
 	}
 	return r, nil
+}
+
+// runOrder is the order of the paths' runs in a round: the runs whose TPS are compared (pglink
+// and direct, pglink and PgBouncer, pglink TLS and PgBouncer TLS) next to each other, so that
+// the machine's drift over a round (on a VM, ±10 % from minute to minute) falls between them
+// as little as it can; and reversed every other round, so that no path always goes first.
+func runOrder(paths []path, round int) []path {
+	order := []string{pDirect, pPglink, pBouncer, pBouncerCold, pBouncerTLSc, pBouncerTLS, pPglinkTLS}
+	var out []path
+	for _, name := range order {
+		for _, p := range paths {
+			if p.name == name {
+				out = append(out, p)
+			}
+		}
+	}
+	if round%2 == 0 {
+		slices.Reverse(out)
+	}
+	return out
 }
 
 func secs(d time.Duration) string { return strconv.Itoa(int(d.Seconds())) }
