@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -71,16 +72,7 @@ func freeAddr(t *testing.T) string {
 // /healthz. When the test ends it kills it and stops the gateway process it started.
 func serveProcess(t *testing.T, bin, dir, addr string, extra ...string) (*exec.Cmd, *instance) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr, "--dns-listen", "127.0.0.1:0"}, extra...)...)
-	cmd.Stderr = t.Output()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		stopGatewayProcess(t, bin, dir)
-	})
+	cmd := startServe(t, bin, dir, addr, t.Output(), extra...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if b, err := server.ReadBootstrap(dir); err == nil && b.ARMEndpoint == "https://"+addr {
@@ -96,6 +88,23 @@ func serveProcess(t *testing.T, bin, dir, addr string, extra ...string) (*exec.C
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startServe starts `pglink serve` on dir and addr, with extra flags and its stderr to stderr;
+// when the test ends it kills it and stops the gateway process it started.
+func startServe(t *testing.T, bin, dir, addr string, stderr io.Writer, extra ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve", "--data-dir", dir, "--listen", addr, "--dns-listen", "127.0.0.1:0"}, extra...)...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		stopGatewayProcess(t, bin, dir)
+	})
+	return cmd
 }
 
 // TestKillNineLosesNoAcknowledgedWrite SIGKILLs `pglink serve` while clients write, restarts

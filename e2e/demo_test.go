@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -83,17 +82,8 @@ func TestDemoServeCommand(t *testing.T) {
 	bin := buildPglink(t)
 	dir, addr := traversableDir(t), freeAddr(t)
 	out := &syncBuffer{}
-	cmd := exec.Command(bin, "serve", "--demo", "--data-dir", dir, "--listen", addr, "--dns-listen", "127.0.0.1:0",
+	startServe(t, bin, dir, addr, io.MultiWriter(t.Output(), out), "--demo",
 		"--endpoint-network", fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250)))
-	cmd.Stderr = io.MultiWriter(t.Output(), out)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		stopGatewayProcess(t, bin, dir)
-	})
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(string(out.Bytes()), "pglink demo: open https://"+addr+"/ in a browser") {
 		if time.Now().After(deadline) {
