@@ -395,6 +395,9 @@ func TestPortalApproveConnection(t *testing.T) {
 	b.shot("approving-notification")
 	b.waitText(`#notifications [role=status]`, "Successfully approved private endpoint connection orders-app-pe.")
 	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-state`, "Approved")
+	// The result takes the progress notification's place (after it has been seen for 3 s).
+	b.waitFor("the progress notification to leave",
+		`![...document.querySelectorAll('#notifications .note')].some(e => e.innerText.includes('Approving'))`)
 	b.waitText(`tr[data-connection^="orders-app-pe."] .conn-description`, why)
 	b.shot("approved-notification")
 

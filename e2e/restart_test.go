@@ -88,7 +88,7 @@ func TestRestartDropsNoSession(t *testing.T) {
 	bin := buildPglink(t)
 	dir, addr := traversableDir(t), freeAddr(t)
 	block := fmt.Sprintf("127.%d.%d.0/24", 100+rand.IntN(100), rand.IntN(250))
-	flags := []string{"--endpoint-network", block}
+	flags := []string{"--endpoint-network", block, "--event-loops", "2"}
 	cmd, in := serveProcess(t, bin, dir, addr, flags...)
 	c := newClients(t, in)
 	c.group(t, "rg")
@@ -148,6 +148,9 @@ func TestRestartDropsNoSession(t *testing.T) {
 	resp.Body.Close()
 	if m := regexp.MustCompile(`(?m)^pglink_gateway_admitted_total ([0-9.e+]+)$`).FindSubmatch(metrics); m == nil || string(m[1]) == "0" {
 		t.Errorf("/metrics after the restart: pglink_gateway_admitted_total = %q; want the sessions pgbench opened", m)
+	}
+	if m := regexp.MustCompile(`(?m)^pglink_gateway_event_loops ([0-9]+)$`).FindSubmatch(metrics); m == nil || string(m[1]) != "2" {
+		t.Errorf("/metrics: pglink_gateway_event_loops = %q; want 2, the gateway process's --event-loops", m)
 	}
 
 	// The restarted serve lists the gateway process's open sessions.

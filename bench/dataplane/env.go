@@ -76,7 +76,7 @@ func setUp(ctx context.Context, cfg config) (*env, error) {
 			return e, err
 		}
 	}
-	p, boot, err := startPglink(ctx, bin, data, filepath.Join(work, "pglink.log"), block, cfg.profile)
+	p, boot, err := startPglink(ctx, bin, data, filepath.Join(work, "pglink.log"), block, cfg.profile, cfg.loops)
 	if p != nil {
 		e.pglink = p
 	}

@@ -54,6 +54,7 @@ type config struct {
 	paths    string        // comma-separated paths to run ("direct,PgBouncer TLS,pglink TLS"); "" for all
 	short    bool          // pgbench only: no toggles, memory or goals
 	hold     bool          // set up, print how to reach each path, wait for an interrupt
+	loops    int           // pglink serve --event-loops
 	perf     bool          // count the proxies' system calls with perf stat
 }
 
@@ -81,6 +82,7 @@ func main() {
 	flag.BoolVar(&cfg.perf, "perf", false, "count each proxy's system calls, context switches and CPU migrations per transaction with perf stat")
 	flag.BoolVar(&cfg.short, "pgbench-only", false, "run the pgbench tests only: no toggles, no memory measurement, no goals")
 	flag.BoolVar(&cfg.hold, "hold", false, "set everything up, print how to reach each path (for pgbench, perf or strace by hand), and wait for Ctrl-C")
+	flag.IntVar(&cfg.loops, "event-loops", 0, "pglink's event loops (pglink serve --event-loops; 0: its default, one per CPU but one)")
 	flag.Parse()
 	if cfg.rounds < 1 || cfg.toggles < 1 || cfg.sessions < 1 || cfg.duration < time.Second || cfg.churn < time.Second {
 		fmt.Fprintln(os.Stderr, "bench: -rounds, -toggles and -sessions must be at least 1, -duration and -churn at least 1s")
@@ -119,8 +121,12 @@ func run(ctx context.Context, cfg config) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("pglink %s (pid %d), server %q: PostgreSQL %s, socket %s\n",
-		env.pglink.bin, env.pglink.pid(), env.serverName, env.pgVersion, env.socketDir)
+	loops := "default event loops"
+	if cfg.loops > 0 {
+		loops = fmt.Sprintf("%d event loops", cfg.loops)
+	}
+	fmt.Printf("pglink %s (pid %d, %s), server %q: PostgreSQL %s, socket %s\n",
+		env.pglink.bin, env.pglink.pid(), loops, env.serverName, env.pgVersion, env.socketDir)
 	fmt.Printf("private endpoint %s; PgBouncer %s (session mode, pool %d, client TLS prefer) on %s\n\n",
 		env.peAddr, env.bouncer.version, bouncerPool, env.bouncer.addr)
 

@@ -125,8 +125,9 @@ func buildPglink(ctx context.Context, dir string) (bin, source string, err error
 
 // startPglink runs `pglink serve` on dataDir, its log in logFile, and waits until /healthz
 // answers 200.
-// With profileDir set it runs this program in profiledServe mode instead of bin.
-func startPglink(ctx context.Context, bin, dataDir, logFile, endpointNet, profileDir string) (*pglinkProc, *bootstrap, error) {
+// With profileDir set it runs this program in profiledServe mode instead of bin. loops is its
+// --event-loops (0: the default).
+func startPglink(ctx context.Context, bin, dataDir, logFile, endpointNet, profileDir string, loops int) (*pglinkProc, *bootstrap, error) {
 	listen, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -141,7 +142,8 @@ func startPglink(ctx context.Context, bin, dataDir, logFile, endpointNet, profil
 	}
 	defer lf.Close() // the child has its own descriptor
 	// The gateway runs in serve's process, whose CPU time the bench measures.
-	args := []string{"serve", "--data-dir", dataDir, "--listen", listen, "--endpoint-network", endpointNet, "--dns-listen", dns, "--gateway", "embedded"}
+	args := []string{"serve", "--data-dir", dataDir, "--listen", listen, "--endpoint-network", endpointNet, "--dns-listen", dns, "--gateway", "embedded",
+		"--event-loops", strconv.Itoa(loops)}
 	if profileDir != "" {
 		if bin, err = os.Executable(); err != nil {
 			return nil, nil, err

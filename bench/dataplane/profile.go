@@ -31,6 +31,7 @@ func profiledServeMain(args []string) error {
 	fs.StringVar(&cfg.EndpointNetwork, "endpoint-network", cfg.EndpointNetwork, "")
 	fs.StringVar(&cfg.DNSListen, "dns-listen", cfg.DNSListen, "")
 	fs.StringVar(&cfg.Gateway, "gateway", cfg.Gateway, "")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "")
 	dir := fs.String("cpuprofile", "", "directory of the control file 'next'")
 	if err := fs.Parse(args); err != nil {
 		return err

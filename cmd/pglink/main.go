@@ -138,6 +138,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.DurationVar(&cfg.SigningKeyRotation, "signing-key-rotation", server.DefaultKeyRotation, "how often the token signing key rotates (the old key verifies for 2 hours more); 0 or less: never")
 	fs.IntVar(&cfg.ActivityMaxEvents, "activity-max-events", server.DefaultActivityMaxEvents, "most activity log events kept; the oldest go first")
 	fs.StringVar(&cfg.Gateway, "gateway", "process", "process: the data plane runs in a pglink gateway process that outlives restarts of serve; embedded: in this process")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "event loops that relay data-plane sessions (0: one per CPU but one, at least one)")
 	fs.BoolVar(&cfg.Demo, "demo", false, "on an empty data dir, seed a demo: a network admin and a database admin user (passwords printed and in bootstrap.json), a Ready server, a virtual network and a Pending private endpoint")
 	verbose := fs.Bool("v", false, "log every request")
 	if err := fs.Parse(args); err != nil {
@@ -145,6 +146,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			return nil
 		}
 		return usageError{err}
+	}
+	if err := checkEventLoops(cfg.EventLoops); err != nil {
+		return err
 	}
 	if cfg.SigningKeyRotation <= 0 {
 		cfg.SigningKeyRotation = -1 // the flag's 0 means never; the Config's 0 means the default
@@ -160,6 +164,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.DemoOut = stderr
 	return server.Run(ctx, cfg)
+}
+
+// maxEventLoops bounds --event-loops: each loop is an OS thread with an epoll set.
+const maxEventLoops = 64
+
+func checkEventLoops(n int) error {
+	if n < 0 || n > maxEventLoops {
+		return usageError{fmt.Errorf("--event-loops %d: want 0 (the default) to %d", n, maxEventLoops)}
+	}
+	return nil
 }
 
 // storeEnv names the environment variable that gives the store when --store does not, so a
@@ -188,6 +202,7 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "data dir of the pglink serve the gateway belongs to")
 	fs.BoolVar(&cfg.Replace, "replace", false, "take over from the running gateway of the data dir (an upgrade): its listeners and plain sessions move here, its TLS sessions drain")
 	fs.DurationVar(&cfg.DrainGrace, "drain-grace", server.DefaultDrainGrace, "once replaced, how long TLS sessions may go on before they get SQLSTATE 57P01")
+	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "event loops that relay sessions (0: one per CPU but one, at least one)")
 	reason := fs.String("reason", "", "with stop: why, appended to the message sessions get")
 	timeout := fs.Duration("timeout", time.Minute, "with stop: how long to wait for the gateway to exit")
 	if err := fs.Parse(args); err != nil {
@@ -198,6 +213,9 @@ func gatewayCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments: %v", fs.Args())}
+	}
+	if err := checkEventLoops(cfg.EventLoops); err != nil {
+		return err
 	}
 	if stop {
 		ctx, cancel := context.WithTimeout(ctx, *timeout)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"testing"
@@ -35,6 +36,20 @@ func TestStoreFlag(t *testing.T) {
 		}
 		if got := storeFlag(fs, getenv); got != tt.want {
 			t.Errorf("storeFlag(%q, %s=%q) = %q; want %q", tt.args, storeEnv, tt.env, got, tt.want)
+		}
+	}
+}
+
+func TestEventLoopsFlag(t *testing.T) {
+	for _, n := range []int{0, 1, maxEventLoops} {
+		if err := checkEventLoops(n); err != nil {
+			t.Errorf("checkEventLoops(%d) = %v; want nil", n, err)
+		}
+	}
+	for _, n := range []int{-1, maxEventLoops + 1} {
+		var ue usageError
+		if err := checkEventLoops(n); !errors.As(err, &ue) {
+			t.Errorf("checkEventLoops(%d) = %v; want a usage error", n, err)
 		}
 	}
 }

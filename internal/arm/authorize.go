@@ -166,21 +166,17 @@ func isLocationMetadata(typ string) bool {
 	return len(parts) >= 3 && strings.EqualFold(parts[1], "locations")
 }
 
-// visible reports whether an item of a list may be served to the caller, and notes that the
-// list was filtered.
-func (r *Request) visible(it store.Resource) bool {
+// Filter returns what decides whether the item of type typ with ARM ID id may be served in
+// the request's list, and notes that the handler filters its list. Handlers that list through
+// PageTx need not call it; others must call it before they list and apply it to every item,
+// or a list the caller may read only in part is refused (checkFiltered).
+func (r *Request) Filter() func(typ, id string) bool {
 	if r.filter == nil {
-		return true
+		return func(string, string) bool { return true }
 	}
 	r.filtered = true
-	return r.filter(it)
-}
-
-// Visible reports whether the item of type typ with ARM ID id may be served in the request's
-// list. Handlers that list through PageTx need not call it; others must call it for every
-// item, or a list the caller may read only in part is refused.
-func (r *Request) Visible(typ, id string) bool {
-	return r.visible(store.Resource{ID: id, Type: typ})
+	f := r.filter
+	return func(typ, id string) bool { return f(store.Resource{ID: id, Type: typ}) }
 }
 
 // checkFiltered refuses a list that had to be filtered but whose handler did not filter it

@@ -49,9 +49,7 @@ func (r *Request) PageTx(ctx context.Context, tx store.Tx, opts store.ListOption
 // query for the page, not one per item): render gets the page's items the caller may read, in
 // key order, and returns one value per item (nil to skip it).
 func (r *Request) PageTxBatch(ctx context.Context, tx store.Tx, opts store.ListOptions, render func([]store.Resource) ([]any, error)) (*Response, error) {
-	if r.filter != nil {
-		r.filtered = true // the list is filtered below, even when it turns out to have no items
-	}
+	visible := r.Filter() // before listing: a list with no items is filtered too
 	size := r.PageSize()
 	opts.After = r.Query.Get("$skipToken")
 	opts.Limit = size + 1
@@ -67,16 +65,16 @@ func (r *Request) PageTxBatch(ctx context.Context, tx store.Tx, opts store.ListO
 		q.Set("$skipToken", items[len(items)-1].Key)
 		list.NextLink = r.endpoint + r.path + "?" + q.Encode()
 	}
-	visible := items[:0:0]
+	readable := items[:0:0]
 	for _, it := range items {
-		if r.visible(it) {
-			visible = append(visible, it)
+		if visible(it.Type, it.ID) {
+			readable = append(readable, it)
 		}
 	}
-	if len(visible) == 0 {
+	if len(readable) == 0 {
 		return &Response{Body: list}, nil
 	}
-	values, err := render(visible)
+	values, err := render(readable)
 	if err != nil {
 		return nil, err
 	}

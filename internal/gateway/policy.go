@@ -229,16 +229,18 @@ type Stats struct {
 	BytesIn      uint64            // client to server, all sessions
 	BytesOut     uint64            // server to client, all sessions
 	Decisions    Histogram         // latency of admission decisions
+	EventLoops   int               // event loops relaying sessions (0: goroutines relay them)
 }
 
 // Stats returns the current counters. It does not wait for Apply.
 func (g *Gateway) Stats() Stats {
 	st := Stats{
-		Listeners: int(g.stats.listeners.Load()),
-		Admitted:  g.stats.admitted.Load(),
-		Refused:   make(map[Reason]uint64, len(reasons)),
-		Revoked:   g.stats.revoked.Load(),
-		Cancels:   g.stats.cancels.Load(),
+		Listeners:  int(g.stats.listeners.Load()),
+		Admitted:   g.stats.admitted.Load(),
+		Refused:    make(map[Reason]uint64, len(reasons)),
+		Revoked:    g.stats.revoked.Load(),
+		Cancels:    g.stats.cancels.Load(),
+		EventLoops: len(g.reactors),
 	}
 	for i, r := range reasons {
 		st.Refused[r] = g.stats.refused[i].Load()

@@ -49,13 +49,13 @@ func (s *Server) dataPlane(ctx context.Context, certs *endpointCerts) (postgresq
 	case "", "embedded":
 		gwTLS := serverTLS()
 		gwTLS.GetCertificate = certs.GetCertificate
-		s.gateway = gateway.New(gateway.Config{TLS: gwTLS, Logger: s.log})
+		s.gateway = gateway.New(gateway.Config{TLS: gwTLS, Logger: s.log, Reactors: s.cfg.EventLoops})
 	case "process":
 		pc, err := pemCerts(certs.ca, certs.fallback)
 		if err != nil {
 			return nil, nil, err
 		}
-		gp, err := startGatewayProc(ctx, s.cfg.DataDir, s.cfg.GatewayBin, pc, s.log)
+		gp, err := startGatewayProc(ctx, s.cfg.DataDir, s.cfg.GatewayBin, s.cfg.EventLoops, pc, s.log)
 		if err != nil {
 			return nil, nil, err
 		}

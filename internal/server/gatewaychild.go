@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ const (
 type gatewayProc struct {
 	dataDir string // absolute
 	bin     string // the pglink executable
+	loops   int    // --event-loops of a gateway it starts; 0 for the default
 	certs   remote.Certs
 	log     *slog.Logger
 
@@ -59,8 +61,9 @@ type gatewayProc struct {
 }
 
 // startGatewayProc attaches to or starts the gateway process of dataDir and starts supervising
-// it. bin "" means this executable.
-func startGatewayProc(ctx context.Context, dataDir, bin string, certs remote.Certs, log *slog.Logger) (*gatewayProc, error) {
+// it. bin "" means this executable; loops is the number of event loops of a gateway it starts
+// (0: the default).
+func startGatewayProc(ctx context.Context, dataDir, bin string, loops int, certs remote.Certs, log *slog.Logger) (*gatewayProc, error) {
 	abs, err := filepath.Abs(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -73,7 +76,7 @@ func startGatewayProc(ctx context.Context, dataDir, bin string, certs remote.Cer
 	if sock := gatewayPath(abs, gatewaySocket); len(sock) > 107 {
 		return nil, fmt.Errorf("gateway control socket path %s is longer than a unix socket address allows (107 bytes): use a shorter data dir", sock)
 	}
-	p := &gatewayProc{dataDir: abs, bin: bin, certs: certs, log: log.With("component", "gateway-supervisor"),
+	p := &gatewayProc{dataDir: abs, bin: bin, loops: loops, certs: certs, log: log.With("component", "gateway-supervisor"),
 		appliedCh: make(chan struct{}), done: make(chan struct{})}
 	c, err := p.attach(ctx)
 	if err != nil {
@@ -138,7 +141,7 @@ func (p *gatewayProc) spawn() (<-chan struct{}, error) {
 		return nil, fmt.Errorf("open gateway log: %w", err)
 	}
 	defer lf.Close() // the child has its own descriptor
-	cmd := exec.Command(p.bin, "gateway", "--data-dir", p.dataDir)
+	cmd := exec.Command(p.bin, "gateway", "--data-dir", p.dataDir, "--event-loops", strconv.Itoa(p.loops))
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

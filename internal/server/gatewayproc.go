@@ -51,6 +51,9 @@ type GatewayConfig struct {
 	// run before it ends them with SQLSTATE 57P01 and exits; zero means DefaultDrainGrace. The
 	// successor's DrainGrace, sent in the handoff, overrides the predecessor's.
 	DrainGrace time.Duration
+	// EventLoops is how many event loops relay sessions; zero means the default (see
+	// gateway.Config.Reactors).
+	EventLoops int
 }
 
 // DefaultDrainGrace is how long a replaced gateway drains its TLS sessions by default.
@@ -86,7 +89,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) error {
 	r := &gatewayRun{cfg: cfg, log: log, certs: &gatewayCerts{}}
 	gwTLS := serverTLS()
 	gwTLS.GetCertificate = r.certs.GetCertificate
-	r.g = gateway.New(gateway.Config{TLS: gwTLS, Logger: log})
+	r.g = gateway.New(gateway.Config{TLS: gwTLS, Logger: log, Reactors: cfg.EventLoops})
 	var err error
 	if cfg.Replace {
 		err = r.takeOver(ctx)

@@ -54,7 +54,7 @@ func TestGatewayProcess(t *testing.T) {
 	attach := func() *gatewayProc {
 		t.Helper()
 		// The gateway runs already: nothing is started (bin would fail).
-		p, err := startGatewayProc(ctx, dir, "/nonexistent/pglink", certs, log)
+		p, err := startGatewayProc(ctx, dir, "/nonexistent/pglink", 0, certs, log)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,6 +21,7 @@ var (
 	descBytes        = prometheus.NewDesc("pglink_gateway_bytes_total", "Bytes relayed, by direction (in: client to server).", []string{"direction"}, nil)
 	descRevision     = prometheus.NewDesc("pglink_gateway_policy_revision", "Store revision of the policy in force.", nil, nil)
 	descDecision     = prometheus.NewDesc("pglink_gateway_decision_seconds", "Latency of admission decisions.", nil, nil)
+	descEventLoops   = prometheus.NewDesc("pglink_gateway_event_loops", "Event loops relaying sessions (0: goroutines relay them).", nil, nil)
 )
 
 // gatewayCollector exports the gateway's counters.
@@ -29,7 +30,7 @@ type gatewayCollector struct {
 }
 
 func (c gatewayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSessionsOpen, descListeners, descAdmitted, descRefused, descRevoked, descCancels, descBytes, descRevision, descDecision} {
+	for _, d := range []*prometheus.Desc{descSessionsOpen, descListeners, descAdmitted, descRefused, descRevoked, descCancels, descBytes, descRevision, descDecision, descEventLoops} {
 		ch <- d
 	}
 }
@@ -47,6 +48,7 @@ func (c gatewayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.BytesIn), "in")
 	ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(st.BytesOut), "out")
 	ch <- prometheus.MustNewConstMetric(descRevision, prometheus.GaugeValue, float64(st.Revision))
+	ch <- prometheus.MustNewConstMetric(descEventLoops, prometheus.GaugeValue, float64(st.EventLoops))
 	buckets := map[float64]uint64{}
 	for i, b := range st.Decisions.Bounds {
 		buckets[b.Seconds()] = st.Decisions.Counts[i]

@@ -89,6 +89,10 @@ type Config struct {
 	// pglink serve restarts. GatewayBin is the pglink executable it runs ("" for this one).
 	Gateway    string
 	GatewayBin string
+	// EventLoops is how many event loops relay sessions in the gateway; zero means one per
+	// CPU but one, at least one (see gateway.Config.Reactors). A gateway process that serve
+	// attaches to keeps the number it was started with.
+	EventLoops int
 	// NodeName names this process's data-plane node (default: the host name), Zone its
 	// availability zone label (default none). Replicas on one store that run servers need
 	// distinct names and distinct endpoint networks.

@@ -31,16 +31,23 @@ const A = {
 
 // ---- notifications
 
-// notify shows a notification: kind is 'info', 'success' or 'error' (an alert).
-function notify(kind, text) {
+// notify shows a notification and returns it: kind is 'info' (an operation in progress),
+// 'success' or 'error' (an alert). A result passes its operation's progress notification as
+// `progress`, which then leaves, once it has been seen for 3 s. A success leaves after 15 s,
+// an alert after 2 minutes, a progress notification after a minute at most, any of them
+// sooner when dismissed: notifications cover the page only while they have news.
+function notify(kind, text, progress) {
   const span = h('span', {class: 'text'});
   const n = h('div', {class: `note ${kind}`, role: kind === 'error' ? 'alert' : 'status'}, span,
     h('button', {type: 'button', class: 'close', 'aria-label': 'Dismiss notification', onclick: () => n.remove()}, '×'));
+  n.shown = Date.now();
   notes.prepend(n);
   // Set the text once the live region is in the page, so screen readers announce it.
   setTimeout(() => { span.textContent = text; }, 20);
   while (notes.children.length > 8) notes.lastChild.remove();
-  setTimeout(() => n.remove(), kind === 'error' ? 120000 : 60000);
+  setTimeout(() => n.remove(), {info: 60000, success: 15000}[kind] || 120000);
+  if (progress) setTimeout(() => progress.remove(), Math.max(0, progress.shown + 3000 - Date.now()));
+  return n;
 }
 
 // ---- dialog
@@ -326,14 +333,14 @@ function serverView(id, tab) {
 }
 
 async function run(v, pending, done, failed, f) {
-  notify('info', pending);
+  const progress = notify('info', pending);
   v.busy = true;
   try {
     await f();
-    notify('success', done);
+    notify('success', done, progress);
     return true;
   } catch (e) {
-    notify('error', `${failed}: ${e.message}`);
+    notify('error', `${failed}: ${e.message}`, progress);
     return false;
   } finally {
     v.busy = false;
@@ -538,7 +545,7 @@ async function actOnConnections(v, kind, chosen, open) {
   v.busy = true;
   try {
     for (const c of chosen) {
-      notify('info', `${k.ing} private endpoint connection ${c.name}…`);
+      const progress = notify('info', `${k.ing} private endpoint connection ${c.name}…`);
       try {
         if (kind === 'remove') {
           // A DELETE has no body: the description goes to the activity log in a header.
@@ -549,9 +556,9 @@ async function actOnConnections(v, kind, chosen, open) {
             privateLinkServiceConnectionState: {status: k.status, description: answer.description}}}});
         }
         v.selected.delete(c.id);
-        notify('success', `Successfully ${k.ed} private endpoint connection ${c.name}.`);
+        notify('success', `Successfully ${k.ed} private endpoint connection ${c.name}.`, progress);
       } catch (e) {
-        notify('error', `Failed to ${kind} private endpoint connection ${c.name}: ${e.message}`);
+        notify('error', `Failed to ${kind} private endpoint connection ${c.name}: ${e.message}`, progress);
       }
     }
   } finally {

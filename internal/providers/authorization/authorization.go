@@ -326,10 +326,10 @@ func (p *Provider) listDefinitions(ctx context.Context, req *arm.Request, scope 
 		d.doc.ID = definitionID(scope, d.doc.Name)
 		all = append(all, d.doc)
 	}
+	visible := req.Filter()
 	var out []Definition
 	for _, d := range all {
-		// Visible first: it must see every item, or a list that matches nothing is refused.
-		if !req.Visible(TypeRoleDefinition, d.ID) ||
+		if !visible(TypeRoleDefinition, d.ID) ||
 			f.RoleName != "" && !strings.EqualFold(d.Properties.RoleName, f.RoleName) ||
 			f.RoleType != "" && !strings.EqualFold(d.Properties.Type, f.RoleType) ||
 			!visibleAt(d, scope.String(), f.AtScopeAndBelow) {
@@ -589,11 +589,11 @@ func (p *Provider) listAssignments(ctx context.Context, req *arm.Request, scope 
 	}); err != nil {
 		return nil, err
 	}
+	visible := req.Filter()
 	var keys []string
 	var out []Assignment
 	for _, a := range as { // ordered by key
-		// Visible first: it must see every item, or a list that matches nothing is refused.
-		if req.Visible(TypeRoleAssignment, a.doc.ID) && f.selects(a.doc.Properties, scope.String()) {
+		if visible(TypeRoleAssignment, a.doc.ID) && f.selects(a.doc.Properties, scope.String()) {
 			keys = append(keys, a.key)
 			out = append(out, a.doc)
 		}
