@@ -615,6 +615,11 @@ func (r *benchResult) print() {
 		perRound = append(perRound, fmt.Sprintf("%+.1f", 1000*(r.samples["-S c=1"][pPglink][i].latency-r.samples["-S c=1"][pDirect][i].latency)))
 	}
 	fmt.Printf("  pglink − direct per round: %s µs\n", strings.Join(perRound, ", "))
+	for _, pq := range [][2]string{{pPglink, pBouncer}, {pPglinkTLS, pBouncerTLS}} {
+		if len(r.samples["-S c=1"][pq[0]]) > 0 && len(r.samples["-S c=1"][pq[1]]) > 0 {
+			fmt.Printf("  %s − %s, paired in each round: %+.1f µs\n", pq[0], pq[1], 1000*r.diff("-S c=1", pq[0], pq[1], latency))
+		}
+	}
 	ct := "-S -C c=4"
 	fmt.Printf("connection churn (-C c=4; PgBouncer reuses its server connections, so its clients skip PostgreSQL's backend start that direct and pglink pay):\n")
 	for _, p := range r.paths {
